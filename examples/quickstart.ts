@@ -1,0 +1,108 @@
+/**
+ * Quickstart: fine-tune a LoRA adapter on a dozen question → answer pairs, print the loss each
+ * step, then answer every training question greedily.
+ *
+ *   npm run quickstart                      # embedded local backend, no API key
+ *   TINKER_API_KEY=tml-… npm run quickstart -- --base-model meta-llama/Llama-3.2-1B
+ *
+ * Flags: --base-model NAME, --steps N, --lr X, --rank R.
+ *
+ * Tokens are bytes (the local model's tokenizer). On the real service the same byte-valued ids are
+ * fed to the base model: the loop is identical, only the text is not what that model's own tokenizer
+ * would produce.
+ */
+import { parseArgs } from "node:util";
+import { type Datum, ModelInput, ServiceClient, datum } from "../src/index.js";
+import { BOS_TOKEN, BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens, encodeText } from "../src/local/index.js";
+
+const DATASET: { question: string; answer: string }[] = [
+  { question: "What is the capital of France?", answer: "Paris" },
+  { question: "What color is the sky?", answer: "Blue" },
+  { question: "How many legs does a spider have?", answer: "Eight" },
+  { question: "What is 2 + 2?", answer: "Four" },
+  { question: "Who wrote Hamlet?", answer: "Shakespeare" },
+  { question: "What is the largest planet?", answer: "Jupiter" },
+  { question: "What do bees make?", answer: "Honey" },
+  { question: "What is frozen water called?", answer: "Ice" },
+  { question: "Which animal says moo?", answer: "Cow" },
+  { question: "What is the opposite of hot?", answer: "Cold" },
+  { question: "How many days are in a week?", answer: "Seven" },
+  { question: "What gas do plants absorb?", answer: "Carbon dioxide" },
+];
+
+function promptTokens(question: string): number[] {
+  return [BOS_TOKEN, ...encodeText(`Q: ${question}\nA:`)];
+}
+
+/** Next-token datum: input = tokens[:-1], target = tokens[1:], loss only on the answer. */
+function toDatum(question: string, answer: string): Datum {
+  const prompt = promptTokens(question);
+  const tokens = [...prompt, ...encodeText(` ${answer}\n`)];
+  const weights = tokens.slice(1).map((_, i) => (i + 1 < prompt.length ? 0 : 1));
+  return datum(ModelInput.fromInts(tokens.slice(0, -1)), { target_tokens: tokens.slice(1), weights });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      "base-model": { type: "string" },
+      steps: { type: "string", default: "40" },
+      lr: { type: "string" },
+      rank: { type: "string", default: "16" },
+    },
+  });
+  const remote = process.env.TINKER_API_KEY !== undefined && process.env.TINKER_API_KEY !== "";
+  const local = remote ? undefined : createLocalTinker();
+  const service = remote
+    ? new ServiceClient()
+    : new ServiceClient({ apiKey: "tml-local", baseURL: "http://local.tinker", fetch: local!.fetch });
+  const baseModel = values["base-model"] ?? (remote ? "meta-llama/Llama-3.2-1B" : BUILTIN_BASE_MODEL);
+  // The tiny local model wants a much larger step than a billion-parameter one.
+  const learningRate = Number(values.lr ?? (remote ? 1e-4 : 1e-2));
+  const steps = Number(values.steps);
+
+  console.log(`${remote ? "Tinker service" : "embedded local backend"} · ${baseModel} · rank ${values.rank} · lr ${learningRate}`);
+  try {
+    const training = await service.createLoraTrainingClient(baseModel, { rank: Number(values.rank), seed: 0 });
+    const batch = DATASET.map(({ question, answer }) => toDatum(question, answer));
+    const answerTokens = batch.reduce((n, d) => n + d.loss_fn_inputs.weights!.data.reduce((a, b) => a + b, 0), 0);
+
+    let firstLoss = 0;
+    let lastLoss = 0;
+    for (let step = 1; step <= steps; step++) {
+      // Both calls are queued at once and run in order on the server.
+      const fb = training.forwardBackward(batch, "cross_entropy");
+      const optim = training.optimStep({ learning_rate: learningRate });
+      const [output] = await Promise.all([fb, optim]);
+      const loss = output.metrics["loss:sum"]! / answerTokens;
+      if (step === 1) firstLoss = loss;
+      lastLoss = loss;
+      console.log(`step ${String(step).padStart(3)}  loss ${loss.toFixed(4)}`);
+    }
+
+    const sampler = await training.saveWeightsAndGetSamplingClient();
+    let correct = 0;
+    for (const { question, answer } of DATASET) {
+      const result = await sampler.sample(ModelInput.fromInts(promptTokens(question)), 1, {
+        max_tokens: 24,
+        temperature: 0,
+        stop: ["\n"],
+      });
+      const text = decodeTokens(result.sequences[0]!.tokens).trim();
+      const ok = text === answer;
+      if (ok) correct++;
+      console.log(`${ok ? "✓" : "✗"} ${question} → ${text}`);
+    }
+    console.log(
+      `loss ${firstLoss.toFixed(4)} → ${lastLoss.toFixed(4)} (${((100 * lastLoss) / firstLoss).toFixed(1)}% of the first step); ${correct}/${DATASET.length} answers exact`,
+    );
+  } finally {
+    await service.close();
+    local?.close();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});

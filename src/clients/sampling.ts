@@ -1,0 +1,181 @@
+/**
+ * SamplingClient: generates from a base model or a saved sampler. Each `sample()` takes the next
+ * per-client `seq_id` once and keeps it across submission retries (PROTOCOL.md §6.4); a promise the
+ * server dropped (410) is re-submitted with a new one.
+ */
+import { FutureRetrieveError, RateLimitError, ValidationError, type ValidationIssue } from "../core/errors.js";
+import { withGenericRetries } from "../core/generic-retry.js";
+import { APIFuture } from "../futures/api-future.js";
+import { type ResultDecoder, pollFuture } from "../futures/poller.js";
+import { sleep } from "../internal/sleep.js";
+import { checkModelInput } from "../lib/validate.js";
+import { decodeSampleResponse } from "../wire/protobuf/index.js";
+import { SampleResponseSchema } from "../wire/json-schemas.js";
+import { UntypedAPIFutureSchema, parseResponse } from "../wire/schemas.js";
+import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
+import type { Connection } from "./connection.js";
+import { type CallOptions, withTimeout } from "./call-options.js";
+
+export interface SampleOptions extends CallOptions {
+  /** Also return the logprob of every prompt token (first position null). */
+  includePromptLogprobs?: boolean;
+  /** Also return the top-k alternatives at every prompt position. */
+  topkPromptLogprobs?: number;
+}
+
+const sampleDecoder: ResultDecoder<SampleResponse> = {
+  schema: SampleResponseSchema,
+  protobuf: decodeSampleResponse,
+};
+
+/** Prompts up to this many bytes back off 1 s after a 429; larger ones 5 s (§10.1). */
+const SMALL_PROMPT_BYTES = 128 * 1024;
+
+export class SamplingClient {
+  /** The sampler id on the server, e.g. `<session>:sample:0`. */
+  readonly samplingSessionId: string;
+  readonly #connection: Connection;
+  #nextSeqId = 0;
+
+  /** @internal Use `ServiceClient.createSamplingClient` or `TrainingClient.saveWeightsAndGetSamplingClient`. */
+  constructor(connection: Connection, samplingSessionId: string) {
+    this.#connection = connection;
+    this.samplingSessionId = samplingSessionId;
+  }
+
+  /** Generates `numSamples` completions of `prompt`. */
+  sample(
+    prompt: ModelInput,
+    numSamples: number,
+    samplingParams: SamplingParams,
+    options: SampleOptions = {},
+  ): APIFuture<SampleResponse> {
+    validateSampleRequest(prompt, numSamples, samplingParams, options);
+    const signal = withTimeout(options);
+    const sampling_params = samplingParamsBody(samplingParams);
+    return new APIFuture(async ({ setRequestId, emit }) => {
+      for (;;) {
+        const seqId = this.#nextSeqId++;
+        const body = {
+          num_samples: numSamples,
+          prompt,
+          sampling_params,
+          sampling_session_id: this.samplingSessionId,
+          seq_id: seqId,
+          prompt_logprobs: options.includePromptLogprobs ?? false,
+          topk_prompt_logprobs: options.topkPromptLogprobs ?? 0,
+          type: "sample",
+        };
+        const startedAt = Date.now();
+        const requestId = await this.#submit(body, promptBytes(prompt), signal);
+        setRequestId(requestId);
+        try {
+          return await pollFuture(this.#connection.http, {
+            requestId,
+            requestType: "Sample",
+            decoder: sampleDecoder,
+            roundtripSeconds: (Date.now() - startedAt) / 1000,
+            signal,
+            onEvent: emit,
+          });
+        } catch (error) {
+          // The server dropped the promise: sampling has no side effects, so run it again.
+          if (error instanceof FutureRetrieveError && error.status === 410) continue;
+          throw error;
+        }
+      }
+    });
+  }
+
+  /** Log-probabilities of the prompt's own tokens; the first position is null. */
+  async computeLogprobs(prompt: ModelInput, options: CallOptions = {}): Promise<(number | null)[]> {
+    const response = await this.sample(prompt, 1, { max_tokens: 1, temperature: 1.0, top_k: -1, top_p: 1.0 }, {
+      ...options,
+      includePromptLogprobs: true,
+      topkPromptLogprobs: 0,
+    });
+    return (response.prompt_logprobs ?? []).map((lp) => (lp === null || Number.isNaN(lp) ? null : lp));
+  }
+
+  /** Submits with the generic loop; a 429 means "back off and resubmit the same seq_id". */
+  async #submit(body: unknown, bytes: number, signal: AbortSignal | undefined): Promise<string> {
+    for (;;) {
+      try {
+        const response = await withGenericRetries(
+          () =>
+            this.#connection.http.request({
+              method: "POST",
+              path: "api/v1/asample",
+              json: body,
+              headers: { "X-Tinker-Sampling-Backpressure": "1" },
+              maxRetries: 0,
+              signal,
+            }),
+          { signal },
+        );
+        return parseResponse(UntypedAPIFutureSchema, response.json(), "asample submission").request_id;
+      } catch (error) {
+        if (!(error instanceof RateLimitError)) throw error;
+        await sleep(bytes <= SMALL_PROMPT_BYTES ? 1_000 : 5_000, signal);
+      }
+    }
+  }
+}
+
+/** The request form of SamplingParams: official defaults filled in, unset optional fields omitted. */
+export function samplingParamsBody(params: SamplingParams): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  if (params.max_tokens !== undefined) body.max_tokens = params.max_tokens;
+  if (params.seed !== undefined) body.seed = params.seed;
+  if (params.stop !== undefined) body.stop = params.stop;
+  body.temperature = params.temperature ?? 1.0;
+  body.top_k = params.top_k ?? -1;
+  body.top_p = params.top_p ?? 1.0;
+  return body;
+}
+
+/** The official estimate of a prompt's size for the byte budget: 10 bytes per text token. */
+function promptBytes(prompt: ModelInput): number {
+  let bytes = 0;
+  for (const chunk of prompt.chunks) {
+    if (chunk.type === "encoded_text") bytes += 10 * chunk.tokens.length;
+    else if (chunk.type === "image") bytes += chunk.data.length;
+    else if (chunk.type === "image_asset_pointer") bytes += chunk.location.length;
+    else bytes += chunk.dmel.length;
+  }
+  return bytes;
+}
+
+function validateSampleRequest(
+  prompt: ModelInput,
+  numSamples: number,
+  params: SamplingParams,
+  options: SampleOptions,
+): void {
+  const issues: ValidationIssue[] = [];
+  checkModelInput(prompt, "prompt", issues, { trainable: false });
+  if (!Number.isInteger(numSamples) || numSamples < 1) {
+    issues.push({ path: "num_samples", message: `must be a positive integer, got ${numSamples}` });
+  }
+  const p = params ?? {};
+  if (p.max_tokens !== undefined && (!Number.isInteger(p.max_tokens) || p.max_tokens < 1)) {
+    issues.push({ path: "sampling_params.max_tokens", message: `must be a positive integer, got ${p.max_tokens}` });
+  }
+  if (p.temperature !== undefined && !(p.temperature >= 0)) {
+    issues.push({ path: "sampling_params.temperature", message: `must be ≥ 0, got ${p.temperature}` });
+  }
+  if (p.top_p !== undefined && !(p.top_p > 0 && p.top_p <= 1)) {
+    issues.push({ path: "sampling_params.top_p", message: `must be in (0, 1], got ${p.top_p}` });
+  }
+  if (p.top_k !== undefined && (!Number.isInteger(p.top_k) || (p.top_k < 1 && p.top_k !== -1))) {
+    issues.push({ path: "sampling_params.top_k", message: `must be -1 (no limit) or ≥ 1, got ${p.top_k}` });
+  }
+  if (p.seed !== undefined && !Number.isInteger(p.seed)) {
+    issues.push({ path: "sampling_params.seed", message: `must be an integer, got ${p.seed}` });
+  }
+  const k = options.topkPromptLogprobs;
+  if (k !== undefined && (!Number.isInteger(k) || k < 0)) {
+    issues.push({ path: "topk_prompt_logprobs", message: `must be a non-negative integer, got ${k}` });
+  }
+  if (issues.length > 0) throw new ValidationError(issues);
+}

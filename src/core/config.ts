@@ -1,0 +1,100 @@
+/**
+ * Client configuration: explicit options first, then the environment (PROTOCOL.md §1.2), then the
+ * official defaults. Also the API key check of §1.3, done before anything is sent.
+ */
+import { ValidationError } from "./errors.js";
+import { readEnv } from "./env.js";
+import type { FetchLike } from "./http.js";
+
+export const DEFAULT_BASE_URL = "https://tinker.thinkingmachines.dev/services/tinker-prod";
+
+export interface ClientOptions {
+  /** `tml-…` API key or a Tinker JWT (`eyJ…`). Default: `TINKER_API_KEY`. */
+  apiKey?: string;
+  /** Default: `TINKER_BASE_URL`, else the Tinker service. */
+  baseURL?: string;
+  /** Any fetch: the runtime's (default), a proxy's, or the local backend's `local.fetch`. */
+  fetch?: FetchLike;
+  /** Transport retries per HTTP call (layer 1). Default 10, as the official client. */
+  maxRetries?: number;
+  /** Per-attempt timeout in ms. Default 60 000. */
+  timeout?: number;
+  /** Extra headers on every request. */
+  defaultHeaders?: Record<string, string>;
+  /** Sent with `create_session`. Default: `TINKER_PROJECT_ID`. */
+  projectId?: string;
+  /** Session tags. Default: `TINKER_TAGS`, comma-separated. */
+  tags?: string[];
+  /** Session metadata (`create_session.user_metadata`). */
+  userMetadata?: Record<string, string>;
+  /** Interval of the session heartbeat in ms. Default 10 000. */
+  heartbeatIntervalMs?: number;
+}
+
+export interface ResolvedConfig {
+  apiKey: string;
+  baseURL: string;
+  fetch: FetchLike | undefined;
+  maxRetries: number;
+  timeoutMs: number;
+  defaultHeaders: Record<string, string>;
+  projectId: string | undefined;
+  tags: string[];
+  userMetadata: Record<string, string>;
+  heartbeatIntervalMs: number;
+}
+
+export function resolveConfig(options: ClientOptions): ResolvedConfig {
+  const apiKey = options.apiKey ?? readEnv("TINKER_API_KEY");
+  checkApiKey(apiKey);
+  const maxRetries = options.maxRetries ?? 10;
+  const timeoutMs = options.timeout ?? 60_000;
+  if (!Number.isInteger(maxRetries) || maxRetries < 0) {
+    throw new ValidationError([{ path: "maxRetries", message: "must be a non-negative integer" }]);
+  }
+  if (!(timeoutMs > 0)) throw new ValidationError([{ path: "timeout", message: "must be a positive number of ms" }]);
+  return {
+    apiKey,
+    baseURL: options.baseURL ?? readEnv("TINKER_BASE_URL") ?? DEFAULT_BASE_URL,
+    fetch: options.fetch,
+    maxRetries,
+    timeoutMs,
+    defaultHeaders: { ...cloudflareAccessHeaders(), ...options.defaultHeaders },
+    projectId: options.projectId ?? readEnv("TINKER_PROJECT_ID"),
+    tags: options.tags ?? parseTags(readEnv("TINKER_TAGS")),
+    userMetadata: options.userMetadata ?? {},
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+  };
+}
+
+/** The official client accepts keys that start with `tml-` and JWTs (`eyJ`). */
+function checkApiKey(apiKey: string | undefined): asserts apiKey is string {
+  if (apiKey === undefined) {
+    throw new ValidationError([
+      {
+        path: "apiKey",
+        message:
+          "The apiKey client option must be set either by passing apiKey to the client or by setting the TINKER_API_KEY environment variable",
+      },
+    ]);
+  }
+  if (!apiKey.startsWith("tml-") && !apiKey.startsWith("eyJ")) {
+    // Never echo the key itself: it is a secret even when malformed.
+    throw new ValidationError([{ path: "apiKey", message: "The api_key must start with the 'tml-' prefix" }]);
+  }
+}
+
+/** Comma-separated, de-duplicated (first occurrence wins; order kept, unlike the official set). */
+function parseTags(value: string | undefined): string[] {
+  if (!value) return [];
+  return [...new Set(value.split(",").map((t) => t.trim()).filter((t) => t !== ""))];
+}
+
+function cloudflareAccessHeaders(): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const id = readEnv("CLOUDFLARE_ACCESS_CLIENT_ID");
+  const secret = readEnv("CLOUDFLARE_ACCESS_CLIENT_SECRET");
+  if (id) headers["CF-Access-Client-Id"] = id;
+  if (secret) headers["CF-Access-Client-Secret"] = secret;
+  return headers;
+}

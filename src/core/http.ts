@@ -1,0 +1,226 @@
+/**
+ * The HTTP layer: the only module that imports ky. It sends one logical call with the transport
+ * retries of PROTOCOL.md §5.1 (layer 1), every protocol header of §1.6, and maps every failure onto
+ * the SDK's own error classes so that no ky type leaks into the public surface.
+ */
+import ky, { HTTPError, isHTTPError, isNetworkError, isTimeoutError, type KyInstance } from "ky";
+import { uuid4 } from "../internal/uuid.js";
+import {
+  APIConnectionError,
+  APIError,
+  APITimeoutError,
+  APIUserAbortError,
+  TinkerError,
+} from "./errors.js";
+import { serverRetryDelayMs, shouldRetryResponse, transportBackoffMs } from "./retry-policy.js";
+
+export type FetchLike = (input: Request, init?: RequestInit) => Promise<Response>;
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
+
+export interface HttpRequest {
+  method: HttpMethod;
+  /** Path relative to the base URL, e.g. `api/v1/create_session` (a leading `/` is ignored). */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** JSON body. Non-GET calls without a body still send `Content-Type: application/json`. */
+  json?: unknown;
+  /** Binary body (protobuf), sent with its own content type. */
+  binary?: { bytes: Uint8Array; contentType: string; contentEncoding?: string };
+  headers?: Record<string, string>;
+  /** Transport retries (layer 1); the client default (10) when absent. */
+  maxRetries?: number;
+  /** Per-attempt timeout; the client default (60 s) when absent. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /**
+   * Return non-2xx answers instead of throwing (after the transport retries). Used by the poller,
+   * which gives statuses such as 408 and 410 their own meaning.
+   */
+  returnErrorResponses?: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+  /** True when the response declares `application/x-protobuf`. */
+  isProtobuf: boolean;
+  /** The body parsed as JSON; undefined when empty or not JSON. */
+  json(): unknown;
+  text(): string;
+}
+
+export interface HttpClientOptions {
+  baseURL: string;
+  fetch?: FetchLike;
+  /** Headers sent on every request (platform headers, Cloudflare Access, user defaults). */
+  defaultHeaders: Record<string, string>;
+  /** Returns the credential for `X-API-Key` at send time (an API key, or a JWT that may refresh). */
+  credential: () => Promise<string> | string;
+  maxRetries: number;
+  timeoutMs: number;
+}
+
+const decoder = new TextDecoder();
+
+export class HttpClient {
+  readonly #ky: KyInstance;
+  readonly #options: HttpClientOptions;
+
+  constructor(options: HttpClientOptions) {
+    this.#options = options;
+    this.#ky = ky.create({
+      prefix: ensureTrailingSlash(options.baseURL),
+      // ky always calls fetch with a Request, so a Request-only fetch (the local backend's) fits.
+      fetch: options.fetch as typeof globalThis.fetch | undefined,
+      throwHttpErrors: true,
+    });
+  }
+
+  get baseURL(): string {
+    return this.#options.baseURL;
+  }
+
+  async request(req: HttpRequest): Promise<HttpResponse> {
+    const timeoutMs = req.timeoutMs ?? this.#options.timeoutMs;
+    const maxRetries = req.maxRetries ?? this.#options.maxRetries;
+    const headers = new Headers(this.#options.defaultHeaders);
+    for (const [name, value] of Object.entries(req.headers ?? {})) headers.set(name, value);
+    headers.set("X-API-Key", await this.#options.credential());
+    headers.set("x-stainless-retry-count", "0");
+    headers.set("x-stainless-read-timeout", formatSeconds(timeoutMs));
+    if (!headers.has("Accept")) headers.set("Accept", "application/json");
+
+    let body: BodyInit | undefined;
+    if (req.method !== "GET") {
+      // One key for every transport attempt of this call, so a server can drop duplicates.
+      headers.set("X-Idempotency-Key", `tinker-ts-retry-${uuid4()}`);
+      if (req.binary) {
+        headers.set("Content-Type", req.binary.contentType);
+        if (req.binary.contentEncoding) headers.set("Content-Encoding", req.binary.contentEncoding);
+        body = req.binary.bytes as Uint8Array<ArrayBuffer>;
+      } else {
+        headers.set("Content-Type", "application/json");
+        body = req.json === undefined ? undefined : JSON.stringify(req.json);
+      }
+    }
+
+    // The server's delay for the next retry, found while deciding to retry and used by `delay`.
+    let serverDelay: number | undefined;
+    try {
+      const response = await this.#ky(stripLeadingSlash(req.path), {
+        method: req.method,
+        headers,
+        body,
+        searchParams: compactQuery(req.query),
+        signal: req.signal,
+        timeout: timeoutMs,
+        retry: {
+          limit: maxRetries,
+          methods: ["get", "post", "put", "delete"],
+          statusCodes: [],
+          afterStatusCodes: [],
+          backoffLimit: Number.POSITIVE_INFINITY,
+          shouldRetry: ({ error }) => {
+            serverDelay = undefined;
+            if (isHTTPError(error)) {
+              const retry = shouldRetryResponse(error.response.status, error.response.headers);
+              if (retry) serverDelay = serverRetryDelayMs(error.response.headers);
+              return retry;
+            }
+            return isNetworkError(error) || isTimeoutError(error);
+          },
+          delay: (attemptCount) => serverDelay ?? transportBackoffMs(attemptCount - 1),
+        },
+        hooks: {
+          beforeRetry: [
+            ({ request, retryCount }) => {
+              request.headers.set("x-stainless-retry-count", String(retryCount));
+            },
+          ],
+        },
+      });
+      return toHttpResponse(response.status, response.headers, new Uint8Array(await response.arrayBuffer()));
+    } catch (error) {
+      if (error instanceof HTTPError && req.returnErrorResponses) {
+        // ky already consumed the body into `data`; rebuild the bytes from it.
+        return toHttpResponse(error.response.status, error.response.headers, dataToBytes(error.data));
+      }
+      throw mapError(error, req.signal);
+    }
+  }
+}
+
+function toHttpResponse(status: number, headers: Headers, body: Uint8Array): HttpResponse {
+  const contentType = headers.get("content-type") ?? "";
+  let parsed: { value: unknown } | undefined;
+  return {
+    status,
+    headers,
+    body,
+    isProtobuf: contentType.includes("application/x-protobuf"),
+    text: () => decoder.decode(body),
+    json: () => {
+      parsed ??= { value: parseJsonOrUndefined(decoder.decode(body)) };
+      return parsed.value;
+    },
+  };
+}
+
+function parseJsonOrUndefined(text: string): unknown {
+  if (text.trim() === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function dataToBytes(data: unknown): Uint8Array {
+  if (data === undefined) return new Uint8Array();
+  return new TextEncoder().encode(typeof data === "string" ? data : JSON.stringify(data));
+}
+
+/**
+ * One place that turns ky's and the runtime's failures into SDK errors. The ky error itself is never
+ * kept as `cause`: it carries the Request, whose headers hold the credential.
+ */
+function mapError(error: unknown, signal: AbortSignal | undefined): Error {
+  if (error instanceof TinkerError) return error;
+  if (isHTTPError(error)) {
+    return APIError.fromResponse(error.response.status, error.data, error.response.headers);
+  }
+  if (isTimeoutError(error)) return new APITimeoutError();
+  if (signal?.aborted) {
+    const reason = signal.reason;
+    if (reason instanceof Error && reason.name === "TimeoutError") return new APITimeoutError();
+    return new APIUserAbortError(undefined, { cause: reason });
+  }
+  if (isNetworkError(error)) return new APIConnectionError(undefined, { cause: error.cause });
+  if (error instanceof Error && error.name === "AbortError") return new APIUserAbortError(undefined, { cause: error });
+  return new APIConnectionError(`Connection error: ${error instanceof Error ? error.message : String(error)}`, {
+    cause: error,
+  });
+}
+
+function ensureTrailingSlash(url: string): string {
+  return url.endsWith("/") ? url : `${url}/`;
+}
+
+function stripLeadingSlash(path: string): string {
+  return path.startsWith("/") ? path.slice(1) : path;
+}
+
+function compactQuery(query: HttpRequest["query"]): Record<string, string> | undefined {
+  if (!query) return undefined;
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) out[key] = String(value);
+  return out;
+}
+
+/** `60`, `45`, `10` for whole seconds (as the official client prints them), else a decimal. */
+function formatSeconds(ms: number): string {
+  const seconds = ms / 1000;
+  return Number.isInteger(seconds) ? String(seconds) : seconds.toFixed(1);
+}

@@ -1,0 +1,198 @@
+/**
+ * The `retrieve_future` poller (PROTOCOL.md §4): long-polls a request id until the server answers
+ * with a result, a failure, or a status that ends the future. Reacts to each answer exactly as the
+ * official 0.25.0 client does (§4.3), and reports queue states and polls as events.
+ */
+import { APIConnectionError, APIUserAbortError, FutureRetrieveError, RequestFailedError } from "../core/errors.js";
+import type { RequestFailureCategory } from "../core/errors.js";
+import type { HttpClient, HttpResponse } from "../core/http.js";
+import { pollBackoffMs } from "../core/retry-policy.js";
+import { sleep } from "../internal/sleep.js";
+import {
+  MetadataOnlyResponseSchema,
+  RequestFailedResponseSchema,
+  TryAgainResponseSchema,
+  matches,
+  parseResponse,
+} from "../wire/schemas.js";
+import type * as v from "valibot";
+
+/** `X-Tinker-Request-Type` values (§4.4). */
+export type FutureRequestType =
+  | "CreateModel"
+  | "ForwardBackward"
+  | "Forward"
+  | "OptimStep"
+  | "SaveWeights"
+  | "LoadWeights"
+  | "SaveWeightsForSampler"
+  | "Sample"
+  | "UnloadModel";
+
+export type FutureEvent =
+  | { type: "queue_state"; queueState: string; reason: string | undefined; iteration: number }
+  | { type: "metadata"; payloadSize: number | undefined; iteration: number }
+  | { type: "retry"; status: number | undefined; delayMs: number; iteration: number };
+
+export interface ResultDecoder<T> {
+  /** Schema of a JSON result. Also used for JSON answers to protobuf requests (lenient servers). */
+  schema: v.GenericSchema<unknown, T>;
+  /** Decoder of a protobuf result; when set, polls ask for `application/x-protobuf`. */
+  protobuf?: (bytes: Uint8Array) => T;
+}
+
+export interface PollOptions<T> {
+  requestId: string;
+  requestType: FutureRequestType;
+  decoder: ResultDecoder<T>;
+  /** Seconds from the start of the operation to receipt of the request id (first poll only). */
+  roundtripSeconds?: number;
+  signal?: AbortSignal;
+  onEvent?: (event: FutureEvent) => void;
+  /** How long HTTP 402 may pause polling. Default 3600 s. */
+  billingPauseMs?: number;
+}
+
+const POLL_TIMEOUT_MS = 45_000;
+const MAX_CONSECUTIVE_BAD_REQUESTS = 3;
+const BILLING_RETRY_MS = 5_000;
+
+export async function pollFuture<T>(http: HttpClient, options: PollOptions<T>): Promise<T> {
+  const { requestId, requestType, decoder, signal } = options;
+  let allowMetadataOnly = true;
+  let backoffCount = 0;
+  let badRequests = 0;
+  let billingSince: number | undefined;
+
+  for (let iteration = 0; ; iteration++) {
+    const headers: Record<string, string> = {
+      "X-Tinker-Request-Iteration": String(iteration),
+      "X-Tinker-Request-Type": requestType,
+      Accept: decoder.protobuf ? "application/x-protobuf" : "application/json",
+    };
+    if (iteration === 0 && options.roundtripSeconds !== undefined) {
+      headers["X-Tinker-Create-Promise-Roundtrip-Time"] = String(options.roundtripSeconds);
+    }
+
+    let response: HttpResponse;
+    try {
+      response = await http.request({
+        method: "POST",
+        path: "api/v1/retrieve_future",
+        json: { request_id: requestId, allow_metadata_only: allowMetadataOnly },
+        headers,
+        maxRetries: 0,
+        timeoutMs: POLL_TIMEOUT_MS,
+        signal,
+        returnErrorResponses: true,
+      });
+    } catch (error) {
+      if (error instanceof APIUserAbortError || !(error instanceof APIConnectionError)) throw error;
+      const delayMs = pollBackoffMs(backoffCount++);
+      options.onEvent?.({ type: "retry", status: undefined, delayMs, iteration });
+      await sleep(delayMs, signal);
+      continue;
+    }
+
+    const { status } = response;
+    if (status !== 429) backoffCount = 0;
+
+    if (status >= 200 && status < 300) {
+      badRequests = 0;
+      if (response.isProtobuf) {
+        if (!decoder.protobuf) {
+          throw new FutureRetrieveError(`Unexpected protobuf result for ${requestType} request ${requestId}`, {
+            status,
+            requestId,
+          });
+        }
+        return decoder.protobuf(response.body);
+      }
+      const body = response.json();
+      if (matches(TryAgainResponseSchema, body)) {
+        const answer = body as { queue_state?: string; queue_state_reason?: string | null };
+        options.onEvent?.({
+          type: "queue_state",
+          queueState: answer.queue_state ?? "unknown",
+          reason: answer.queue_state_reason ?? undefined,
+          iteration,
+        });
+        continue;
+      }
+      if (matches(MetadataOnlyResponseSchema, body)) {
+        if (!allowMetadataOnly) {
+          throw new FutureRetrieveError(`Server sent a second metadata-only answer for request ${requestId}`, {
+            status,
+            requestId,
+            body,
+          });
+        }
+        allowMetadataOnly = false;
+        options.onEvent?.({
+          type: "metadata",
+          payloadSize: (body as { response_payload_size?: number }).response_payload_size,
+          iteration,
+        });
+        continue;
+      }
+      if (typeof body === "object" && body !== null && "error" in body) {
+        const failure = parseResponse(RequestFailedResponseSchema, body, "request failure");
+        throw new RequestFailedError(failureMessage(failure.error), requestId, toCategory(failure.category));
+      }
+      return parseResponse(decoder.schema, body, `${requestType} result`);
+    }
+
+    if (status === 408) {
+      // A try_again in disguise, possibly carrying the queue state.
+      badRequests = 0;
+      const body = response.json() as { queue_state?: string; queue_state_reason?: string } | undefined;
+      options.onEvent?.({
+        type: "queue_state",
+        queueState: body?.queue_state ?? "unknown",
+        reason: body?.queue_state_reason,
+        iteration,
+      });
+      continue;
+    }
+    if (status >= 500) {
+      options.onEvent?.({ type: "retry", status, delayMs: 0, iteration });
+      continue;
+    }
+    if (status === 429) {
+      const delayMs = pollBackoffMs(backoffCount++);
+      options.onEvent?.({ type: "retry", status, delayMs, iteration });
+      await sleep(delayMs, signal);
+      continue;
+    }
+    if (status === 400 && ++badRequests <= MAX_CONSECUTIVE_BAD_REQUESTS) {
+      // Proxies have been seen injecting spurious 400s; the official client retries three times.
+      options.onEvent?.({ type: "retry", status, delayMs: 0, iteration });
+      continue;
+    }
+    if (status === 402) {
+      billingSince ??= Date.now();
+      if (Date.now() - billingSince < (options.billingPauseMs ?? 3_600_000)) {
+        options.onEvent?.({ type: "retry", status, delayMs: BILLING_RETRY_MS, iteration });
+        await sleep(BILLING_RETRY_MS, signal);
+        continue;
+      }
+    }
+    const body = response.json() ?? response.text();
+    const what = status === 410 ? "expired (410)" : `failed with status ${status}`;
+    throw new FutureRetrieveError(`Retrieving the result of ${requestType} request ${requestId} ${what}`, {
+      status,
+      headers: response.headers,
+      body,
+      requestId,
+    });
+  }
+}
+
+function failureMessage(error: unknown): string {
+  return typeof error === "string" ? error : JSON.stringify(error);
+}
+
+function toCategory(category: string | null | undefined): RequestFailureCategory {
+  const lower = category?.toLowerCase();
+  return lower === "user" || lower === "server" ? lower : "unknown";
+}

@@ -1,0 +1,158 @@
+/**
+ * Client-side checks of training input, so that bad input fails here with a ValidationError naming
+ * the datum and field, before any request is sent (and before a seq_id is taken).
+ */
+import { type ValidationIssue, ValidationError } from "../core/errors.js";
+import type { AdamParams, Datum, LossFnType, ModelInput, TensorData } from "../wire/types.js";
+
+export const LOSS_FUNCTIONS: readonly LossFnType[] = ["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"];
+
+/** Inputs each loss needs besides the model input (public Tinker docs, PROTOCOL.md §3.3). */
+const REQUIRED_INPUTS: Record<LossFnType, readonly string[]> = {
+  cross_entropy: ["target_tokens"],
+  importance_sampling: ["target_tokens", "logprobs", "advantages"],
+  ppo: ["target_tokens", "logprobs", "advantages"],
+  cispo: ["target_tokens", "logprobs", "advantages"],
+  dro: ["target_tokens", "logprobs", "advantages"],
+};
+
+const MAX_INT32 = 2 ** 31 - 1;
+
+export function validateForwardBackwardInput(
+  data: readonly Datum[],
+  lossFn: string,
+  lossFnConfig: Record<string, number> | undefined,
+): void {
+  const issues: ValidationIssue[] = [];
+  if (!LOSS_FUNCTIONS.includes(lossFn as LossFnType)) {
+    issues.push({ path: "loss_fn", message: `unknown loss "${lossFn}"; expected one of ${LOSS_FUNCTIONS.join(", ")}` });
+  }
+  if (!Array.isArray(data) || data.length === 0) issues.push({ path: "data", message: "No data provided" });
+  for (const [key, value] of Object.entries(lossFnConfig ?? {})) {
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      issues.push({ path: `loss_fn_config.${key}`, message: "must be a finite number" });
+    }
+  }
+  (Array.isArray(data) ? data : []).forEach((datum, i) => {
+    checkDatum(datum, `data[${i}]`, REQUIRED_INPUTS[lossFn as LossFnType] ?? [], issues);
+  });
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
+function checkDatum(datum: Datum, path: string, required: readonly string[], issues: ValidationIssue[]): void {
+  if (typeof datum !== "object" || datum === null) {
+    issues.push({ path, message: "must be a Datum object" });
+    return;
+  }
+  const length = checkModelInput(datum.model_input, `${path}.model_input`, issues, { trainable: true });
+  const inputs = datum.loss_fn_inputs ?? {};
+  for (const key of required) {
+    if (!(key in inputs)) issues.push({ path: `${path}.loss_fn_inputs.${key}`, message: "is required by this loss" });
+  }
+  for (const [key, tensor] of Object.entries(inputs)) {
+    const tensorPath = `${path}.loss_fn_inputs.${key}`;
+    const elements = checkTensor(tensor, tensorPath, issues);
+    if (elements !== undefined && length !== undefined && leadingDim(tensor) !== length) {
+      issues.push({
+        path: tensorPath,
+        message: `has ${leadingDim(tensor)} positions but the model input has ${length} tokens`,
+      });
+    }
+  }
+}
+
+/** Returns the model input's length in tokens when it can be known locally. */
+export function checkModelInput(
+  input: ModelInput,
+  path: string,
+  issues: ValidationIssue[],
+  { trainable }: { trainable: boolean },
+): number | undefined {
+  if (typeof input !== "object" || input === null || !Array.isArray(input.chunks)) {
+    issues.push({ path, message: "must be a ModelInput ({ chunks: [...] })" });
+    return undefined;
+  }
+  let length: number | undefined = 0;
+  input.chunks.forEach((chunk, c) => {
+    const chunkPath = `${path}.chunks[${c}]`;
+    switch (chunk?.type) {
+      case "encoded_text":
+        if (!Array.isArray(chunk.tokens)) {
+          issues.push({ path: `${chunkPath}.tokens`, message: "must be an array of token ids" });
+          length = undefined;
+          return;
+        }
+        for (let t = 0; t < chunk.tokens.length; t++) {
+          const token = chunk.tokens[t]!;
+          if (!Number.isInteger(token) || token < 0 || token > MAX_INT32) {
+            issues.push({ path: `${chunkPath}.tokens[${t}]`, message: `invalid token id ${token}` });
+            break;
+          }
+        }
+        if (length !== undefined) length += chunk.tokens.length;
+        return;
+      case "image":
+      case "image_asset_pointer":
+        if (trainable && chunk.type === "image_asset_pointer") {
+          issues.push({ path: chunkPath, message: "image_asset_pointer chunks cannot be trained on; send image bytes" });
+        }
+        if (chunk.expected_tokens === undefined) length = undefined;
+        else if (length !== undefined) length += chunk.expected_tokens;
+        return;
+      case "dmel":
+        length = undefined;
+        return;
+      default:
+        issues.push({ path: `${chunkPath}.type`, message: "must be encoded_text, image, image_asset_pointer or dmel" });
+        length = undefined;
+    }
+  });
+  return length;
+}
+
+function checkTensor(tensor: TensorData, path: string, issues: ValidationIssue[]): number | undefined {
+  if (typeof tensor !== "object" || tensor === null || !Array.isArray(tensor.data)) {
+    issues.push({ path, message: "must be TensorData ({ data, dtype, shape? })" });
+    return undefined;
+  }
+  if (tensor.dtype !== "int64" && tensor.dtype !== "float32") {
+    issues.push({ path: `${path}.dtype`, message: `must be "int64" or "float32", got ${JSON.stringify(tensor.dtype)}` });
+    return undefined;
+  }
+  for (let i = 0; i < tensor.data.length; i++) {
+    const x = tensor.data[i]!;
+    if (typeof x !== "number" || Number.isNaN(x) || (tensor.dtype === "int64" && !Number.isInteger(x))) {
+      issues.push({ path: `${path}.data[${i}]`, message: `invalid ${tensor.dtype} value ${x}` });
+      return undefined;
+    }
+  }
+  if (tensor.sparse_crow_indices === undefined && tensor.shape) {
+    const elements = tensor.shape.reduce((a, b) => a * b, 1);
+    if (elements !== tensor.data.length) {
+      issues.push({ path: `${path}.shape`, message: `[${tensor.shape}] needs ${elements} values, data has ${tensor.data.length}` });
+      return undefined;
+    }
+  }
+  return tensor.data.length;
+}
+
+function leadingDim(tensor: TensorData): number {
+  return tensor.shape?.[0] ?? tensor.data.length;
+}
+
+export function validateAdamParams(params: Required<AdamParams>): void {
+  const issues: ValidationIssue[] = [];
+  const check = (key: keyof AdamParams, ok: (x: number) => boolean, rule: string) => {
+    const value = params[key];
+    if (typeof value !== "number" || !Number.isFinite(value) || !ok(value)) {
+      issues.push({ path: `adam_params.${key}`, message: `${rule}, got ${value}` });
+    }
+  };
+  check("learning_rate", (x) => x >= 0, "must be ≥ 0");
+  check("beta1", (x) => x >= 0 && x < 1, "must be in [0, 1)");
+  check("beta2", (x) => x >= 0 && x < 1, "must be in [0, 1)");
+  check("eps", (x) => x > 0, "must be > 0");
+  check("weight_decay", (x) => x >= 0, "must be ≥ 0");
+  check("grad_clip_norm", (x) => x >= 0, "must be ≥ 0 (0 = no clipping)");
+  if (issues.length > 0) throw new ValidationError(issues);
+}

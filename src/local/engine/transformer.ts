@@ -1,0 +1,433 @@
+/**
+ * Forward and backward passes of the transformer for training.
+ *
+ * A batch of sequences is packed row-wise into [totalTokens, width] matrices so that every linear
+ * map runs as one large kernel call; only attention, which must not mix sequences, loops per
+ * sequence. The forward pass keeps the activations the backward pass needs (a "trace").
+ *
+ * The backward pass produces gradients with respect to the (LoRA-merged) weight matrices that
+ * the caller asks for; lora.ts turns those into adapter gradients. Base weights are frozen, so
+ * gradients are only computed where an adapter exists, and the pass stops at the lowest layer
+ * that has one.
+ */
+
+import { headDimOf } from "./config.js";
+import {
+  accumulateMatmul,
+  accumulateOuter,
+  gelu,
+  geluDerivative,
+  logSoftmax,
+  matmulTransposed,
+  rmsNormBackward,
+  rmsNormForward,
+} from "./linalg.js";
+import { applyRope, type RopeTable, ropeTableFor } from "./rope.js";
+import type { BlockLinearName, ModelWeights } from "./weights.js";
+
+interface LayerTrace {
+  /** Residual stream entering the block, [T, d]. */
+  readonly input: Float64Array;
+  readonly attnNormed: Float64Array;
+  readonly attnInvRms: Float64Array;
+  /** Queries and keys after the rotary embedding, [T, d]. */
+  readonly q: Float64Array;
+  readonly k: Float64Array;
+  readonly v: Float64Array;
+  /** Attention probabilities; for sequence s and head h an n×n block at probOffsets[s] + h·n². */
+  readonly probs: Float64Array;
+  /** Attention output before the output projection, [T, d]. */
+  readonly attnMix: Float64Array;
+  /** Residual stream after the attention sub-block, [T, d]. */
+  readonly mid: Float64Array;
+  readonly mlpNormed: Float64Array;
+  readonly mlpInvRms: Float64Array;
+  /** MLP pre-activation and activation, [T, dFF]. */
+  readonly preAct: Float64Array;
+  readonly act: Float64Array;
+}
+
+/** Activations of one training forward pass, consumed by `backwardPass`. */
+export interface ForwardTrace {
+  readonly totalTokens: number;
+  readonly offsets: readonly number[];
+  readonly lengths: readonly number[];
+  readonly probOffsets: readonly number[];
+  readonly layers: readonly LayerTrace[];
+  readonly finalNormed: Float64Array;
+  readonly finalInvRms: Float64Array;
+  /** Softmax over the vocabulary at every position, [T, V]. */
+  readonly vocabProbs: Float64Array;
+  readonly targets: Int32Array;
+}
+
+export interface ForwardResult {
+  /** log p(target_i | tokens[0..i]) per sequence. */
+  readonly logprobs: Float64Array[];
+  readonly trace: ForwardTrace;
+}
+
+/** Where the backward pass accumulates weight gradients; `null`/absent = not needed (frozen, no adapter). */
+export interface WeightGradSinks {
+  readonly layers: readonly Partial<Record<BlockLinearName, Float64Array>>[];
+  readonly unembed: Float64Array | null;
+}
+
+/**
+ * Causal self-attention of one sequence (rows [offset, offset + n) of q/k/v), all heads.
+ * Writes probabilities to `probs` (if given) and the mixed values to `out`.
+ */
+function causalAttentionForward(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  offset: number,
+  n: number,
+  dModel: number,
+  headDim: number,
+  probs: Float64Array,
+  probOffset: number,
+  out: Float64Array,
+): void {
+  const scale = 1 / Math.sqrt(headDim);
+  const nHeads = dModel / headDim;
+  for (let h = 0; h < nHeads; h++) {
+    const headOffset = h * headDim;
+    const block = probOffset + h * n * n;
+    for (let i = 0; i < n; i++) {
+      const qRow = (offset + i) * dModel + headOffset;
+      const pRow = block + i * n;
+      let max = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j <= i; j++) {
+        const kRow = (offset + j) * dModel + headOffset;
+        let score = 0;
+        for (let c = 0; c < headDim; c++) score += q[qRow + c] * k[kRow + c];
+        score *= scale;
+        probs[pRow + j] = score;
+        if (score > max) max = score;
+      }
+      let sum = 0;
+      for (let j = 0; j <= i; j++) {
+        const e = Math.exp(probs[pRow + j] - max);
+        probs[pRow + j] = e;
+        sum += e;
+      }
+      const inv = 1 / sum;
+      const outRow = (offset + i) * dModel + headOffset;
+      for (let c = 0; c < headDim; c++) out[outRow + c] = 0;
+      for (let j = 0; j <= i; j++) {
+        const p = probs[pRow + j] * inv;
+        probs[pRow + j] = p;
+        const vRow = (offset + j) * dModel + headOffset;
+        for (let c = 0; c < headDim; c++) out[outRow + c] += p * v[vRow + c];
+      }
+    }
+  }
+}
+
+/** Backward of `causalAttentionForward`: accumulates into dq, dk (post-RoPE) and dv. */
+function causalAttentionBackward(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  probs: Float64Array,
+  probOffset: number,
+  dOut: Float64Array,
+  offset: number,
+  n: number,
+  dModel: number,
+  headDim: number,
+  dq: Float64Array,
+  dk: Float64Array,
+  dv: Float64Array,
+  dProbsScratch: Float64Array,
+): void {
+  const scale = 1 / Math.sqrt(headDim);
+  const nHeads = dModel / headDim;
+  for (let h = 0; h < nHeads; h++) {
+    const headOffset = h * headDim;
+    const block = probOffset + h * n * n;
+    for (let i = 0; i < n; i++) {
+      const iRow = (offset + i) * dModel + headOffset;
+      const pRow = block + i * n;
+      // dP_ij = dOut_i · v_j, then the softmax Jacobian: dS_ij = P_ij (dP_ij − Σ_j' P_ij' dP_ij').
+      let weightedSum = 0;
+      for (let j = 0; j <= i; j++) {
+        const jRow = (offset + j) * dModel + headOffset;
+        let dp = 0;
+        for (let c = 0; c < headDim; c++) dp += dOut[iRow + c] * v[jRow + c];
+        dProbsScratch[j] = dp;
+        weightedSum += probs[pRow + j] * dp;
+      }
+      for (let j = 0; j <= i; j++) {
+        const jRow = (offset + j) * dModel + headOffset;
+        const p = probs[pRow + j];
+        const dScore = p * (dProbsScratch[j] - weightedSum) * scale;
+        for (let c = 0; c < headDim; c++) {
+          dq[iRow + c] += dScore * k[jRow + c];
+          dk[jRow + c] += dScore * q[iRow + c];
+          dv[jRow + c] += p * dOut[iRow + c];
+        }
+      }
+    }
+  }
+}
+
+function applyRopeToRows(
+  table: RopeTable,
+  rows: Float64Array,
+  offsets: readonly number[],
+  lengths: readonly number[],
+  dModel: number,
+  inverse: boolean,
+): void {
+  for (let s = 0; s < offsets.length; s++) {
+    for (let i = 0; i < lengths[s]; i++) applyRope(table, rows, (offsets[s] + i) * dModel, dModel, i, inverse);
+  }
+}
+
+/**
+ * Training forward pass over a batch. `sequences[s]` are the input tokens and `targets[s]` the
+ * token each position must predict (same length). Token validity is the caller's job.
+ */
+export function forwardPass(
+  weights: ModelWeights,
+  sequences: readonly ArrayLike<number>[],
+  targets: readonly ArrayLike<number>[],
+): ForwardResult {
+  const { config } = weights;
+  const { dModel: d, dFF, vocabSize: V } = config;
+  const headDim = headDimOf(config);
+  const rope = ropeTableFor(config);
+
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  const probOffsets: number[] = [];
+  let T = 0;
+  let probTotal = 0;
+  for (const sequence of sequences) {
+    offsets.push(T);
+    lengths.push(sequence.length);
+    probOffsets.push(probTotal);
+    T += sequence.length;
+    probTotal += config.nHeads * sequence.length * sequence.length;
+  }
+
+  const targetIds = new Int32Array(T);
+  let x = new Float64Array(T * d);
+  for (let s = 0; s < sequences.length; s++) {
+    for (let i = 0; i < lengths[s]; i++) {
+      const row = offsets[s] + i;
+      x.set(weights.embedding.subarray(sequences[s][i] * d, (sequences[s][i] + 1) * d), row * d);
+      targetIds[row] = targets[s][i];
+    }
+  }
+
+  const layerTraces: LayerTrace[] = [];
+  for (const layer of weights.layers) {
+    const input = x;
+    const attnNormed = new Float64Array(T * d);
+    const attnInvRms = new Float64Array(T);
+    rmsNormForward(input, T, d, attnNormed, attnInvRms);
+    const q = new Float64Array(T * d);
+    const k = new Float64Array(T * d);
+    const v = new Float64Array(T * d);
+    matmulTransposed(attnNormed, T, d, layer.wq, d, q);
+    matmulTransposed(attnNormed, T, d, layer.wk, d, k);
+    matmulTransposed(attnNormed, T, d, layer.wv, d, v);
+    applyRopeToRows(rope, q, offsets, lengths, d, false);
+    applyRopeToRows(rope, k, offsets, lengths, d, false);
+    const probs = new Float64Array(probTotal);
+    const attnMix = new Float64Array(T * d);
+    for (let s = 0; s < sequences.length; s++) {
+      causalAttentionForward(q, k, v, offsets[s], lengths[s], d, headDim, probs, probOffsets[s], attnMix);
+    }
+    const mid = new Float64Array(T * d);
+    matmulTransposed(attnMix, T, d, layer.wo, d, mid);
+    for (let i = 0; i < mid.length; i++) mid[i] += input[i];
+
+    const mlpNormed = new Float64Array(T * d);
+    const mlpInvRms = new Float64Array(T);
+    rmsNormForward(mid, T, d, mlpNormed, mlpInvRms);
+    const preAct = new Float64Array(T * dFF);
+    matmulTransposed(mlpNormed, T, d, layer.wUp, dFF, preAct);
+    const act = new Float64Array(T * dFF);
+    for (let i = 0; i < act.length; i++) act[i] = gelu(preAct[i]);
+    const output = new Float64Array(T * d);
+    matmulTransposed(act, T, dFF, layer.wDown, d, output);
+    for (let i = 0; i < output.length; i++) output[i] += mid[i];
+
+    layerTraces.push({ input, attnNormed, attnInvRms, q, k, v, probs, attnMix, mid, mlpNormed, mlpInvRms, preAct, act });
+    x = output;
+  }
+
+  const finalNormed = new Float64Array(T * d);
+  const finalInvRms = new Float64Array(T);
+  rmsNormForward(x, T, d, finalNormed, finalInvRms);
+  const vocabProbs = new Float64Array(T * V);
+  matmulTransposed(finalNormed, T, d, weights.unembed, V, vocabProbs);
+
+  const logprobs: Float64Array[] = [];
+  for (let s = 0; s < sequences.length; s++) {
+    const sequenceLogprobs = new Float64Array(lengths[s]);
+    for (let i = 0; i < lengths[s]; i++) {
+      const row = offsets[s] + i;
+      // In place: logits → log-probabilities → probabilities (the backward pass needs softmax).
+      logSoftmax(vocabProbs, row * V, V, vocabProbs, row * V);
+      sequenceLogprobs[i] = vocabProbs[row * V + targetIds[row]];
+      for (let j = row * V; j < (row + 1) * V; j++) vocabProbs[j] = Math.exp(vocabProbs[j]);
+    }
+    logprobs.push(sequenceLogprobs);
+  }
+
+  return {
+    logprobs,
+    trace: {
+      totalTokens: T,
+      offsets,
+      lengths,
+      probOffsets,
+      layers: layerTraces,
+      finalNormed,
+      finalInvRms,
+      vocabProbs,
+      targets: targetIds,
+    },
+  };
+}
+
+function lowestLayerWithSinks(sinks: WeightGradSinks): number {
+  for (let l = 0; l < sinks.layers.length; l++) {
+    if (Object.values(sinks.layers[l]).some((sink) => sink !== undefined)) return l;
+  }
+  return sinks.layers.length;
+}
+
+/**
+ * Backward pass. `dLogprobs[s][i]` is ∂loss/∂logprob of position i of sequence s. Accumulates
+ * (+=) the gradient of each weight that has a sink.
+ */
+export function backwardPass(
+  weights: ModelWeights,
+  trace: ForwardTrace,
+  dLogprobs: readonly ArrayLike<number>[],
+  sinks: WeightGradSinks,
+): void {
+  const { config } = weights;
+  const { dModel: d, dFF, vocabSize: V } = config;
+  const headDim = headDimOf(config);
+  const rope = ropeTableFor(config);
+  const { totalTokens: T, offsets, lengths, probOffsets } = trace;
+  const lowestLayer = lowestLayerWithSinks(sinks);
+  const needStreamGrad = lowestLayer < weights.layers.length;
+  if (!needStreamGrad && sinks.unembed === null) return;
+
+  // Logits: ∂logprob_target/∂logit_v = 1[v = target] − p_v. Positions with a zero loss gradient
+  // (e.g. prompt tokens of weight 0) are skipped by compacting the active rows, which removes
+  // most of the unembedding cost of a typical supervised batch.
+  const activeRows: number[] = [];
+  const activeGrads: number[] = [];
+  for (let s = 0; s < offsets.length; s++) {
+    for (let i = 0; i < lengths[s]; i++) {
+      const g = dLogprobs[s][i];
+      if (g !== 0) {
+        activeRows.push(offsets[s] + i);
+        activeGrads.push(g);
+      }
+    }
+  }
+  const nActive = activeRows.length;
+  const dLogits = new Float64Array(nActive * V);
+  const activeNormed = new Float64Array(nActive * d);
+  for (let a = 0; a < nActive; a++) {
+    const row = activeRows[a];
+    const g = activeGrads[a];
+    for (let v = 0; v < V; v++) dLogits[a * V + v] = -g * trace.vocabProbs[row * V + v];
+    dLogits[a * V + trace.targets[row]] += g;
+    activeNormed.set(trace.finalNormed.subarray(row * d, (row + 1) * d), a * d);
+  }
+  if (sinks.unembed !== null) accumulateOuter(dLogits, activeNormed, nActive, V, d, sinks.unembed);
+  if (!needStreamGrad) return;
+
+  const dActiveNormed = new Float64Array(nActive * d);
+  accumulateMatmul(dLogits, nActive, V, weights.unembed, d, dActiveNormed);
+  const dFinalNormed = new Float64Array(T * d);
+  for (let a = 0; a < nActive; a++) {
+    dFinalNormed.set(dActiveNormed.subarray(a * d, (a + 1) * d), activeRows[a] * d);
+  }
+  // dStream holds ∂loss/∂(residual stream) at the current depth.
+  const dStream = new Float64Array(T * d);
+  rmsNormBackward(dFinalNormed, trace.finalNormed, trace.finalInvRms, T, d, dStream);
+
+  let maxLength = 0;
+  for (const n of lengths) maxLength = Math.max(maxLength, n);
+  const dProbsScratch = new Float64Array(maxLength);
+
+  for (let l = weights.layers.length - 1; l >= lowestLayer; l--) {
+    const layer = weights.layers[l];
+    const layerTrace = trace.layers[l];
+    const layerSinks = sinks.layers[l];
+    const hasAttentionSinks =
+      layerSinks.wq !== undefined ||
+      layerSinks.wk !== undefined ||
+      layerSinks.wv !== undefined ||
+      layerSinks.wo !== undefined;
+    // Below the lowest adapter nothing needs gradients, so the last block stops as early as possible.
+    const needMidGrad = l > lowestLayer || hasAttentionSinks;
+    const needInputGrad = l > lowestLayer;
+
+    // MLP sub-block: output = mid + wDown·gelu(wUp·norm(mid)).
+    if (layerSinks.wDown) accumulateOuter(dStream, layerTrace.act, T, d, dFF, layerSinks.wDown);
+    if (layerSinks.wUp || needMidGrad) {
+      const dPreAct = new Float64Array(T * dFF);
+      accumulateMatmul(dStream, T, d, layer.wDown, dFF, dPreAct);
+      for (let i = 0; i < dPreAct.length; i++) dPreAct[i] *= geluDerivative(layerTrace.preAct[i]);
+      if (layerSinks.wUp) accumulateOuter(dPreAct, layerTrace.mlpNormed, T, dFF, d, layerSinks.wUp);
+      if (needMidGrad) {
+        const dMlpNormed = new Float64Array(T * d);
+        accumulateMatmul(dPreAct, T, dFF, layer.wUp, d, dMlpNormed);
+        // The residual connection passes dStream through unchanged; the norm branch adds to it.
+        rmsNormBackward(dMlpNormed, layerTrace.mlpNormed, layerTrace.mlpInvRms, T, d, dStream);
+      }
+    }
+    if (!needMidGrad) break;
+
+    // Attention sub-block: mid = input + wo·attention(rope(wq·a), rope(wk·a), wv·a), a = norm(input).
+    if (layerSinks.wo) accumulateOuter(dStream, layerTrace.attnMix, T, d, d, layerSinks.wo);
+    const dAttnMix = new Float64Array(T * d);
+    accumulateMatmul(dStream, T, d, layer.wo, d, dAttnMix);
+    const dq = new Float64Array(T * d);
+    const dk = new Float64Array(T * d);
+    const dv = new Float64Array(T * d);
+    for (let s = 0; s < offsets.length; s++) {
+      causalAttentionBackward(
+        layerTrace.q,
+        layerTrace.k,
+        layerTrace.v,
+        layerTrace.probs,
+        probOffsets[s],
+        dAttnMix,
+        offsets[s],
+        lengths[s],
+        d,
+        headDim,
+        dq,
+        dk,
+        dv,
+        dProbsScratch,
+      );
+    }
+    applyRopeToRows(rope, dq, offsets, lengths, d, true);
+    applyRopeToRows(rope, dk, offsets, lengths, d, true);
+    if (layerSinks.wq) accumulateOuter(dq, layerTrace.attnNormed, T, d, d, layerSinks.wq);
+    if (layerSinks.wk) accumulateOuter(dk, layerTrace.attnNormed, T, d, d, layerSinks.wk);
+    if (layerSinks.wv) accumulateOuter(dv, layerTrace.attnNormed, T, d, d, layerSinks.wv);
+    if (!needInputGrad) break;
+    const dAttnNormed = new Float64Array(T * d);
+    accumulateMatmul(dq, T, d, layer.wq, d, dAttnNormed);
+    accumulateMatmul(dk, T, d, layer.wk, d, dAttnNormed);
+    accumulateMatmul(dv, T, d, layer.wv, d, dAttnNormed);
+    // Residual path again: the norm branch adds to the gradient that passes straight through.
+    rmsNormBackward(dAttnNormed, layerTrace.attnNormed, layerTrace.attnInvRms, T, d, dStream);
+  }
+}

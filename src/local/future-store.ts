@@ -1,0 +1,65 @@
+/**
+ * Futures of the local backend: every submission gets a request id at once; the work finishes later
+ * and `retrieve_future` long-polls for it (PROTOCOL.md §4). A poll that finds nothing within the hold
+ * time is answered `try_again`, as the service does.
+ */
+
+export type FutureOutcome =
+  | { kind: "json"; body: unknown }
+  /** A result the client may ask for as protobuf (`Accept: application/x-protobuf`) or JSON. */
+  | { kind: "dual"; json: unknown; protobuf: () => Uint8Array }
+  | { kind: "failed"; error: string; category: "user" | "server" | "unknown" };
+
+interface FutureEntry {
+  outcome: FutureOutcome | undefined;
+  waiters: Set<() => void>;
+}
+
+export class FutureStore {
+  readonly #entries = new Map<string, FutureEntry>();
+  #counter = 0;
+
+  create(): string {
+    const id = `req-${++this.#counter}`;
+    this.#entries.set(id, { outcome: undefined, waiters: new Set() });
+    return id;
+  }
+
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
+  settle(id: string, outcome: FutureOutcome): void {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.outcome) return;
+    entry.outcome = outcome;
+    for (const wake of entry.waiters) wake();
+    entry.waiters.clear();
+  }
+
+  /** The outcome, waiting up to `holdMs` for it; undefined if still pending then. */
+  async wait(id: string, holdMs: number, signal?: AbortSignal): Promise<FutureOutcome | undefined> {
+    const entry = this.#entries.get(id);
+    if (!entry) throw new Error(`unknown request id ${id}`);
+    if (entry.outcome || holdMs <= 0) return entry.outcome;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        entry.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, holdMs);
+      entry.waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+    return entry.outcome;
+  }
+
+  /** Wakes every waiting poll (they answer try_again), so nothing holds a timer after close. */
+  releaseAll(): void {
+    for (const entry of this.#entries.values()) {
+      for (const wake of [...entry.waiters]) wake();
+    }
+  }
+}

@@ -1,0 +1,318 @@
+/**
+ * The local backend's HTTP surface: a web-standard `fetch(request)` handler that speaks the Tinker
+ * protocol (PROTOCOL.md §2) so that this SDK and the unmodified official Python client can both use
+ * it. Routes match on the part of the path after `/api/v1/`, so any base-URL prefix works.
+ */
+import { decodeForwardBackwardRequest } from "../wire/protobuf/index.js";
+import type { Datum, ModelInput } from "../wire/types.js";
+import { type LocalBackend } from "./backend.js";
+import type { FutureOutcome } from "./future-store.js";
+import { HttpError, errorResponse, jsonResponse, protobufResponse } from "./responses.js";
+
+export interface HandlerOptions {
+  /** How long `retrieve_future` holds a poll open before answering try_again. Default 5 s. */
+  longPollMs?: number;
+  /** Answer metadata-only (§4.5) for results above this many bytes. Default 1 MiB. */
+  metadataOnlyThresholdBytes?: number;
+}
+
+type Route = (request: Request, params: string[]) => Promise<Response> | Response;
+
+export function createHandler(backend: LocalBackend, options: HandlerOptions = {}) {
+  const longPollMs = options.longPollMs ?? 5_000;
+  const metadataThreshold = options.metadataOnlyThresholdBytes ?? 1024 * 1024;
+  const closing = new AbortController();
+
+  const routes: [string, RegExp, Route][] = [
+    ["GET", /^healthz$/, () => jsonResponse({ status: "ok" })],
+    [
+      "POST",
+      /^client\/config$/,
+      () =>
+        jsonResponse({
+          pjwt_auth_enabled: false,
+          // The official client's Rust transport works too, but plain httpx avoids surprises.
+          use_pyqwest_transport: false,
+          proto_compress_fwdbwd: false,
+          parallel_fwdbwd_chunks: true,
+        }),
+    ],
+    ["POST", /^client\/dynamic_config$/, () => jsonResponse({ refresh_interval_sec: 300 })],
+    ["GET", /^get_server_capabilities$/, () => jsonResponse(backend.capabilities())],
+    ["POST", /^telemetry$/, () => jsonResponse({ status: "accepted" })],
+    [
+      "POST",
+      /^create_session$/,
+      async (request) => {
+        await readJson(request);
+        return jsonResponse({ type: "create_session", session_id: backend.createSession() });
+      },
+    ],
+    [
+      "POST",
+      /^session_heartbeat$/,
+      async (request) => {
+        const body = await readJson(request);
+        backend.heartbeat(requireString(body, "session_id"));
+        return jsonResponse({ type: "session_heartbeat" });
+      },
+    ],
+    [
+      "POST",
+      /^create_model$/,
+      async (request) => {
+        const body = await readJson(request);
+        const lora = (body.lora_config ?? { rank: 32 }) as Record<string, unknown>;
+        const requestId = backend.createModel(
+          requireString(body, "session_id"),
+          requireInteger(body, "model_seq_id"),
+          requireString(body, "base_model"),
+          {
+            rank: requireInteger(lora, "rank"),
+            seed: optionalInteger(lora, "seed"),
+            train_attn: lora.train_attn as boolean | undefined,
+            train_mlp: lora.train_mlp as boolean | undefined,
+            train_unembed: lora.train_unembed as boolean | undefined,
+          },
+        );
+        return jsonResponse({ request_id: requestId, model_id: null });
+      },
+    ],
+    [
+      "POST",
+      /^get_info$/,
+      async (request) => jsonResponse(backend.getInfo(requireString(await readJson(request), "model_id"))),
+    ],
+    [
+      "POST",
+      /^forward_backward$/,
+      async (request) => {
+        const input = await readForwardBackward(request, "forward_backward_input");
+        return futureAccepted(
+          backend.forwardBackward(input.modelId, input.seqId, input.data, input.lossFn, input.lossFnConfig, input.forwardOnly),
+          input.modelId,
+        );
+      },
+    ],
+    [
+      "POST",
+      /^forward$/,
+      async (request) => {
+        const input = await readForwardBackward(request, "forward_input");
+        return futureAccepted(
+          backend.forwardBackward(input.modelId, input.seqId, input.data, input.lossFn, input.lossFnConfig, true),
+          input.modelId,
+        );
+      },
+    ],
+    [
+      "POST",
+      /^optim_step$/,
+      async (request) => {
+        const body = await readJson(request);
+        const modelId = requireString(body, "model_id");
+        const adam = (body.adam_params ?? {}) as Record<string, number>;
+        return futureAccepted(backend.optimStep(modelId, requireInteger(body, "seq_id"), adam), modelId);
+      },
+    ],
+    [
+      "POST",
+      /^save_weights_for_sampler$/,
+      async (request) => {
+        const body = await readJson(request);
+        const modelId = requireString(body, "model_id");
+        const path = typeof body.path === "string" ? body.path : undefined;
+        return futureAccepted(
+          backend.saveWeightsForSampler(modelId, requireInteger(body, "seq_id"), path, optionalInteger(body, "sampling_session_seq_id")),
+          modelId,
+        );
+      },
+    ],
+    [
+      "POST",
+      /^create_sampling_session$/,
+      async (request) => {
+        const body = await readJson(request);
+        const id = backend.createSamplingSession(
+          requireString(body, "session_id"),
+          requireInteger(body, "sampling_session_seq_id"),
+          typeof body.base_model === "string" ? body.base_model : undefined,
+          typeof body.model_path === "string" ? body.model_path : undefined,
+        );
+        return jsonResponse({ sampling_session_id: id, type: "create_sampling_session" });
+      },
+    ],
+    ["GET", /^samplers\/(.+)$/, (_request, [id]) => jsonResponse(backend.getSampler(decodeURIComponent(id!)))],
+    [
+      "POST",
+      /^asample$/,
+      async (request) => {
+        const body = await readJson(request);
+        const requestId = backend.sample({
+          sampling_session_id: typeof body.sampling_session_id === "string" ? body.sampling_session_id : undefined,
+          base_model: typeof body.base_model === "string" ? body.base_model : undefined,
+          num_samples: optionalInteger(body, "num_samples") ?? 1,
+          prompt: normalizeModelInput(body.prompt, "prompt"),
+          sampling_params: (body.sampling_params ?? {}) as Record<string, unknown>,
+          prompt_logprobs: body.prompt_logprobs === true,
+          topk_prompt_logprobs: optionalInteger(body, "topk_prompt_logprobs") ?? 0,
+        });
+        return jsonResponse({ request_id: requestId });
+      },
+    ],
+    [
+      "POST",
+      /^retrieve_future$/,
+      async (request) => {
+        const body = await readJson(request);
+        const requestId = requireString(body, "request_id");
+        if (!backend.futures.has(requestId)) throw new HttpError(404, `unknown request_id ${requestId}`);
+        const outcome = await backend.futures.wait(requestId, longPollMs, closing.signal);
+        if (!outcome) return jsonResponse({ type: "try_again", request_id: requestId, queue_state: "active" });
+        const wantsProtobuf = (request.headers.get("accept") ?? "").includes("application/x-protobuf");
+        return answerOutcome(outcome, wantsProtobuf, body.allow_metadata_only === true, metadataThreshold);
+      },
+    ],
+  ];
+
+  async function handle(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const marker = url.pathname.indexOf("/api/v1/");
+    if (marker < 0) return errorResponse(new HttpError(404, `not found: ${url.pathname}`));
+    const path = url.pathname.slice(marker + "/api/v1/".length);
+    try {
+      if (!request.headers.get("x-api-key")) throw new HttpError(401, "missing X-API-Key header");
+      for (const [method, pattern, route] of routes) {
+        const match = pattern.exec(path);
+        if (match && method === request.method) return await route(request, match.slice(1));
+      }
+      throw new HttpError(404, `no route for ${request.method} /api/v1/${path}`);
+    } catch (error) {
+      if (error instanceof HttpError) return errorResponse(error);
+      return errorResponse(new HttpError(500, error instanceof Error ? error.message : String(error)));
+    }
+  }
+
+  return {
+    fetch: handle,
+    /** Releases every held poll, so nothing keeps a timer after shutdown. */
+    close: () => {
+      closing.abort();
+      backend.futures.releaseAll();
+    },
+  };
+}
+
+function futureAccepted(requestId: string, modelId: string): Response {
+  return jsonResponse({ request_id: requestId, model_id: modelId });
+}
+
+function answerOutcome(
+  outcome: FutureOutcome,
+  wantsProtobuf: boolean,
+  allowMetadataOnly: boolean,
+  metadataThreshold: number,
+): Response {
+  switch (outcome.kind) {
+    case "failed":
+      return jsonResponse({ error: outcome.error, category: outcome.category });
+    case "json":
+      return jsonResponse(outcome.body);
+    case "dual": {
+      if (!wantsProtobuf) return jsonResponse(outcome.json);
+      const bytes = outcome.protobuf();
+      if (allowMetadataOnly && bytes.length > metadataThreshold) {
+        return jsonResponse({ status: "complete_metadata", response_payload_size: bytes.length });
+      }
+      return protobufResponse(bytes);
+    }
+  }
+}
+
+interface ForwardBackwardInput {
+  modelId: string;
+  seqId: number;
+  data: Datum[];
+  lossFn: string;
+  lossFnConfig: Record<string, number> | undefined;
+  forwardOnly: boolean;
+}
+
+/** Protobuf (0.22.3+ clients) or the legacy JSON form (older clients). */
+async function readForwardBackward(request: Request, jsonKey: string): Promise<ForwardBackwardInput> {
+  const contentType = request.headers.get("content-type") ?? "";
+  if (contentType.includes("application/x-protobuf")) {
+    if (request.headers.get("content-encoding")) {
+      throw new HttpError(415, "compressed forward_backward bodies are not supported by the local backend");
+    }
+    let decoded: ReturnType<typeof decodeForwardBackwardRequest>;
+    try {
+      decoded = decodeForwardBackwardRequest(new Uint8Array(await request.arrayBuffer()));
+    } catch (error) {
+      throw new HttpError(400, `invalid ForwardBackwardRequest protobuf: ${(error as Error).message}`);
+    }
+    return {
+      modelId: decoded.model_id,
+      seqId: decoded.seq_id,
+      data: decoded.data,
+      lossFn: decoded.loss_fn,
+      lossFnConfig: decoded.loss_fn_config,
+      forwardOnly: decoded.forward_only ?? false,
+    };
+  }
+  const body = await readJson(request);
+  const input = (body[jsonKey] ?? {}) as Record<string, unknown>;
+  const data = Array.isArray(input.data) ? input.data : [];
+  return {
+    modelId: requireString(body, "model_id"),
+    seqId: requireInteger(body, "seq_id"),
+    data: data.map((datum: Record<string, unknown>, i) => ({
+      model_input: normalizeModelInput(datum.model_input, `data[${i}].model_input`),
+      loss_fn_inputs: (datum.loss_fn_inputs ?? {}) as Datum["loss_fn_inputs"],
+    })),
+    lossFn: typeof input.loss_fn === "string" ? input.loss_fn : "cross_entropy",
+    lossFnConfig: (input.loss_fn_config ?? undefined) as Record<string, number> | undefined,
+    forwardOnly: false,
+  };
+}
+
+/** Clients before 0.18 omit the chunk `type`; a chunk with `tokens` is text. */
+function normalizeModelInput(value: unknown, path: string): ModelInput {
+  const chunks = (value as { chunks?: unknown })?.chunks;
+  if (!Array.isArray(chunks)) throw new HttpError(400, `${path}.chunks must be an array`);
+  return {
+    chunks: chunks.map((chunk: Record<string, unknown>) =>
+      chunk.type === undefined && Array.isArray(chunk.tokens)
+        ? { type: "encoded_text", tokens: chunk.tokens as number[] }
+        : (chunk as unknown as ModelInput["chunks"][number]),
+    ),
+  };
+}
+
+async function readJson(request: Request): Promise<Record<string, unknown>> {
+  const text = await request.text();
+  if (text.trim() === "") return {};
+  try {
+    const value = JSON.parse(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not an object");
+    return value as Record<string, unknown>;
+  } catch {
+    throw new HttpError(400, "request body must be a JSON object");
+  }
+}
+
+function requireString(body: Record<string, unknown>, key: string): string {
+  const value = body[key];
+  if (typeof value !== "string" || value === "") throw new HttpError(422, `${key} must be a non-empty string`);
+  return value;
+}
+
+function requireInteger(body: Record<string, unknown>, key: string): number {
+  const value = body[key];
+  if (typeof value !== "number" || !Number.isInteger(value)) throw new HttpError(422, `${key} must be an integer`);
+  return value;
+}
+
+function optionalInteger(body: Record<string, unknown>, key: string): number | undefined {
+  return body[key] === undefined || body[key] === null ? undefined : requireInteger(body, key);
+}

@@ -1,0 +1,28 @@
+/**
+ * tinker-ts/local: an embedded Tinker-compatible backend with a small real model, as a web-standard
+ * fetch handler. Use it in-process on any runtime:
+ *
+ *   const local = createLocalTinker();
+ *   const service = new ServiceClient({ fetch: local.fetch, baseURL: "http://local.tinker", apiKey: "tml-local" });
+ *
+ * or serve it over HTTP with `tinker-ts serve --port 8000`.
+ */
+import { LocalBackend, type LocalBackendOptions } from "./backend.js";
+import { type HandlerOptions, createHandler } from "./handler.js";
+
+export { BUILTIN_BASE_MODEL } from "./backend.js";
+export { BOS_TOKEN, EOS_TOKEN, TOKENIZER_ID, decodeTokens, encodeText } from "./engine/index.js";
+
+export interface LocalTinkerOptions extends LocalBackendOptions, HandlerOptions {}
+
+export interface LocalTinker {
+  /** Handles one request of the Tinker protocol. */
+  fetch(request: Request): Promise<Response>;
+  /** Answers every held poll and stops accepting work; no timer of the backend outlives it. */
+  close(): void;
+}
+
+export function createLocalTinker(options: LocalTinkerOptions = {}): LocalTinker {
+  const handler = createHandler(new LocalBackend(options), options);
+  return { fetch: handler.fetch, close: handler.close };
+}

@@ -1,0 +1,136 @@
+/**
+ * valibot schemas of the JSON responses (PROTOCOL.md §2–§3). All are `looseObject`: unknown fields
+ * pass through untouched (forward compatible), missing required ones fail with a clear
+ * ResponseValidationError.
+ */
+import * as v from "valibot";
+import { ResponseValidationError } from "../core/errors.js";
+
+const optionalBoolean = v.optional(v.boolean());
+const optionalNumber = v.optional(v.number());
+const optionalString = v.optional(v.nullable(v.string()));
+
+export const ClientConfigResponseSchema = v.looseObject({
+  pjwt_auth_enabled: optionalBoolean,
+  credential_default_source: optionalString,
+  sample_dispatch_bytes_semaphore_size: optionalNumber,
+  inflight_response_bytes_semaphore_size: optionalNumber,
+  parallel_fwdbwd_chunks: optionalBoolean,
+  proto_compress_fwdbwd: optionalBoolean,
+  fwdbwd_max_chunk_len: optionalNumber,
+  fwdbwd_max_chunk_bytes_count: optionalNumber,
+  fwdbwd_dispatch_bytes_semaphore_size: optionalNumber,
+  billing_exception_max_pause_duration_sec: optionalNumber,
+  sample_no_retries: optionalBoolean,
+  sample_enable_stuck_detection: optionalBoolean,
+  sample_max_concurrent_requests: optionalNumber,
+  use_pyqwest_transport: optionalBoolean,
+  create_model_via_load_weights: optionalBoolean,
+});
+export type ClientConfigResponse = v.InferOutput<typeof ClientConfigResponseSchema>;
+
+export const DynamicConfigResponseSchema = v.looseObject({
+  refresh_interval_sec: optionalNumber,
+});
+
+export const CreateSessionResponseSchema = v.looseObject({
+  session_id: v.string(),
+  type: v.optional(v.literal("create_session")),
+  info_message: optionalString,
+  warning_message: optionalString,
+  error_message: optionalString,
+});
+
+export const SupportedModelSchema = v.looseObject({
+  model_name: optionalString,
+  max_context_length: v.optional(v.nullable(v.number())),
+});
+export const GetServerCapabilitiesResponseSchema = v.looseObject({
+  supported_models: v.array(SupportedModelSchema),
+});
+export type GetServerCapabilitiesResponse = v.InferOutput<typeof GetServerCapabilitiesResponseSchema>;
+export type SupportedModel = v.InferOutput<typeof SupportedModelSchema>;
+
+/** The immediate answer of every future endpoint. */
+export const UntypedAPIFutureSchema = v.looseObject({
+  request_id: v.string(),
+  model_id: optionalString,
+});
+
+export const QueueStateSchema = v.union([
+  v.picklist(["active", "paused_capacity", "paused_rate_limit"]),
+  v.string(),
+]);
+
+export const TryAgainResponseSchema = v.looseObject({
+  type: v.literal("try_again"),
+  request_id: v.optional(v.string()),
+  queue_state: v.optional(QueueStateSchema),
+  queue_state_reason: optionalString,
+});
+
+export const MetadataOnlyResponseSchema = v.looseObject({
+  status: v.literal("complete_metadata"),
+  response_payload_size: v.optional(v.number()),
+});
+
+export const RequestFailedResponseSchema = v.looseObject({
+  error: v.unknown(),
+  category: v.optional(v.nullable(v.string())),
+});
+
+export const CreateModelResponseSchema = v.looseObject({
+  model_id: v.string(),
+  type: v.optional(v.literal("create_model")),
+});
+export type CreateModelResponse = v.InferOutput<typeof CreateModelResponseSchema>;
+
+const MetricsSchema = v.record(v.string(), v.number());
+
+export const OptimStepResponseSchema = v.looseObject({
+  metrics: v.optional(v.nullable(MetricsSchema)),
+  type: v.optional(v.literal("optim_step")),
+});
+export type OptimStepResponse = v.InferOutput<typeof OptimStepResponseSchema>;
+
+export const SaveWeightsForSamplerResponseSchema = v.looseObject({
+  path: optionalString,
+  sampling_session_id: optionalString,
+  type: v.optional(v.literal("save_weights_for_sampler")),
+});
+export type SaveWeightsForSamplerResponse = v.InferOutput<typeof SaveWeightsForSamplerResponseSchema>;
+
+export const GetInfoResponseSchema = v.looseObject({
+  model_id: v.string(),
+  model_data: v.looseObject({
+    arch: optionalString,
+    model_name: optionalString,
+    tokenizer_id: optionalString,
+  }),
+  is_lora: v.optional(v.nullable(v.boolean())),
+  lora_rank: v.optional(v.nullable(v.number())),
+  model_name: optionalString,
+  type: v.optional(v.literal("get_info")),
+});
+export type GetInfoResponse = v.InferOutput<typeof GetInfoResponseSchema>;
+
+export const CreateSamplingSessionResponseSchema = v.looseObject({
+  sampling_session_id: v.string(),
+  type: v.optional(v.literal("create_sampling_session")),
+});
+
+/** Parses `value` or throws ResponseValidationError naming `what` and every failing path. */
+export function parseResponse<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
+  const result = v.safeParse(schema, value);
+  if (result.success) return result.output;
+  throw new ResponseValidationError(
+    what,
+    value,
+    result.issues.map((issue) => ({ path: v.getDotPath(issue) ?? "", message: issue.message })),
+  );
+}
+
+/** True when `value` matches `schema` (used to recognise control answers such as try_again). */
+export function matches(schema: v.GenericSchema, value: unknown): boolean {
+  return v.safeParse(schema, value).success;
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Fail the run if a test leaves timers or sockets behind (acceptance: no open handles).
+    teardownTimeout: 10_000,
+  },
+});
