@@ -8,12 +8,18 @@
  * or serve it over HTTP with `tinker-ts serve --port 8000`.
  */
 import { LocalBackend, type LocalBackendOptions } from "./backend.js";
+import { type ChaosRule, withChaos } from "./chaos.js";
 import { type HandlerOptions, createHandler } from "./handler.js";
 
 export { BUILTIN_BASE_MODEL } from "./backend.js";
 export { BOS_TOKEN, EOS_TOKEN, TOKENIZER_ID, decodeTokens, encodeText } from "./engine/index.js";
 
-export interface LocalTinkerOptions extends LocalBackendOptions, HandlerOptions {}
+export type { ChaosRule } from "./chaos.js";
+
+export interface LocalTinkerOptions extends LocalBackendOptions, HandlerOptions {
+  /** Faults to inject before the real backend answers (for testing retry logic). */
+  chaos?: ChaosRule[];
+}
 
 export interface LocalTinker {
   /** Handles one request of the Tinker protocol. */
@@ -24,5 +30,6 @@ export interface LocalTinker {
 
 export function createLocalTinker(options: LocalTinkerOptions = {}): LocalTinker {
   const handler = createHandler(new LocalBackend(options), options);
-  return { fetch: handler.fetch, close: handler.close };
+  const fetch = options.chaos?.length ? withChaos(handler.fetch, options.chaos) : handler.fetch;
+  return { fetch, close: handler.close };
 }

@@ -5,7 +5,118 @@
  * the engine bit-for-bit deterministic.
  */
 
-/** out[rows, outDim] = x[rows, inDim] · Wᵀ, with W stored as [outDim, inDim]. Overwrites `out`. */
+/**
+ * The one matrix-product kernel: c[m, n] (+)= a[m, k] · b[n, k]ᵀ, i.e. every output element is
+ * the dot product of a row of `a` and a row of `b`. All three products of a linear layer reduce
+ * to it (the backward ones after a cheap transpose), so only this loop needs to be fast.
+ *
+ * It computes a 2×4 block of outputs per pass: each loaded element of `a` feeds four
+ * multiply-adds and each element of `b` two, which runs ~1.5× faster than one output at a time
+ * in V8. Every output is still a plain left-to-right sum over k, so the result does not depend
+ * on the blocking or on how many rows are processed together — the incremental (KV-cache) pass
+ * and the batched training pass therefore agree bit for bit.
+ */
+export function matmulNT(
+  a: Float64Array,
+  m: number,
+  k: number,
+  b: Float64Array,
+  n: number,
+  c: Float64Array,
+  accumulate: boolean,
+): void {
+  const blockedN = n - (n % 4);
+  let row = 0;
+  for (; row + 1 < m; row += 2) {
+    const a0 = row * k;
+    const a1 = a0 + k;
+    const c0 = row * n;
+    const c1 = c0 + n;
+    let col = 0;
+    for (; col < blockedN; col += 4) {
+      const b0 = col * k;
+      const b1 = b0 + k;
+      const b2 = b1 + k;
+      const b3 = b2 + k;
+      let s00 = 0;
+      let s01 = 0;
+      let s02 = 0;
+      let s03 = 0;
+      let s10 = 0;
+      let s11 = 0;
+      let s12 = 0;
+      let s13 = 0;
+      for (let i = 0; i < k; i++) {
+        const x0 = a[a0 + i];
+        const x1 = a[a1 + i];
+        const y0 = b[b0 + i];
+        const y1 = b[b1 + i];
+        const y2 = b[b2 + i];
+        const y3 = b[b3 + i];
+        s00 += x0 * y0;
+        s01 += x0 * y1;
+        s02 += x0 * y2;
+        s03 += x0 * y3;
+        s10 += x1 * y0;
+        s11 += x1 * y1;
+        s12 += x1 * y2;
+        s13 += x1 * y3;
+      }
+      if (accumulate) {
+        c[c0 + col] += s00;
+        c[c0 + col + 1] += s01;
+        c[c0 + col + 2] += s02;
+        c[c0 + col + 3] += s03;
+        c[c1 + col] += s10;
+        c[c1 + col + 1] += s11;
+        c[c1 + col + 2] += s12;
+        c[c1 + col + 3] += s13;
+      } else {
+        c[c0 + col] = s00;
+        c[c0 + col + 1] = s01;
+        c[c0 + col + 2] = s02;
+        c[c0 + col + 3] = s03;
+        c[c1 + col] = s10;
+        c[c1 + col + 1] = s11;
+        c[c1 + col + 2] = s12;
+        c[c1 + col + 3] = s13;
+      }
+    }
+    for (; col < n; col++) {
+      const b0 = col * k;
+      let s0 = 0;
+      let s1 = 0;
+      for (let i = 0; i < k; i++) {
+        s0 += a[a0 + i] * b[b0 + i];
+        s1 += a[a1 + i] * b[b0 + i];
+      }
+      c[c0 + col] = accumulate ? c[c0 + col] + s0 : s0;
+      c[c1 + col] = accumulate ? c[c1 + col] + s1 : s1;
+    }
+  }
+  for (; row < m; row++) {
+    const a0 = row * k;
+    const c0 = row * n;
+    for (let col = 0; col < n; col++) {
+      const b0 = col * k;
+      let s = 0;
+      for (let i = 0; i < k; i++) s += a[a0 + i] * b[b0 + i];
+      c[c0 + col] = accumulate ? c[c0 + col] + s : s;
+    }
+  }
+}
+
+/** The transpose of a [rows, cols] matrix, [cols, rows]. */
+export function transpose(x: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const rowOffset = r * cols;
+    for (let col = 0; col < cols; col++) out[col * rows + r] = x[rowOffset + col];
+  }
+  return out;
+}
+
+/** out[rows, outDim] = x[rows, inDim] · Wᵀ, with W stored as [outDim, inDim] (a linear layer). Overwrites `out`. */
 export function matmulTransposed(
   x: Float64Array,
   rows: number,
@@ -14,44 +125,10 @@ export function matmulTransposed(
   outDim: number,
   out: Float64Array,
 ): void {
-  // Four output features per pass: each loaded x element feeds four multiply-adds, which roughly
-  // halves the memory traffic of the naive loop in V8.
-  const blockedOut = outDim - (outDim % 4);
-  for (let t = 0; t < rows; t++) {
-    const xOffset = t * inDim;
-    const outOffset = t * outDim;
-    let j = 0;
-    for (; j < blockedOut; j += 4) {
-      const w0 = j * inDim;
-      const w1 = w0 + inDim;
-      const w2 = w1 + inDim;
-      const w3 = w2 + inDim;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let i = 0; i < inDim; i++) {
-        const xi = x[xOffset + i];
-        s0 += xi * w[w0 + i];
-        s1 += xi * w[w1 + i];
-        s2 += xi * w[w2 + i];
-        s3 += xi * w[w3 + i];
-      }
-      out[outOffset + j] = s0;
-      out[outOffset + j + 1] = s1;
-      out[outOffset + j + 2] = s2;
-      out[outOffset + j + 3] = s3;
-    }
-    for (; j < outDim; j++) {
-      const wOffset = j * inDim;
-      let s = 0;
-      for (let i = 0; i < inDim; i++) s += x[xOffset + i] * w[wOffset + i];
-      out[outOffset + j] = s;
-    }
-  }
+  matmulNT(x, rows, inDim, w, outDim, out, false);
 }
 
-/** dx[rows, inDim] += dy[rows, outDim] · W, with W stored as [outDim, inDim] (the input gradient of y = x·Wᵀ). */
+/** dx[rows, inDim] += dy[rows, outDim] · W, W stored as [outDim, inDim] (the input gradient of a linear layer). */
 export function accumulateMatmul(
   dy: Float64Array,
   rows: number,
@@ -60,33 +137,10 @@ export function accumulateMatmul(
   inDim: number,
   dx: Float64Array,
 ): void {
-  const blockedOut = outDim - (outDim % 4);
-  for (let t = 0; t < rows; t++) {
-    const dyOffset = t * outDim;
-    const dxOffset = t * inDim;
-    let j = 0;
-    for (; j < blockedOut; j += 4) {
-      const g0 = dy[dyOffset + j];
-      const g1 = dy[dyOffset + j + 1];
-      const g2 = dy[dyOffset + j + 2];
-      const g3 = dy[dyOffset + j + 3];
-      const w0 = j * inDim;
-      const w1 = w0 + inDim;
-      const w2 = w1 + inDim;
-      const w3 = w2 + inDim;
-      for (let i = 0; i < inDim; i++) {
-        dx[dxOffset + i] += g0 * w[w0 + i] + g1 * w[w1 + i] + g2 * w[w2 + i] + g3 * w[w3 + i];
-      }
-    }
-    for (; j < outDim; j++) {
-      const g = dy[dyOffset + j];
-      const wOffset = j * inDim;
-      for (let i = 0; i < inDim; i++) dx[dxOffset + i] += g * w[wOffset + i];
-    }
-  }
+  matmulNT(dy, rows, outDim, transpose(w, outDim, inDim), inDim, dx, true);
 }
 
-/** dW[outDim, inDim] += dyᵀ · x over all rows (the weight gradient of y = x·Wᵀ). */
+/** dW[outDim, inDim] += dyᵀ · x over all rows (the weight gradient of a linear layer). */
 export function accumulateOuter(
   dy: Float64Array,
   x: Float64Array,
@@ -95,39 +149,7 @@ export function accumulateOuter(
   inDim: number,
   dw: Float64Array,
 ): void {
-  const blockedRows = rows - (rows % 4);
-  let t = 0;
-  // Four rows per pass so each dW element is loaded and stored once per four rank-1 updates.
-  for (; t < blockedRows; t += 4) {
-    const x0 = t * inDim;
-    const x1 = x0 + inDim;
-    const x2 = x1 + inDim;
-    const x3 = x2 + inDim;
-    const d0 = t * outDim;
-    const d1 = d0 + outDim;
-    const d2 = d1 + outDim;
-    const d3 = d2 + outDim;
-    for (let j = 0; j < outDim; j++) {
-      const g0 = dy[d0 + j];
-      const g1 = dy[d1 + j];
-      const g2 = dy[d2 + j];
-      const g3 = dy[d3 + j];
-      const wOffset = j * inDim;
-      for (let i = 0; i < inDim; i++) {
-        dw[wOffset + i] += g0 * x[x0 + i] + g1 * x[x1 + i] + g2 * x[x2 + i] + g3 * x[x3 + i];
-      }
-    }
-  }
-  for (; t < rows; t++) {
-    const xOffset = t * inDim;
-    const dyOffset = t * outDim;
-    for (let j = 0; j < outDim; j++) {
-      const g = dy[dyOffset + j];
-      if (g === 0) continue;
-      const wOffset = j * inDim;
-      for (let i = 0; i < inDim; i++) dw[wOffset + i] += g * x[xOffset + i];
-    }
-  }
+  matmulNT(transpose(dy, rows, outDim), outDim, rows, transpose(x, rows, inDim), inDim, dw, true);
 }
 
 /** Guards the RMS against division by zero for an all-zero row. */

@@ -27,10 +27,16 @@ export interface DTypeSpec {
 }
 
 const DECODABLE = new Map<number, DTypeSpec>([
-  [DTypeCode.FLOAT32, { code: DTypeCode.FLOAT32, itemSize: 4, publicDType: "float32", decode: decodeFloat32s }],
+  [
+    DTypeCode.FLOAT32,
+    { code: DTypeCode.FLOAT32, itemSize: 4, publicDType: "float32", decode: decodeFloat32s },
+  ],
   [DTypeCode.INT64, { code: DTypeCode.INT64, itemSize: 8, publicDType: "int64", decode: decodeInt64s }],
   [DTypeCode.INT32, { code: DTypeCode.INT32, itemSize: 4, publicDType: "int64", decode: decodeInt32s }],
-  [DTypeCode.BFLOAT16, { code: DTypeCode.BFLOAT16, itemSize: 2, publicDType: "float32", decode: decodeBfloat16s }],
+  [
+    DTypeCode.BFLOAT16,
+    { code: DTypeCode.BFLOAT16, itemSize: 2, publicDType: "float32", decode: decodeBfloat16s },
+  ],
 ]);
 
 /** How to read values of a DType received on the wire; undefined for UNSPECIFIED or unknown codes. */

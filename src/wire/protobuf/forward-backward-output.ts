@@ -21,7 +21,7 @@ import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { describe } from "./integers.js";
 import { decodeInt64s, encodeInt64s } from "./little-endian.js";
 import { keyPath, readDoubleEntry, readMessageEntry, writeDoubleMap } from "./maps.js";
-import { ProtoReader, expectWireType } from "./reader.js";
+import { expectWireType, ProtoReader } from "./reader.js";
 import {
   ArrayRecordField,
   BatchedTensorField,
@@ -109,11 +109,15 @@ function flatten(tensor: TensorData, path: string): FlatOutput {
   const shape = tensor.shape;
   if (shape != null) checkShape(shape, `${path}.shape`);
   const values =
-    tensor.sparse_crow_indices != null || tensor.sparse_col_indices != null ? densify(tensor, path) : tensor.data;
+    tensor.sparse_crow_indices != null || tensor.sparse_col_indices != null
+      ? densify(tensor, path)
+      : tensor.data;
   if (shape != null && shape.length > 0) {
     const expected = shape.reduce((a, b) => a * b, 1);
     if (values.length !== expected) {
-      throw new ProtobufEncodeError(`${path}: ${values.length} values do not fill shape [${shape.join(", ")}]`);
+      throw new ProtobufEncodeError(
+        `${path}: ${values.length} values do not fill shape [${shape.join(", ")}]`,
+      );
     }
   }
   // A missing or empty shape means a flat list: trailing shape [] and the leading dim = length.
@@ -152,7 +156,12 @@ function densify(tensor: TensorData, path: string): number[] {
   return dense;
 }
 
-function writeArrayRecord(w: ProtoWriter, record: RecordPlan, names: readonly string[], typeTag: string): void {
+function writeArrayRecord(
+  w: ProtoWriter,
+  record: RecordPlan,
+  names: readonly string[],
+  typeTag: string,
+): void {
   w.stringField(ArrayRecordField.type_tag, typeTag);
   for (const name of names) {
     const outputs = record.datums.map((datum) => datum[name]);
@@ -335,7 +344,9 @@ function readBatchedTensor(r: ProtoReader, path: string): DatumSlice[] {
     }
   }
   const spec = decodableDType(dtypeCode);
-  if (spec === undefined) throw new ProtobufDecodeError(`${path}.dtype: unsupported DType value ${dtypeCode}`);
+  if (spec === undefined) {
+    throw new ProtobufDecodeError(`${path}.dtype: unsupported DType value ${dtypeCode}`);
+  }
   if (trailing.some((dim) => dim < 0)) {
     throw new ProtobufDecodeError(`${path}.trailing_shape: negative dimension in [${trailing.join(", ")}]`);
   }

@@ -20,7 +20,7 @@ import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { describe, isInt32 } from "./integers.js";
 import { decodeInt32s, encodeInt32s } from "./little-endian.js";
 import { keyPath, readDoubleEntry, readMessageEntry, writeDoubleMap, writeMessageMap } from "./maps.js";
-import { ProtoReader, expectWireType } from "./reader.js";
+import { expectWireType, ProtoReader } from "./reader.js";
 import {
   ChunkField,
   DatumField,
@@ -70,7 +70,9 @@ function writeDatum(w: ProtoWriter, datum: Datum, path: string): void {
 
 function bytesFromBase64(text: unknown, path: string): Uint8Array {
   const bytes = typeof text === "string" ? decodeBase64(text) : undefined;
-  if (bytes === undefined) throw new ProtobufEncodeError(`${path}: expected standard base64, got ${describe(text)}`);
+  if (bytes === undefined) {
+    throw new ProtobufEncodeError(`${path}: expected standard base64, got ${describe(text)}`);
+  }
   return bytes;
 }
 
@@ -88,7 +90,9 @@ function writeChunk(w: ProtoWriter, chunk: ModelInputChunk, path: string): void 
       const data = bytesFromBase64(chunk.data, `${path}.data`);
       const expected = chunk.expected_tokens;
       if (expected != null && !isInt32(expected)) {
-        throw new ProtobufEncodeError(`${path}.expected_tokens: ${describe(expected)} is not a 32-bit integer`);
+        throw new ProtobufEncodeError(
+          `${path}.expected_tokens: ${describe(expected)} is not a 32-bit integer`,
+        );
       }
       w.messageField(ChunkField.image, (m) => {
         if (data.length > 0) m.bytesField(ImageChunkField.data, data);
@@ -220,7 +224,9 @@ function readChunk(r: ProtoReader, path: string): ModelInputChunk {
         r.skip(tag);
     }
   }
-  if (chunk === undefined) throw new ProtobufDecodeError(`${path}: chunk has none of encoded_text, image, dmel`);
+  if (chunk === undefined) {
+    throw new ProtobufDecodeError(`${path}: chunk has none of encoded_text, image, dmel`);
+  }
   return chunk;
 }
 

@@ -56,7 +56,9 @@ export function isSafeInteger(value: unknown): value is number {
 /** Describes a value for an error message without dumping huge arrays or objects. */
 export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value);
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+    return String(value);
+  }
   if (value === null || value === undefined) return String(value);
   return Array.isArray(value) ? "an array" : `a ${typeof value}`;
 }

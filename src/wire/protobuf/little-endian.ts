@@ -17,13 +17,17 @@ function viewOf(bytes: Uint8Array): DataView {
 
 function elementCount(bytes: Uint8Array, itemSize: number, what: string): number {
   if (bytes.length % itemSize !== 0) {
-    throw new ProtobufDecodeError(`${what}: ${bytes.length} bytes is not a whole number of ${itemSize}-byte values`);
+    throw new ProtobufDecodeError(
+      `${what}: ${bytes.length} bytes is not a whole number of ${itemSize}-byte values`,
+    );
   }
   return bytes.length / itemSize;
 }
 
 function checkArray(values: unknown, what: string): asserts values is readonly unknown[] {
-  if (!Array.isArray(values)) throw new ProtobufEncodeError(`${what}: expected an array, got ${describe(values)}`);
+  if (!Array.isArray(values)) {
+    throw new ProtobufEncodeError(`${what}: expected an array, got ${describe(values)}`);
+  }
 }
 
 export function encodeInt32s(values: readonly number[], what: string): Uint8Array {

@@ -7,7 +7,7 @@
 
 import { ProtobufEncodeError } from "./errors.js";
 import { describe } from "./integers.js";
-import { type ProtoReader, expectWireType } from "./reader.js";
+import { expectWireType, type ProtoReader } from "./reader.js";
 import { MapEntryField, WireType } from "./schema.js";
 import type { ProtoWriter } from "./writer.js";
 

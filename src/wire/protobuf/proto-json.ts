@@ -12,7 +12,7 @@
 
 import { encodeBase64 } from "./base64.js";
 import { ProtobufDecodeError } from "./errors.js";
-import { ProtoReader, type Tag, expectWireType } from "./reader.js";
+import { expectWireType, ProtoReader, type Tag } from "./reader.js";
 import {
   ArrayRecordField,
   BatchedTensorField,
@@ -24,8 +24,8 @@ import {
   ForwardBackwardRequestField,
   ImageChunkField,
   MapEntryField,
-  SampleResponseField,
   SampledSequenceField,
+  SampleResponseField,
   SparseCsrField,
   TensorField,
   TopkPromptLogprobsField,
@@ -130,7 +130,9 @@ const MESSAGES: Record<MessageName, Record<number, FieldSpec>> = {
   },
   ForwardBackwardOutput: {
     [ForwardBackwardOutputField.loss_fn_output_type]: scalar("loss_fn_output_type", "string"),
-    [ForwardBackwardOutputField.loss_fn_outputs]: message("loss_fn_outputs", "ArrayRecord", { repeated: true }),
+    [ForwardBackwardOutputField.loss_fn_outputs]: message("loss_fn_outputs", "ArrayRecord", {
+      repeated: true,
+    }),
     [ForwardBackwardOutputField.metrics]: { kind: "map", name: "metrics", value: "double" },
   },
   ArrayRecord: {
@@ -198,7 +200,8 @@ function decodeInto(r: ProtoReader, name: MessageName, target: JsonObject): Json
     switch (spec.kind) {
       case "map": {
         expectWireType(tag, WireType.LengthDelimited, path);
-        const map = (target[spec.name] ??= {}) as JsonObject;
+        const map = (target[spec.name] ?? {}) as JsonObject;
+        target[spec.name] = map;
         const [key, value] = readMapEntry(r.message(), spec.value, path);
         put(map, key, value);
         break;
@@ -206,7 +209,8 @@ function decodeInto(r: ProtoReader, name: MessageName, target: JsonObject): Json
       case "message": {
         expectWireType(tag, WireType.LengthDelimited, path);
         if (spec.repeated) {
-          const list = (target[spec.name] ??= []) as unknown[];
+          const list = (target[spec.name] ?? []) as unknown[];
+          target[spec.name] = list;
           list.push(decodeInto(r.message(), spec.type, {}));
         } else {
           const existing = target[spec.name] as JsonObject | undefined;
@@ -224,7 +228,8 @@ function decodeInto(r: ProtoReader, name: MessageName, target: JsonObject): Json
       }
       case "scalar": {
         if (spec.repeated) {
-          const list = (target[spec.name] ??= []) as unknown[];
+          const list = (target[spec.name] ?? []) as unknown[];
+          target[spec.name] = list;
           readRepeated(r, tag, spec.type, path, list);
           break;
         }

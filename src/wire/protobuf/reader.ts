@@ -238,7 +238,9 @@ export class ProtoReader {
   #advance(n: number): number {
     const at = this.#pos;
     if (n > this.#end - at) {
-      throw new ProtobufDecodeError(`truncated input: needed ${n} bytes at byte ${at}, ${this.#end - at} left`);
+      throw new ProtobufDecodeError(
+        `truncated input: needed ${n} bytes at byte ${at}, ${this.#end - at} left`,
+      );
     }
     this.#pos = at + n;
     return at;

@@ -15,14 +15,14 @@
  * NaN in prompt_logprobs, and (token 0, logprob -99999) cells in the N×K top-k matrices.
  */
 
-import type { SampleResponse, SampledSequence, StopReason } from "../types.js";
+import type { SampledSequence, SampleResponse, StopReason } from "../types.js";
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { describe, isInt32 } from "./integers.js";
 import { decodeFloat32s, decodeInt32s, encodeFloat32s, encodeInt32s } from "./little-endian.js";
-import { ProtoReader, expectWireType } from "./reader.js";
+import { expectWireType, ProtoReader } from "./reader.js";
 import {
-  SampleResponseField,
   SampledSequenceField,
+  SampleResponseField,
   StopReasonCode,
   TopkPromptLogprobsField,
   WireType,
@@ -54,7 +54,9 @@ export function encodeSampleResponse(res: SampleResponse): Uint8Array {
   const cacheHits = res.prompt_cache_hit_tokens ?? 0;
   if (cacheHits !== 0) {
     if (!isInt32(cacheHits)) {
-      throw new ProtobufEncodeError(`prompt_cache_hit_tokens: ${describe(cacheHits)} is not a 32-bit integer`);
+      throw new ProtobufEncodeError(
+        `prompt_cache_hit_tokens: ${describe(cacheHits)} is not a 32-bit integer`,
+      );
     }
     w.int32Field(SampleResponseField.prompt_cache_hit_tokens, cacheHits);
   }
@@ -97,7 +99,9 @@ function writeTopk(w: ProtoWriter, rows: TopkRows): void {
     if (row == null) return;
     row.forEach((pair, j) => {
       if (!Array.isArray(pair) || pair.length !== 2) {
-        throw new ProtobufEncodeError(`topk_prompt_logprobs[${i}][${j}]: expected a [token_id, logprob] pair`);
+        throw new ProtobufEncodeError(
+          `topk_prompt_logprobs[${i}][${j}]: expected a [token_id, logprob] pair`,
+        );
       }
       tokenIds[i * k + j] = pair[0];
       logprobs[i * k + j] = pair[1];
@@ -238,7 +242,8 @@ function readTopk(r: ProtoReader): TopkRows | undefined {
   }
   const tokenIds = decodeInt32s(tokenBytes.subarray(0, cells * 4), "topk_prompt_logprobs.token_ids");
   const logprobs = decodeFloat32s(logprobBytes.subarray(0, cells * 4), "topk_prompt_logprobs.logprobs");
-  const isEmpty = (cell: number) => tokenIds[cell] === TOPK_EMPTY_TOKEN && logprobs[cell] === TOPK_EMPTY_LOGPROB;
+  const isEmpty = (cell: number) =>
+    tokenIds[cell] === TOPK_EMPTY_TOKEN && logprobs[cell] === TOPK_EMPTY_LOGPROB;
   const rows: TopkRows = [];
   for (let i = 0; i < n; i++) {
     const start = i * k;

@@ -14,13 +14,15 @@ import { decodableDType, encodeValues } from "./dtype.js";
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { describe } from "./integers.js";
 import { decodeInt64s, encodeInt64s } from "./little-endian.js";
-import { type ProtoReader, expectWireType } from "./reader.js";
+import { expectWireType, type ProtoReader } from "./reader.js";
 import { SparseCsrField, TensorField, WireType } from "./schema.js";
 import type { ProtoWriter } from "./writer.js";
 
 /** Checks a shape: dimensions are non-negative integers. */
 export function checkShape(shape: unknown, what: string): asserts shape is readonly number[] {
-  if (!Array.isArray(shape)) throw new ProtobufEncodeError(`${what}: expected an array, got ${describe(shape)}`);
+  if (!Array.isArray(shape)) {
+    throw new ProtobufEncodeError(`${what}: expected an array, got ${describe(shape)}`);
+  }
   shape.forEach((dim, i) => {
     if (!(typeof dim === "number" && Number.isSafeInteger(dim) && dim >= 0)) {
       throw new ProtobufEncodeError(`${what}[${i}]: ${describe(dim)} is not a valid dimension`);
@@ -35,7 +37,9 @@ export function writeTensor(w: ProtoWriter, tensor: TensorData, path: string): v
   const col = tensor.sparse_col_indices;
   if (crow != null || col != null) {
     if (crow == null || col == null) {
-      throw new ProtobufEncodeError(`${path}: sparse_crow_indices and sparse_col_indices must be set together`);
+      throw new ProtobufEncodeError(
+        `${path}: sparse_crow_indices and sparse_col_indices must be set together`,
+      );
     }
     const crowBytes = encodeInt64s(crow, `${path}.sparse_crow_indices`);
     const colBytes = encodeInt64s(col, `${path}.sparse_col_indices`);
@@ -121,7 +125,9 @@ export function readTensor(r: ProtoReader, path: string): TensorData {
     }
   }
   const spec = decodableDType(dtypeCode);
-  if (spec === undefined) throw new ProtobufDecodeError(`${path}.dtype: unsupported DType value ${dtypeCode}`);
+  if (spec === undefined) {
+    throw new ProtobufDecodeError(`${path}.dtype: unsupported DType value ${dtypeCode}`);
+  }
   const tensor: TensorData = {
     data: spec.decode(sparse?.values ?? dense ?? EMPTY, `${path}.data`),
     dtype: spec.publicDType,

@@ -13,7 +13,7 @@
  */
 
 import { ProtobufEncodeError } from "./errors.js";
-import { INT32_MAX, INT32_MIN, UINT32_MAX, describe, splitInt64 } from "./integers.js";
+import { describe, INT32_MAX, INT32_MIN, splitInt64, UINT32_MAX } from "./integers.js";
 import { WireType } from "./schema.js";
 
 const utf8 = new TextEncoder();
