@@ -41,7 +41,9 @@ export class FutureStore {
   async wait(id: string, holdMs: number, signal?: AbortSignal): Promise<FutureOutcome | undefined> {
     const entry = this.#entries.get(id);
     if (!entry) throw new Error(`unknown request id ${id}`);
-    if (entry.outcome || holdMs <= 0) return entry.outcome;
+    if (entry.outcome) return entry.outcome;
+    // Even with no hold, wait one macrotask: an in-process client polls again at once, and without
+    // this yield its poll loop would starve the timer that runs the work.
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -49,7 +51,7 @@ export class FutureStore {
         entry.waiters.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, holdMs);
+      const timer = setTimeout(done, Math.max(0, holdMs));
       entry.waiters.add(done);
       signal?.addEventListener("abort", done, { once: true });
     });

@@ -6,7 +6,7 @@
  */
 
 import { headDimOf, type ModelConfig } from "./config.js";
-import { gelu, matmulTransposed, rmsNormForward } from "./linalg.js";
+import { geluForward, matmulTransposed, rmsNormForward } from "./linalg.js";
 import { applyRope, ropeTableFor } from "./rope.js";
 import type { ModelWeights } from "./weights.js";
 
@@ -124,7 +124,7 @@ export function extendSequence(
 
     rmsNormForward(x, n, d, normed, invRms);
     matmulTransposed(normed, n, d, layer.wUp, dFF, hidden);
-    for (let i = 0; i < hidden.length; i++) hidden[i] = gelu(hidden[i]);
+    geluForward(hidden, hidden, null);
     matmulTransposed(hidden, n, dFF, layer.wDown, d, projected);
     for (let i = 0; i < x.length; i++) x[i] += projected[i];
   }

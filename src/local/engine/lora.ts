@@ -14,6 +14,7 @@
 
 import type { ModelConfig } from "./config.js";
 import { EngineError } from "./errors.js";
+import { matmulNT, transpose } from "./linalg.js";
 import { deriveSeed, Rng, type Seed, toSeed64 } from "./rng.js";
 import type { WeightGradSinks } from "./transformer.js";
 import {
@@ -143,20 +144,14 @@ export function createAdapters(config: ModelConfig, settings: ResolvedLoraSettin
   return adapters;
 }
 
-/** W += scale · B · A, in place on `w` [outDim, inDim]. */
-function addLowRankProduct(adapter: LoraAdapter, scale: number, w: Float64Array): void {
+/** W + scale · B · A as a new [outDim, inDim] matrix. */
+function withLowRankProduct(adapter: LoraAdapter, scale: number, w: Float64Array): Float64Array {
   const { outDim, inDim, rank } = adapter;
-  const a = adapter.a.value;
-  const b = adapter.b.value;
-  for (let j = 0; j < outDim; j++) {
-    const wRow = j * inDim;
-    for (let r = 0; r < rank; r++) {
-      const coefficient = scale * b[j * rank + r];
-      if (coefficient === 0) continue;
-      const aRow = r * inDim;
-      for (let i = 0; i < inDim; i++) w[wRow + i] += coefficient * a[aRow + i];
-    }
-  }
+  // (B·A)[j, i] = Σ_r B[j, r]·Aᵀ[i, r]: the row-times-row form of the shared matmul kernel.
+  const product = new Float64Array(outDim * inDim);
+  matmulNT(adapter.b.value, outDim, rank, transpose(adapter.a.value, rank, inDim), inDim, product, false);
+  for (let i = 0; i < product.length; i++) product[i] = w[i] + scale * product[i];
+  return product;
 }
 
 /**
@@ -168,13 +163,10 @@ export function mergeAdapters(base: ModelWeights, adapters: readonly LoraAdapter
   let unembed = base.unembed;
   for (const adapter of adapters) {
     if (adapter.layer === null) {
-      unembed = base.unembed.slice();
-      addLowRankProduct(adapter, scale, unembed);
+      unembed = withLowRankProduct(adapter, scale, base.unembed);
     } else {
       const target = adapter.target as BlockLinearName;
-      const merged = base.layers[adapter.layer][target].slice();
-      addLowRankProduct(adapter, scale, merged);
-      layers[adapter.layer][target] = merged;
+      layers[adapter.layer][target] = withLowRankProduct(adapter, scale, base.layers[adapter.layer][target]);
     }
   }
   return { config: base.config, embedding: base.embedding, layers, unembed };
@@ -206,22 +198,14 @@ export function sinkOf(sinks: WeightGradSinks, adapter: LoraAdapter): Float64Arr
  */
 export function accumulateAdapterGradients(adapter: LoraAdapter, denseGrad: Float64Array, scale: number): void {
   const { outDim, inDim, rank } = adapter;
-  const a = adapter.a.value;
-  const b = adapter.b.value;
-  const gradA = adapter.a.grad;
-  const gradB = adapter.b.grad;
-  for (let j = 0; j < outDim; j++) {
-    const gRow = j * inDim;
-    for (let r = 0; r < rank; r++) {
-      const aRow = r * inDim;
-      let dotGA = 0;
-      for (let i = 0; i < inDim; i++) dotGA += denseGrad[gRow + i] * a[aRow + i];
-      gradB[j * rank + r] += scale * dotGA;
-      const coefficient = scale * b[j * rank + r];
-      if (coefficient === 0) continue;
-      for (let i = 0; i < inDim; i++) gradA[aRow + i] += coefficient * denseGrad[gRow + i];
-    }
-  }
+  // ∂L/∂B [out, rank] = G [out, in] · Aᵀ: rows of G against rows of A.
+  const gradB = new Float64Array(outDim * rank);
+  matmulNT(denseGrad, outDim, inDim, adapter.a.value, rank, gradB, false);
+  // ∂L/∂A [rank, in] = Bᵀ · G: rows of Bᵀ against rows of Gᵀ.
+  const gradA = new Float64Array(rank * inDim);
+  matmulNT(transpose(adapter.b.value, outDim, rank), rank, outDim, transpose(denseGrad, outDim, inDim), inDim, gradA, false);
+  for (let i = 0; i < gradB.length; i++) adapter.b.grad[i] += scale * gradB[i];
+  for (let i = 0; i < gradA.length; i++) adapter.a.grad[i] += scale * gradA[i];
 }
 
 /** All trainable tensors in checkpoint order: for each adapter, A then B. */

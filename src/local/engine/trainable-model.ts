@@ -128,6 +128,7 @@ export class TrainableModel {
       weights,
       batch.map((datum) => datum.tokens),
       prepared.map((inputs) => inputs.targetTokens),
+      !forwardOnly,
     );
     let lossSum = 0;
     const dLogprobs: Float64Array[] = [];
@@ -137,7 +138,7 @@ export class TrainableModel {
       dLogprobs.push(result.dLogprobs);
     }
 
-    if (!forwardOnly && this.adapters.length > 0) {
+    if (trace !== null && this.adapters.length > 0) {
       const sinks = createGradSinks(this.config, this.adapters);
       backwardPass(weights, trace, dLogprobs, sinks);
       for (const adapter of this.adapters) {

@@ -15,8 +15,7 @@ import { headDimOf } from "./config.js";
 import {
   accumulateMatmul,
   accumulateOuter,
-  gelu,
-  geluDerivative,
+  geluForward,
   logSoftmax,
   matmulTransposed,
   rmsNormBackward,
@@ -42,9 +41,9 @@ interface LayerTrace {
   readonly mid: Float64Array;
   readonly mlpNormed: Float64Array;
   readonly mlpInvRms: Float64Array;
-  /** MLP pre-activation and activation, [T, dFF]. */
-  readonly preAct: Float64Array;
+  /** MLP activation gelu(wUp·mlpNormed) and its derivative, [T, dFF]. */
   readonly act: Float64Array;
+  readonly actDerivative: Float64Array;
 }
 
 /** Activations of one training forward pass, consumed by `backwardPass`. */
@@ -64,7 +63,8 @@ export interface ForwardTrace {
 export interface ForwardResult {
   /** log p(target_i | tokens[0..i]) per sequence. */
   readonly logprobs: Float64Array[];
-  readonly trace: ForwardTrace;
+  /** Activations for `backwardPass`; null when the pass ran without `keepTrace`. */
+  readonly trace: ForwardTrace | null;
 }
 
 /** Where the backward pass accumulates weight gradients; `null`/absent = not needed (frozen, no adapter). */
@@ -75,7 +75,7 @@ export interface WeightGradSinks {
 
 /**
  * Causal self-attention of one sequence (rows [offset, offset + n) of q/k/v), all heads.
- * Writes probabilities to `probs` (if given) and the mixed values to `out`.
+ * Writes the probabilities to `probs` and the mixed values to `out`.
  */
 function causalAttentionForward(
   q: Float64Array,
@@ -94,12 +94,12 @@ function causalAttentionForward(
   for (let h = 0; h < nHeads; h++) {
     const headOffset = h * headDim;
     const block = probOffset + h * n * n;
+    const firstRow = offset * dModel + headOffset;
     for (let i = 0; i < n; i++) {
-      const qRow = (offset + i) * dModel + headOffset;
+      const qRow = firstRow + i * dModel;
       const pRow = block + i * n;
       let max = Number.NEGATIVE_INFINITY;
-      for (let j = 0; j <= i; j++) {
-        const kRow = (offset + j) * dModel + headOffset;
+      for (let j = 0, kRow = firstRow; j <= i; j++, kRow += dModel) {
         let score = 0;
         for (let c = 0; c < headDim; c++) score += q[qRow + c] * k[kRow + c];
         score *= scale;
@@ -113,19 +113,22 @@ function causalAttentionForward(
         sum += e;
       }
       const inv = 1 / sum;
-      const outRow = (offset + i) * dModel + headOffset;
-      for (let c = 0; c < headDim; c++) out[outRow + c] = 0;
-      for (let j = 0; j <= i; j++) {
-        const p = probs[pRow + j] * inv;
-        probs[pRow + j] = p;
-        const vRow = (offset + j) * dModel + headOffset;
-        for (let c = 0; c < headDim; c++) out[outRow + c] += p * v[vRow + c];
+      for (let j = 0; j <= i; j++) probs[pRow + j] *= inv;
+      // One output feature at a time, summing over keys in a register (a strided walk down v)
+      // instead of read-modify-writing the output row once per key.
+      for (let c = 0; c < headDim; c++) {
+        let acc = 0;
+        for (let j = 0, vIndex = firstRow + c; j <= i; j++, vIndex += dModel) acc += probs[pRow + j] * v[vIndex];
+        out[qRow + c] = acc;
       }
     }
   }
 }
 
-/** Backward of `causalAttentionForward`: accumulates into dq, dk (post-RoPE) and dv. */
+/**
+ * Backward of `causalAttentionForward`: writes dq, dk (w.r.t. the rotated q, k) and dv for the
+ * sequence's rows. `dScores` is scratch of at least n² entries.
+ */
 function causalAttentionBackward(
   q: Float64Array,
   k: Float64Array,
@@ -140,34 +143,50 @@ function causalAttentionBackward(
   dq: Float64Array,
   dk: Float64Array,
   dv: Float64Array,
-  dProbsScratch: Float64Array,
+  dScores: Float64Array,
 ): void {
   const scale = 1 / Math.sqrt(headDim);
   const nHeads = dModel / headDim;
   for (let h = 0; h < nHeads; h++) {
-    const headOffset = h * headDim;
     const block = probOffset + h * n * n;
+    const firstRow = offset * dModel + h * headDim;
+    // dP_ij = dOut_i · v_j, then through the softmax: dS_ij = P_ij (dP_ij − Σ_j' P_ij' dP_ij'),
+    // pre-multiplied by the score scale.
     for (let i = 0; i < n; i++) {
-      const iRow = (offset + i) * dModel + headOffset;
+      const iRow = firstRow + i * dModel;
       const pRow = block + i * n;
-      // dP_ij = dOut_i · v_j, then the softmax Jacobian: dS_ij = P_ij (dP_ij − Σ_j' P_ij' dP_ij').
       let weightedSum = 0;
-      for (let j = 0; j <= i; j++) {
-        const jRow = (offset + j) * dModel + headOffset;
+      for (let j = 0, jRow = firstRow; j <= i; j++, jRow += dModel) {
         let dp = 0;
         for (let c = 0; c < headDim; c++) dp += dOut[iRow + c] * v[jRow + c];
-        dProbsScratch[j] = dp;
+        dScores[i * n + j] = dp;
         weightedSum += probs[pRow + j] * dp;
       }
       for (let j = 0; j <= i; j++) {
-        const jRow = (offset + j) * dModel + headOffset;
-        const p = probs[pRow + j];
-        const dScore = p * (dProbsScratch[j] - weightedSum) * scale;
-        for (let c = 0; c < headDim; c++) {
-          dq[iRow + c] += dScore * k[jRow + c];
-          dk[jRow + c] += dScore * q[iRow + c];
-          dv[jRow + c] += p * dOut[iRow + c];
+        dScores[i * n + j] = probs[pRow + j] * (dScores[i * n + j] - weightedSum) * scale;
+      }
+    }
+    // dq_i = Σ_{j≤i} dS_ij k_j
+    for (let i = 0; i < n; i++) {
+      const iRow = firstRow + i * dModel;
+      for (let c = 0; c < headDim; c++) {
+        let acc = 0;
+        for (let j = 0, kIndex = firstRow + c; j <= i; j++, kIndex += dModel) acc += dScores[i * n + j] * k[kIndex];
+        dq[iRow + c] += acc;
+      }
+    }
+    // dk_j = Σ_{i≥j} dS_ij q_i and dv_j = Σ_{i≥j} P_ij dOut_i
+    for (let j = 0; j < n; j++) {
+      const jRow = firstRow + j * dModel;
+      for (let c = 0; c < headDim; c++) {
+        let accK = 0;
+        let accV = 0;
+        for (let i = j, iIndex = firstRow + j * dModel + c; i < n; i++, iIndex += dModel) {
+          accK += dScores[i * n + j] * q[iIndex];
+          accV += probs[block + i * n + j] * dOut[iIndex];
         }
+        dk[jRow + c] += accK;
+        dv[jRow + c] += accV;
       }
     }
   }
@@ -189,11 +208,14 @@ function applyRopeToRows(
 /**
  * Training forward pass over a batch. `sequences[s]` are the input tokens and `targets[s]` the
  * token each position must predict (same length). Token validity is the caller's job.
+ * Without `keepTrace` (forward-only requests) the work that only serves the backward pass —
+ * activation derivatives and vocabulary probabilities — is skipped.
  */
 export function forwardPass(
   weights: ModelWeights,
   sequences: readonly ArrayLike<number>[],
   targets: readonly ArrayLike<number>[],
+  keepTrace: boolean,
 ): ForwardResult {
   const { config } = weights;
   const { dModel: d, dFF, vocabSize: V } = config;
@@ -252,12 +274,13 @@ export function forwardPass(
     const preAct = new Float64Array(T * dFF);
     matmulTransposed(mlpNormed, T, d, layer.wUp, dFF, preAct);
     const act = new Float64Array(T * dFF);
-    for (let i = 0; i < act.length; i++) act[i] = gelu(preAct[i]);
+    const actDerivative = new Float64Array(keepTrace ? T * dFF : 0);
+    geluForward(preAct, act, keepTrace ? actDerivative : null);
     const output = new Float64Array(T * d);
     matmulTransposed(act, T, dFF, layer.wDown, d, output);
     for (let i = 0; i < output.length; i++) output[i] += mid[i];
 
-    layerTraces.push({ input, attnNormed, attnInvRms, q, k, v, probs, attnMix, mid, mlpNormed, mlpInvRms, preAct, act });
+    layerTraces.push({ input, attnNormed, attnInvRms, q, k, v, probs, attnMix, mid, mlpNormed, mlpInvRms, act, actDerivative });
     x = output;
   }
 
@@ -275,11 +298,12 @@ export function forwardPass(
       // In place: logits → log-probabilities → probabilities (the backward pass needs softmax).
       logSoftmax(vocabProbs, row * V, V, vocabProbs, row * V);
       sequenceLogprobs[i] = vocabProbs[row * V + targetIds[row]];
-      for (let j = row * V; j < (row + 1) * V; j++) vocabProbs[j] = Math.exp(vocabProbs[j]);
+      if (keepTrace) for (let j = row * V; j < (row + 1) * V; j++) vocabProbs[j] = Math.exp(vocabProbs[j]);
     }
     logprobs.push(sequenceLogprobs);
   }
 
+  if (!keepTrace) return { logprobs, trace: null };
   return {
     logprobs,
     trace: {
@@ -361,7 +385,7 @@ export function backwardPass(
 
   let maxLength = 0;
   for (const n of lengths) maxLength = Math.max(maxLength, n);
-  const dProbsScratch = new Float64Array(maxLength);
+  const dScores = new Float64Array(maxLength * maxLength);
 
   for (let l = weights.layers.length - 1; l >= lowestLayer; l--) {
     const layer = weights.layers[l];
@@ -381,7 +405,7 @@ export function backwardPass(
     if (layerSinks.wUp || needMidGrad) {
       const dPreAct = new Float64Array(T * dFF);
       accumulateMatmul(dStream, T, d, layer.wDown, dFF, dPreAct);
-      for (let i = 0; i < dPreAct.length; i++) dPreAct[i] *= geluDerivative(layerTrace.preAct[i]);
+      for (let i = 0; i < dPreAct.length; i++) dPreAct[i] *= layerTrace.actDerivative[i];
       if (layerSinks.wUp) accumulateOuter(dPreAct, layerTrace.mlpNormed, T, dFF, d, layerSinks.wUp);
       if (needMidGrad) {
         const dMlpNormed = new Float64Array(T * d);
@@ -414,7 +438,7 @@ export function backwardPass(
         dq,
         dk,
         dv,
-        dProbsScratch,
+        dScores,
       );
     }
     applyRopeToRows(rope, dq, offsets, lengths, d, true);

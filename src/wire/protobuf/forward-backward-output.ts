@@ -18,7 +18,7 @@
 import type { DType, ForwardBackwardOutput, TensorData } from "../types.js";
 import { decodableDType, encodeValues } from "./dtype.js";
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
-import { describe } from "./integers.js";
+import { checkString, describe } from "./integers.js";
 import { decodeInt64s, encodeInt64s } from "./little-endian.js";
 import { keyPath, readDoubleEntry, readMessageEntry, writeDoubleMap } from "./maps.js";
 import { expectWireType, ProtoReader } from "./reader.js";
@@ -41,6 +41,8 @@ interface FlatOutput {
   values: readonly number[];
   dtype: DType;
   trailing: readonly number[];
+  /** Where the tensor came from, for error messages. */
+  path: string;
 }
 
 /** A run of consecutive datums whose outputs share dtype and trailing shape per name. */
@@ -50,8 +52,9 @@ interface RecordPlan {
 }
 
 export function encodeForwardBackwardOutput(out: ForwardBackwardOutput): Uint8Array {
-  const w = new ProtoWriter();
   const outputType = out.loss_fn_output_type;
+  checkString(outputType, "loss_fn_output_type");
+  const w = new ProtoWriter();
   if (outputType !== "") w.stringField(ForwardBackwardOutputField.loss_fn_output_type, outputType);
   const names = outputNames(out.loss_fn_outputs);
   for (const record of planRecords(out.loss_fn_outputs, names)) {
@@ -121,7 +124,8 @@ function flatten(tensor: TensorData, path: string): FlatOutput {
     }
   }
   // A missing or empty shape means a flat list: trailing shape [] and the leading dim = length.
-  return { values, dtype: tensor.dtype, trailing: shape != null && shape.length > 0 ? shape.slice(1) : [] };
+  const trailing = shape != null && shape.length > 0 ? shape.slice(1) : [];
+  return { values, dtype: tensor.dtype, trailing, path: `${path}.data` };
 }
 
 /** Expands a CSR tensor (2-D by definition) to its dense row-major values. */
@@ -174,18 +178,22 @@ function writeArrayRecord(
 }
 
 function writeBatchedTensor(w: ProtoWriter, outputs: readonly FlatOutput[], name: string): void {
-  const values = outputs.flatMap((output) => output.values);
-  const encoded = encodeValues(values, outputs[0].dtype, `loss_fn_outputs[*][${JSON.stringify(name)}]`);
+  // Encode datum by datum and join the bytes: cheaper than joining large number arrays first.
+  const parts = outputs.map((output) => encodeValues(output.values, output.dtype, output.path));
   // Byte offsets: datum i occupies data[offsets[i] .. offsets[i + 1]].
   const offsets = [0];
   let end = 0;
-  for (const output of outputs) {
-    end += output.values.length * encoded.itemSize;
+  for (const part of parts) {
+    end += part.bytes.length;
     offsets.push(end);
   }
-  if (encoded.bytes.length > 0) w.bytesField(BatchedTensorField.data, encoded.bytes);
-  w.bytesField(BatchedTensorField.offsets, encodeInt64s(offsets, "offsets"));
-  w.enumField(BatchedTensorField.dtype, encoded.code);
+  const data = new Uint8Array(end);
+  parts.forEach((part, i) => {
+    data.set(part.bytes, offsets[i]);
+  });
+  if (data.length > 0) w.bytesField(BatchedTensorField.data, data);
+  w.bytesField(BatchedTensorField.offsets, encodeInt64s(offsets, `${name} offsets`));
+  w.enumField(BatchedTensorField.dtype, parts[0].code);
   const trailing = outputs[0].trailing;
   if (trailing.length > 0) w.packedInt64Field(BatchedTensorField.trailing_shape, trailing);
 }

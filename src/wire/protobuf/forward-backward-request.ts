@@ -17,7 +17,7 @@ import type {
 } from "../types.js";
 import { decodeBase64, encodeBase64 } from "./base64.js";
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
-import { describe, isInt32 } from "./integers.js";
+import { checkString, describe, isInt32 } from "./integers.js";
 import { decodeInt32s, encodeInt32s } from "./little-endian.js";
 import { keyPath, readDoubleEntry, readMessageEntry, writeDoubleMap, writeMessageMap } from "./maps.js";
 import { expectWireType, ProtoReader } from "./reader.js";
@@ -36,14 +36,15 @@ import { ProtoWriter } from "./writer.js";
 // ---- encode ----
 
 export function encodeForwardBackwardRequest(req: ForwardBackwardRequest): Uint8Array {
+  checkString(req.model_id, "model_id");
+  checkString(req.loss_fn, "loss_fn");
+  // seq_id is not optional on the wire; like the official client, send 0 when it is unset.
+  const seqId = req.seq_id ?? 0;
+  if (!isInt32(seqId))
+    throw new ProtobufEncodeError(`seq_id: ${describe(seqId)} is not a 32-bit signed integer`);
   const w = new ProtoWriter();
   if (req.model_id !== "") w.stringField(ForwardBackwardRequestField.model_id, req.model_id);
-  if (req.seq_id !== 0) {
-    if (!isInt32(req.seq_id)) {
-      throw new ProtobufEncodeError(`seq_id: ${describe(req.seq_id)} is not a 32-bit signed integer`);
-    }
-    w.int32Field(ForwardBackwardRequestField.seq_id, req.seq_id);
-  }
+  if (seqId !== 0) w.int32Field(ForwardBackwardRequestField.seq_id, seqId);
   req.data.forEach((datum, i) => {
     w.messageField(ForwardBackwardRequestField.data, (dw) => writeDatum(dw, datum, `data[${i}]`));
   });
@@ -94,9 +95,10 @@ function writeChunk(w: ProtoWriter, chunk: ModelInputChunk, path: string): void 
           `${path}.expected_tokens: ${describe(expected)} is not a 32-bit integer`,
         );
       }
+      checkString(chunk.format, `${path}.format`);
       w.messageField(ChunkField.image, (m) => {
         if (data.length > 0) m.bytesField(ImageChunkField.data, data);
-        if (chunk.format) m.stringField(ImageChunkField.format, chunk.format);
+        if (chunk.format.length > 0) m.stringField(ImageChunkField.format, chunk.format);
         // `optional int32`: explicit presence, so written whenever set, even as 0.
         if (expected != null) m.int32Field(ImageChunkField.expected_tokens, expected);
       });

@@ -7,6 +7,8 @@
  * little-endian encodings need, and join the halves back on the way in.
  */
 
+import { ProtobufEncodeError } from "./errors.js";
+
 const TWO_POW_32 = 0x1_0000_0000;
 
 export const INT32_MIN = -0x8000_0000;
@@ -51,6 +53,12 @@ export function isUint32(value: unknown): value is number {
 
 export function isSafeInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value);
+}
+
+/** Guards string fields: TextEncoder would otherwise quietly encode `undefined` as "undefined". */
+export function checkString(value: unknown, what: string): asserts value is string {
+  if (typeof value !== "string")
+    throw new ProtobufEncodeError(`${what}: expected a string, got ${describe(value)}`);
 }
 
 /** Describes a value for an error message without dumping huge arrays or objects. */

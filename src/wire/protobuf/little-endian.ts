@@ -9,7 +9,7 @@
  */
 
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
-import { describe, isInt32, joinInt64, splitInt64 } from "./integers.js";
+import { describe, INT32_MAX, INT32_MIN, isInt32, joinInt64, splitInt64 } from "./integers.js";
 
 function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -62,9 +62,15 @@ export function encodeInt64s(values: readonly number[], what: string): Uint8Arra
     if (!(typeof value === "number" && Number.isSafeInteger(value))) {
       throw new ProtobufEncodeError(`${what}[${i}]: ${describe(value)} is not an integer within ±2^53`);
     }
-    const [lo, hi] = splitInt64(value);
-    view.setUint32(i * 8, lo, true);
-    view.setUint32(i * 8 + 4, hi, true);
+    if (value >= INT32_MIN && value <= INT32_MAX) {
+      // Fast path (token ids, indices): the high word is just the sign extension.
+      view.setInt32(i * 8, value, true);
+      view.setInt32(i * 8 + 4, value < 0 ? -1 : 0, true);
+    } else {
+      const [lo, hi] = splitInt64(value);
+      view.setUint32(i * 8, lo, true);
+      view.setUint32(i * 8 + 4, hi, true);
+    }
   }
   return out;
 }

@@ -128,6 +128,9 @@ export function readTensor(r: ProtoReader, path: string): TensorData {
   if (spec === undefined) {
     throw new ProtobufDecodeError(`${path}.dtype: unsupported DType value ${dtypeCode}`);
   }
+  if (shape.some((dim) => dim < 0)) {
+    throw new ProtobufDecodeError(`${path}.shape: negative dimension in [${shape.join(", ")}]`);
+  }
   const tensor: TensorData = {
     data: spec.decode(sparse?.values ?? dense ?? EMPTY, `${path}.data`),
     dtype: spec.publicDType,
