@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The tinker-ts command line. `serve` runs the embedded backend over HTTP:
  *

@@ -109,13 +109,14 @@ export function extendSequence(
           sum += scores[j];
         }
         const inv = 1 / sum;
+        for (let j = 0; j < visible; j++) scores[j] *= inv;
+        // Same operation order as the training pass (normalise, then a left-to-right weighted
+        // sum), so both paths agree bit for bit.
         const outRow = i * d + headOffset;
-        for (let c = 0; c < headDim; c++) mix[outRow + c] = 0;
-        for (let j = 0; j < visible; j++) {
-          // Same operation order as the training pass (normalise, then weight), so both paths agree bit for bit.
-          const p = scores[j] * inv;
-          const vRow = j * d + headOffset;
-          for (let c = 0; c < headDim; c++) mix[outRow + c] += p * values[vRow + c];
+        for (let c = 0; c < headDim; c++) {
+          let acc = 0;
+          for (let j = 0, vIndex = headOffset + c; j < visible; j++, vIndex += d) acc += scores[j] * values[vIndex];
+          mix[outRow + c] = acc;
         }
       }
     }

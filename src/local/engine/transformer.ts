@@ -16,7 +16,6 @@ import {
   accumulateMatmul,
   accumulateOuter,
   geluForward,
-  logSoftmax,
   matmulTransposed,
   rmsNormBackward,
   rmsNormForward,
@@ -294,11 +293,24 @@ export function forwardPass(
   for (let s = 0; s < sequences.length; s++) {
     const sequenceLogprobs = new Float64Array(lengths[s]);
     for (let i = 0; i < lengths[s]; i++) {
-      const row = offsets[s] + i;
-      // In place: logits → log-probabilities → probabilities (the backward pass needs softmax).
-      logSoftmax(vocabProbs, row * V, V, vocabProbs, row * V);
-      sequenceLogprobs[i] = vocabProbs[row * V + targetIds[row]];
-      if (keepTrace) for (let j = row * V; j < (row + 1) * V; j++) vocabProbs[j] = Math.exp(vocabProbs[j]);
+      const start = (offsets[s] + i) * V;
+      const targetLogit = vocabProbs[start + targetIds[offsets[s] + i]];
+      // In place: logits → exp(logit − max) → softmax probabilities (for the backward pass), with a
+      // single exp per entry. log p(target) = logit − logsumexp, computed exactly as in
+      // linalg.logSoftmax so sampler and trainer report identical logprobs.
+      let max = Number.NEGATIVE_INFINITY;
+      for (let j = start; j < start + V; j++) if (vocabProbs[j] > max) max = vocabProbs[j];
+      let sum = 0;
+      for (let j = start; j < start + V; j++) {
+        const e = Math.exp(vocabProbs[j] - max);
+        vocabProbs[j] = e;
+        sum += e;
+      }
+      sequenceLogprobs[i] = targetLogit - (max + Math.log(sum));
+      if (keepTrace) {
+        const inv = 1 / sum;
+        for (let j = start; j < start + V; j++) vocabProbs[j] *= inv;
+      }
     }
     logprobs.push(sequenceLogprobs);
   }

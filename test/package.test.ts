@@ -1,0 +1,46 @@
+/**
+ * The built package as users get it: `require` and `import` through the package's own `exports`
+ * (self-reference by name), each in a fresh Node process that must exit on its own; and the CLI's
+ * `serve`, which must stop cleanly on SIGTERM. Run after `npm run build` (`npm test` does both).
+ */
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("..", import.meta.url));
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+describe("built package", () => {
+  it("has been built", () => {
+    expect(existsSync(`${root}/dist/index.js`), "run `npm run build` first").toBe(true);
+  });
+
+  for (const name of ["smoke.mjs", "smoke.cjs"]) {
+    it(`works from ${name} and the process exits by itself`, async () => {
+      const { stdout } = await run(process.execPath, [fixture(name)], { cwd: root, timeout: 30_000 });
+      const result = JSON.parse(stdout.trim());
+      expect(result).toEqual({ format: name.endsWith("cjs") ? "cjs" : "esm", tokens: 4, errors: "function" });
+    });
+  }
+
+  it("serves over HTTP from the CLI and stops on SIGTERM", async () => {
+    const child = spawn(process.execPath, [`${root}/dist/cli.js`, "serve", "--port", "0"], { cwd: root });
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (data) => {
+        out += String(data);
+        const match = /listening on (http:\/\/\S+)/.exec(out);
+        if (match) resolve(match[1]!);
+      });
+      child.once("exit", (code) => reject(new Error(`serve exited early with ${code}`)));
+    });
+    const response = await fetch(`${url}/api/v1/get_server_capabilities`, { headers: { "X-API-Key": "tml-cli" } });
+    expect((await response.json()).supported_models[0].model_name).toBe("tinker-ts/byte-lm-tiny");
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+});

@@ -1,0 +1,35 @@
+import { defineConfig } from "tsup";
+
+const entry = { index: "src/index.ts", local: "src/local/index.ts" };
+
+export default defineConfig([
+  // ESM for every runtime: web standards only, dependencies left to the consumer's resolver.
+  {
+    entry,
+    format: ["esm"],
+    platform: "neutral",
+    target: "es2022",
+    dts: true,
+    sourcemap: true,
+    clean: true,
+  },
+  // CommonJS: ky is ESM-only and esbuild's interop breaks `require("ky")`, so it is inlined
+  // (TOOLCHAIN.md §1.4). valibot ships CJS and stays external.
+  {
+    entry,
+    format: ["cjs"],
+    platform: "neutral",
+    target: "es2022",
+    dts: true,
+    sourcemap: true,
+    noExternal: ["ky"],
+  },
+  // The CLI (Node, Bun, Deno): `tinker-ts serve`.
+  {
+    entry: { cli: "src/cli/main.ts" },
+    format: ["esm"],
+    platform: "node",
+    target: "node20",
+    banner: { js: "#!/usr/bin/env node" },
+  },
+]);
