@@ -56,7 +56,13 @@ const batch: EngineDatum[] = QA_PAIRS.map(({ q, a }) => {
 
 let started = performance.now();
 const base = createBaseModel(DEFAULT_MODEL_CONFIG, hashSeed("tinker-ts/byte-lm-tiny"));
-const model = new TrainableModel(base, { rank, seed: 0, trainAttn: true, trainMlp: true, trainUnembed: true });
+const model = new TrainableModel(base, {
+  rank,
+  seed: 0,
+  trainAttn: true,
+  trainMlp: true,
+  trainUnembed: true,
+});
 console.log(
   `base model + rank-${rank} LoRA (${model.parameterCount} trainable params): ${(performance.now() - started).toFixed(1)} ms`,
 );
@@ -86,9 +92,18 @@ started = performance.now();
 const sampler = model.snapshot();
 let correct = 0;
 for (const { q, a } of QA_PAIRS) {
-  const [sample] = sampler.sample(promptOf(q), { temperature: 0, topK: -1, topP: 1, stopStrings: ["\n"], maxTokens: 32, numSamples: 1 });
+  const [sample] = sampler.sample(promptOf(q), {
+    temperature: 0,
+    topK: -1,
+    topP: 1,
+    stopStrings: ["\n"],
+    maxTokens: 32,
+    numSamples: 1,
+  });
   const answer = decodeTokens(sample.tokens).trim();
   if (answer === a) correct++;
   console.log(`  ${answer === a ? "ok " : "BAD"} ${q} -> ${JSON.stringify(decodeTokens(sample.tokens))}`);
 }
-console.log(`greedy accuracy: ${correct}/${QA_PAIRS.length} (sampling took ${(performance.now() - started).toFixed(1)} ms)`);
+console.log(
+  `greedy accuracy: ${correct}/${QA_PAIRS.length} (sampling took ${(performance.now() - started).toFixed(1)} ms)`,
+);

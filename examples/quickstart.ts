@@ -12,8 +12,14 @@
  * would produce.
  */
 import { parseArgs } from "node:util";
-import { type Datum, ModelInput, ServiceClient, datum } from "../src/index.js";
-import { BOS_TOKEN, BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens, encodeText } from "../src/local/index.js";
+import { type Datum, datum, ModelInput, ServiceClient } from "../src/index.js";
+import {
+  BOS_TOKEN,
+  BUILTIN_BASE_MODEL,
+  createLocalTinker,
+  decodeTokens,
+  encodeText,
+} from "../src/local/index.js";
 
 const DATASET: { question: string; answer: string }[] = [
   { question: "What is the capital of France?", answer: "Paris" },
@@ -61,11 +67,19 @@ async function main(): Promise<void> {
   const learningRate = Number(values.lr ?? (remote ? 1e-4 : 1e-2));
   const steps = Number(values.steps);
 
-  console.log(`${remote ? "Tinker service" : "embedded local backend"} · ${baseModel} · rank ${values.rank} · lr ${learningRate}`);
+  console.log(
+    `${remote ? "Tinker service" : "embedded local backend"} · ${baseModel} · rank ${values.rank} · lr ${learningRate}`,
+  );
   try {
-    const training = await service.createLoraTrainingClient(baseModel, { rank: Number(values.rank), seed: 0 });
+    const training = await service.createLoraTrainingClient(baseModel, {
+      rank: Number(values.rank),
+      seed: 0,
+    });
     const batch = DATASET.map(({ question, answer }) => toDatum(question, answer));
-    const answerTokens = batch.reduce((n, d) => n + d.loss_fn_inputs.weights!.data.reduce((a, b) => a + b, 0), 0);
+    const answerTokens = batch.reduce(
+      (n, d) => n + d.loss_fn_inputs.weights!.data.reduce((a, b) => a + b, 0),
+      0,
+    );
 
     let firstLoss = 0;
     let lastLoss = 0;

@@ -1,44 +1,52 @@
 /** tinker-ts: the public surface. Everything here runs on any runtime with web-standard fetch. */
-export { ServiceClient, type LoraTrainingOptions, type SamplingClientOptions } from "./clients/service.js";
-export { TrainingClient, DEFAULT_ADAM_PARAMS } from "./clients/training.js";
-export { SamplingClient, type SampleOptions } from "./clients/sampling.js";
+
 export type { CallOptions } from "./clients/call-options.js";
-export { APIFuture, type ResultOptions } from "./futures/api-future.js";
-export type { FutureEvent, FutureRequestType } from "./futures/poller.js";
+export { type SampleOptions, SamplingClient } from "./clients/sampling.js";
+export { type LoraTrainingOptions, type SamplingClientOptions, ServiceClient } from "./clients/service.js";
+export { DEFAULT_ADAM_PARAMS, TrainingClient } from "./clients/training.js";
 export type { ClientOptions } from "./core/config.js";
-export type { FetchLike } from "./core/http.js";
 export {
-  TinkerError,
+  APIConnectionError,
   APIError,
   APIStatusError,
-  BadRequestError,
-  AuthenticationError,
-  PermissionDeniedError,
-  NotFoundError,
-  ConflictError,
-  UnprocessableEntityError,
-  RateLimitError,
-  InternalServerError,
-  APIConnectionError,
   APITimeoutError,
   APIUserAbortError,
-  RequestFailedError,
+  AuthenticationError,
+  BadRequestError,
+  ConflictError,
   FutureRetrieveError,
-  ValidationError,
-  ResponseValidationError,
-  type ValidationIssue,
+  InternalServerError,
+  NotFoundError,
+  PermissionDeniedError,
+  RateLimitError,
+  RequestFailedError,
   type RequestFailureCategory,
+  ResponseValidationError,
+  TinkerError,
+  UnprocessableEntityError,
+  ValidationError,
+  type ValidationIssue,
 } from "./core/errors.js";
-export { ModelInput, TensorData, datum } from "./lib/model-input.js";
+export type { FetchLike } from "./core/http.js";
+export { APIFuture, type ResultOptions } from "./futures/api-future.js";
+export type { FutureEvent, FutureRequestType } from "./futures/poller.js";
+export { datum, ModelInput, TensorData } from "./lib/model-input.js";
+export { VERSION } from "./version.js";
+export type {
+  GetInfoResponse,
+  GetServerCapabilitiesResponse,
+  OptimStepResponse,
+  SupportedModel,
+} from "./wire/schemas.js";
 export type {
   AdamParams,
   Datum,
+  DmelChunk,
   DType,
   EncodedTextChunk,
   ForwardBackwardOutput,
-  ImageChunk,
   ImageAssetPointerChunk,
-  DmelChunk,
+  ImageChunk,
   LoraConfig,
   LossFnType,
   ModelInputChunk,
@@ -47,10 +55,3 @@ export type {
   SamplingParams,
   StopReason,
 } from "./wire/types.js";
-export type {
-  GetInfoResponse,
-  GetServerCapabilitiesResponse,
-  OptimStepResponse,
-  SupportedModel,
-} from "./wire/schemas.js";
-export { VERSION } from "./version.js";

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ModelInput, TensorData } from "../src/index.js";
 import { forwardBackwardRequestToProtoJson } from "../src/wire/protobuf/proto-json.js";
-import { type RecordedRequest, localService } from "./helpers.js";
+import { localService, type RecordedRequest } from "./helpers.js";
 
 interface ConformanceLine {
   method: string;
@@ -40,7 +40,14 @@ function decodedBody(request: RecordedRequest, sessionId: string): Record<string
 }
 
 /** Headers whose values are protocol facts (not platform values) must match exactly. */
-const EXACT_HEADERS = ["accept", "content-type", "x-stainless-read-timeout", "x-stainless-retry-count", "x-tinker-request-type", "x-tinker-request-iteration"];
+const EXACT_HEADERS = [
+  "accept",
+  "content-type",
+  "x-stainless-read-timeout",
+  "x-stainless-retry-count",
+  "x-tinker-request-type",
+  "x-tinker-request-iteration",
+];
 /** Headers that must be present (their values are per-client: platform, key, uuid, timing). */
 const PRESENT_HEADERS = [
   "user-agent",
@@ -62,7 +69,8 @@ function compareHeaders(ours: Headers, theirs: Record<string, string>, where: st
     expect(ours.has(name), `${where}: header ${name} present`).toBe(name in lowered);
   }
   expect(ours.has("x-idempotency-key"), `${where}: idempotency key`).toBe("x-idempotency-key" in lowered);
-  if (ours.has("x-idempotency-key")) expect(ours.get("x-idempotency-key")).toMatch(/^tinker-ts-retry-[0-9a-f-]{36}$/);
+  if (ours.has("x-idempotency-key"))
+    expect(ours.get("x-idempotency-key")).toMatch(/^tinker-ts-retry-[0-9a-f-]{36}$/);
   expect(ours.has("x-tinker-create-promise-roundtrip-time"), `${where}: roundtrip header`).toBe(
     "x-tinker-create-promise-roundtrip-time" in lowered,
   );
@@ -70,11 +78,20 @@ function compareHeaders(ours: Headers, theirs: Record<string, string>, where: st
 
 /** Submissions and configuration calls, in order (polls are compared separately). */
 function calls<T extends { path: string }>(list: T[]): T[] {
-  return list.filter((r) => !r.path.endsWith("/retrieve_future") && !r.path.endsWith("/telemetry") && !r.path.endsWith("/session_heartbeat"));
+  return list.filter(
+    (r) =>
+      !r.path.endsWith("/retrieve_future") &&
+      !r.path.endsWith("/telemetry") &&
+      !r.path.endsWith("/session_heartbeat"),
+  );
 }
 
 /** The first poll of each future, keyed by X-Tinker-Request-Type. */
-function firstPolls<T extends { path: string }>(list: T[], typeOf: (r: T) => string | null, iterationOf: (r: T) => string | null) {
+function firstPolls<T extends { path: string }>(
+  list: T[],
+  typeOf: (r: T) => string | null,
+  iterationOf: (r: T) => string | null,
+) {
   const polls = new Map<string, T>();
   for (const r of list) {
     if (r.path.endsWith("/retrieve_future") && iterationOf(r) === "0") {
@@ -86,7 +103,11 @@ function firstPolls<T extends { path: string }>(list: T[], typeOf: (r: T) => str
 }
 
 function compareRun(recorded: RecordedRequest[], expected: ConformanceLine[]): void {
-  const sessionId = (JSON.parse(new TextDecoder().decode(recorded.find((r) => r.path.endsWith("/create_model"))!.body)) as { session_id: string }).session_id;
+  const sessionId = (
+    JSON.parse(new TextDecoder().decode(recorded.find((r) => r.path.endsWith("/create_model"))!.body)) as {
+      session_id: string;
+    }
+  ).session_id;
   const ours = calls(recorded);
   const theirs = calls(expected);
   expect(ours.map((r) => `${r.method} ${r.path}`)).toEqual(theirs.map((r) => `${r.method} ${r.path}`));
@@ -104,8 +125,16 @@ function compareRun(recorded: RecordedRequest[], expected: ConformanceLine[]): v
     compareHeaders(request.headers, line.headers, where);
   });
 
-  const ourPolls = firstPolls(recorded, (r) => r.headers.get("x-tinker-request-type"), (r) => r.headers.get("x-tinker-request-iteration"));
-  const theirPolls = firstPolls(expected, (l) => l.headers["X-Tinker-Request-Type"] ?? null, (l) => l.headers["X-Tinker-Request-Iteration"] ?? null);
+  const ourPolls = firstPolls(
+    recorded,
+    (r) => r.headers.get("x-tinker-request-type"),
+    (r) => r.headers.get("x-tinker-request-iteration"),
+  );
+  const theirPolls = firstPolls(
+    expected,
+    (l) => l.headers["X-Tinker-Request-Type"] ?? null,
+    (l) => l.headers["X-Tinker-Request-Iteration"] ?? null,
+  );
   expect([...ourPolls.keys()].sort()).toEqual([...theirPolls.keys()].sort());
   for (const [type, poll] of ourPolls) {
     const line = theirPolls.get(type)!;
@@ -159,7 +188,8 @@ describe("conformance with the official client 0.25.0", () => {
 
       const heartbeat = t.requests.find((r) => r.path.endsWith("/session_heartbeat"))!;
       const line = expected.find((l) => l.path.endsWith("/session_heartbeat"))!;
-      const sessionId = (JSON.parse(new TextDecoder().decode(heartbeat.body)) as { session_id: string }).session_id;
+      const sessionId = (JSON.parse(new TextDecoder().decode(heartbeat.body)) as { session_id: string })
+        .session_id;
       expect(JSON.stringify(decodedBody(heartbeat, sessionId))).toBe(JSON.stringify(line.body));
       compareHeaders(heartbeat.headers, line.headers, "session_heartbeat");
     } finally {

@@ -16,7 +16,14 @@ import {
 
 const base = createBaseModel(DEFAULT_MODEL_CONFIG, 1);
 const lora = { rank: 4, seed: 0, trainAttn: true, trainMlp: true, trainUnembed: true };
-const adam: AdamSettings = { learningRate: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-12, weightDecay: 0, gradClipNorm: 0 };
+const adam: AdamSettings = {
+  learningRate: 1e-2,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-12,
+  weightDecay: 0,
+  gradClipNorm: 0,
+};
 const tokens = [BOS_TOKEN, ...encodeText("abc")];
 const targets = [...encodeText("abc"), EOS_TOKEN];
 
@@ -58,7 +65,12 @@ describe("forward_backward validation", () => {
   });
 
   it("sums (never averages) over tokens and data", () => {
-    const single = model.forwardBackward([{ tokens, lossFnInputs: { target_tokens: targets } }], "cross_entropy", undefined, true);
+    const single = model.forwardBackward(
+      [{ tokens, lossFnInputs: { target_tokens: targets } }],
+      "cross_entropy",
+      undefined,
+      true,
+    );
     const double = model.forwardBackward(
       [
         { tokens, lossFnInputs: { target_tokens: targets } },
@@ -73,8 +85,12 @@ describe("forward_backward validation", () => {
 
   it("computes the RL losses from their definitions", () => {
     const lp = Array.from(
-      model.forwardBackward([{ tokens, lossFnInputs: { target_tokens: targets } }], "cross_entropy", undefined, true)
-        .logprobs[0],
+      model.forwardBackward(
+        [{ tokens, lossFnInputs: { target_tokens: targets } }],
+        "cross_entropy",
+        undefined,
+        true,
+      ).logprobs[0],
     );
     const q = lp.map((x, i) => x + [0.5, -0.5, 0.05, 0][i]);
     const advantages = [1, -2, 0.5, 3];
@@ -107,18 +123,26 @@ describe("forward_backward validation", () => {
 
   it("throws EngineError for unknown losses and bad inputs, naming the datum and key", () => {
     const good = { tokens, lossFnInputs: { target_tokens: targets } };
-    const run = (batch: Parameters<TrainableModel["forwardBackward"]>[0], lossFn = "cross_entropy") => () =>
-      model.forwardBackward(batch, lossFn, undefined, false);
+    const run =
+      (batch: Parameters<TrainableModel["forwardBackward"]>[0], lossFn = "cross_entropy") =>
+      () =>
+        model.forwardBackward(batch, lossFn, undefined, false);
     expect(run([good], "hinge")).toThrow(EngineError);
     expect(run([good], "hinge")).toThrow(/unknown loss function "hinge"/);
     expect(run([good, good], "ppo")).toThrow(/datum 0: loss_fn_inputs.logprobs is required by ppo/);
     expect(
-      run([good, { tokens, lossFnInputs: { target_tokens: targets, logprobs: [0, 0, 0, 0] } }], "importance_sampling"),
+      run(
+        [good, { tokens, lossFnInputs: { target_tokens: targets, logprobs: [0, 0, 0, 0] } }],
+        "importance_sampling",
+      ),
     ).toThrow(/datum 0/);
     expect(
       run(
         [
-          { tokens, lossFnInputs: { target_tokens: targets, logprobs: [0, 0, 0, 0], advantages: [1, 1, 1, 1] } },
+          {
+            tokens,
+            lossFnInputs: { target_tokens: targets, logprobs: [0, 0, 0, 0], advantages: [1, 1, 1, 1] },
+          },
           { tokens, lossFnInputs: { target_tokens: targets, logprobs: [0, 0, 0, 0] } },
         ],
         "dro",
@@ -131,10 +155,14 @@ describe("forward_backward validation", () => {
       /datum 0: loss_fn_inputs.weights has length 2/,
     );
     expect(run([{ tokens, lossFnInputs: {} }])).toThrow(/target_tokens is required/);
-    expect(run([{ tokens: [1, 2, 999], lossFnInputs: { target_tokens: [1, 2, 3] } }])).toThrow(/datum 0: token 2/);
+    expect(run([{ tokens: [1, 2, 999], lossFnInputs: { target_tokens: [1, 2, 3] } }])).toThrow(
+      /datum 0: token 2/,
+    );
     expect(run([{ tokens: [1, 2, 3], lossFnInputs: { target_tokens: [1, 2, 258] } }])).toThrow(EngineError);
     const tooLong = Array.from({ length: DEFAULT_MODEL_CONFIG.maxSeqLen + 1 }, () => 65);
-    expect(run([{ tokens: tooLong, lossFnInputs: { target_tokens: tooLong } }])).toThrow(/exceed the model's context/);
+    expect(run([{ tokens: tooLong, lossFnInputs: { target_tokens: tooLong } }])).toThrow(
+      /exceed the model's context/,
+    );
     expect(() =>
       model.forwardBackward([good], "ppo", { clip_low_threshold: 1.5, clip_high_threshold: 1.2 }, true),
     ).toThrow(EngineError);
@@ -165,7 +193,9 @@ describe("LoRA and AdamW", () => {
     const names = (settings: Partial<typeof lora>) =>
       new TrainableModel(base, { ...lora, ...settings }).parameters().map((p) => p.name);
     expect(names({ trainMlp: false, trainUnembed: false })).toEqual(
-      [0, 1].flatMap((l) => ["wq", "wk", "wv", "wo"].flatMap((m) => [`layers.${l}.${m}.lora_A`, `layers.${l}.${m}.lora_B`])),
+      [0, 1].flatMap((l) =>
+        ["wq", "wk", "wv", "wo"].flatMap((m) => [`layers.${l}.${m}.lora_A`, `layers.${l}.${m}.lora_B`]),
+      ),
     );
     expect(names({ trainAttn: false, trainUnembed: false })).toHaveLength(8);
     expect(names({ trainAttn: false, trainMlp: false })).toEqual(["unembed.lora_A", "unembed.lora_B"]);
@@ -179,7 +209,12 @@ describe("LoRA and AdamW", () => {
   it("trains only the enabled adapters and reports name:reduction metrics", () => {
     const model = new TrainableModel(base, { ...lora, trainAttn: false, trainMlp: false });
     const before = model.parameters().map((p) => p.value.slice());
-    model.forwardBackward([{ tokens, lossFnInputs: { target_tokens: targets } }], "cross_entropy", undefined, false);
+    model.forwardBackward(
+      [{ tokens, lossFnInputs: { target_tokens: targets } }],
+      "cross_entropy",
+      undefined,
+      false,
+    );
     const metrics = model.optimStep(adam);
     expect(Object.keys(metrics).sort()).toEqual(["grad_norm:mean", "learning_rate:mean"]);
     expect(metrics["learning_rate:mean"]).toBe(1e-2);
@@ -199,7 +234,12 @@ describe("LoRA and AdamW", () => {
     b.value.fill(0.5);
     const a0 = a.value.slice();
     const b0 = b.value.slice();
-    model.forwardBackward([{ tokens, lossFnInputs: { target_tokens: targets } }], "cross_entropy", undefined, false);
+    model.forwardBackward(
+      [{ tokens, lossFnInputs: { target_tokens: targets } }],
+      "cross_entropy",
+      undefined,
+      false,
+    );
     const gradA = a.grad.slice();
     const gradB = b.grad.slice();
     let squares = 0;
@@ -212,7 +252,10 @@ describe("LoRA and AdamW", () => {
     const scale = settings.gradClipNorm / (norm + 1e-6);
     const expected = (p0: number, g: number) => {
       const clipped = g * scale;
-      return p0 * (1 - settings.learningRate * settings.weightDecay) - (settings.learningRate * clipped) / (Math.abs(clipped) + settings.eps);
+      return (
+        p0 * (1 - settings.learningRate * settings.weightDecay) -
+        (settings.learningRate * clipped) / (Math.abs(clipped) + settings.eps)
+      );
     };
     for (let i = 0; i < a0.length; i += 37) expect(a.value[i]).toBeCloseTo(expected(a0[i], gradA[i]), 12);
     for (let i = 0; i < b0.length; i += 37) expect(b.value[i]).toBeCloseTo(expected(b0[i], gradB[i]), 12);

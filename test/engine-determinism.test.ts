@@ -30,7 +30,10 @@ function datum(text: string, answer: string): EngineDatum {
   const all = [...prompt, ...encodeText(answer)];
   return {
     tokens: all.slice(0, -1),
-    lossFnInputs: { target_tokens: all.slice(1), weights: all.slice(1).map((_, i) => (i + 1 < prompt.length ? 0 : 1)) },
+    lossFnInputs: {
+      target_tokens: all.slice(1),
+      weights: all.slice(1).map((_, i) => (i + 1 < prompt.length ? 0 : 1)),
+    },
   };
 }
 
@@ -109,7 +112,14 @@ describe("engine determinism", () => {
   it("same sampling seed ⇒ identical samples; different seeds and sample indices differ", () => {
     const model = createInferenceModel(createBaseModel(DEFAULT_MODEL_CONFIG, 3));
     const prompt = [BOS_TOKEN, ...encodeText("Once upon a time")];
-    const options: SampleOptions = { temperature: 1, topK: -1, topP: 1, maxTokens: 16, numSamples: 4, seed: 1234 };
+    const options: SampleOptions = {
+      temperature: 1,
+      topK: -1,
+      topP: 1,
+      maxTokens: 16,
+      numSamples: 4,
+      seed: 1234,
+    };
     const first = model.sample(prompt, options);
     expect(model.sample(prompt, options)).toEqual(first);
     // Samples within one request differ from each other.
@@ -120,8 +130,12 @@ describe("engine determinism", () => {
     expect(model.sample(prompt, { ...options, numSamples: 2 })).toEqual(first.slice(0, 2));
     // 64-bit seeds are honoured in full: seeds differing only above bit 53 differ.
     const big = 2n ** 60n;
-    expect(model.sample(prompt, { ...options, seed: big })).not.toEqual(model.sample(prompt, { ...options, seed: big + 2n ** 58n }));
-    expect(model.sample(prompt, { ...options, seed: big })).toEqual(model.sample(prompt, { ...options, seed: big }));
+    expect(model.sample(prompt, { ...options, seed: big })).not.toEqual(
+      model.sample(prompt, { ...options, seed: big + 2n ** 58n }),
+    );
+    expect(model.sample(prompt, { ...options, seed: big })).toEqual(
+      model.sample(prompt, { ...options, seed: big }),
+    );
     // Without a seed, sampling is random (16 tokens of near-uniform bytes never collide in practice).
     const unseeded = { ...options, seed: undefined, numSamples: 1 };
     expect(model.sample(prompt, unseeded)).not.toEqual(model.sample(prompt, unseeded));
@@ -183,19 +197,23 @@ describe("engine state export/import", () => {
     expect(info.baseSeed).toBe(9n);
     expect(info.modelConfig).toEqual(DEFAULT_MODEL_CONFIG);
 
-    expect(() => new TrainableModel(base, { ...LORA, rank: 4 }).importState(bytes, { withOptimizer: true })).toThrow(
-      /rank 8/,
-    );
+    expect(() =>
+      new TrainableModel(base, { ...LORA, rank: 4 }).importState(bytes, { withOptimizer: true }),
+    ).toThrow(/rank 8/);
     expect(() =>
       new TrainableModel(base, { ...LORA, trainUnembed: false }).importState(bytes, { withOptimizer: true }),
     ).toThrow(EngineError);
     expect(() =>
-      new TrainableModel(createBaseModel(DEFAULT_MODEL_CONFIG, 10), LORA).importState(bytes, { withOptimizer: true }),
+      new TrainableModel(createBaseModel(DEFAULT_MODEL_CONFIG, 10), LORA).importState(bytes, {
+        withOptimizer: true,
+      }),
     ).toThrow(/different base model/);
-    expect(() => model.importState(bytes.subarray(0, bytes.length - 8), { withOptimizer: true })).toThrow(EngineError);
-    expect(() => model.importState(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), { withOptimizer: true })).toThrow(
+    expect(() => model.importState(bytes.subarray(0, bytes.length - 8), { withOptimizer: true })).toThrow(
       EngineError,
     );
+    expect(() =>
+      model.importState(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), { withOptimizer: true }),
+    ).toThrow(EngineError);
   });
 });
 

@@ -34,7 +34,13 @@ const INDICES_PER_TENSOR = 2;
 /** A model whose B matrices are non-zero, so gradients reach every A as well. */
 function perturbedModel(): TrainableModel {
   const base = createBaseModel(DEFAULT_MODEL_CONFIG, 1234);
-  const model = new TrainableModel(base, { rank: 4, seed: 99, trainAttn: true, trainMlp: true, trainUnembed: true });
+  const model = new TrainableModel(base, {
+    rank: 4,
+    seed: 99,
+    trainAttn: true,
+    trainMlp: true,
+    trainUnembed: true,
+  });
   const rng = new Rng(7);
   for (const p of model.parameters()) {
     if (p.name.endsWith("lora_B")) rng.fillNormal(p.value, 0.05);
@@ -98,9 +104,10 @@ function checkGradients(model: TrainableModel, testCase: Case): number {
       // A vanishing gradient would make the comparison vacuous; every probed entry must matter.
       expect(scale, `${name}[${index}] has a negligible gradient`).toBeGreaterThan(1e-6);
       const relativeError = Math.abs(numeric - analytic[index]) / scale;
-      expect(relativeError, `${testCase.lossFn} ${name}[${index}]: analytic ${analytic[index]}, numeric ${numeric}`).toBeLessThan(
-        TOLERANCE,
-      );
+      expect(
+        relativeError,
+        `${testCase.lossFn} ${name}[${index}]: analytic ${analytic[index]}, numeric ${numeric}`,
+      ).toBeLessThan(TOLERANCE);
       worst = Math.max(worst, relativeError);
     }
   }
@@ -109,7 +116,10 @@ function checkGradients(model: TrainableModel, testCase: Case): number {
 }
 
 /** Current float64-accurate-enough logprobs of the batch (forward only). */
-function currentLogprobs(model: TrainableModel, shapes: { tokens: number[]; targets: number[] }[]): Float32Array[] {
+function currentLogprobs(
+  model: TrainableModel,
+  shapes: { tokens: number[]; targets: number[] }[],
+): Float32Array[] {
   const batch = shapes.map(({ tokens, targets }) => ({ tokens, lossFnInputs: { target_tokens: targets } }));
   return model.forwardBackward(batch, "cross_entropy", undefined, true).logprobs;
 }
@@ -141,9 +151,14 @@ function rlBatch(
 }
 
 function ratiosOf(model: TrainableModel, batch: EngineDatum[]): number[][] {
-  const shapes = batch.map((d) => ({ tokens: [...d.tokens], targets: Array.from(d.lossFnInputs["target_tokens"]) }));
+  const shapes = batch.map((d) => ({
+    tokens: [...d.tokens],
+    targets: Array.from(d.lossFnInputs["target_tokens"]),
+  }));
   const lp = currentLogprobs(model, shapes);
-  return batch.map((d, s) => Array.from(lp[s], (value, i) => Math.exp(value - d.lossFnInputs["logprobs"][i])));
+  return batch.map((d, s) =>
+    Array.from(lp[s], (value, i) => Math.exp(value - d.lossFnInputs["logprobs"][i])),
+  );
 }
 
 describe("engine gradient check (analytic vs central finite differences)", () => {
@@ -154,9 +169,16 @@ describe("engine gradient check (analytic vs central finite differences)", () =>
   it("cross_entropy with weights", () => {
     const batch = shapes.map(({ tokens, targets }) => ({
       tokens,
-      lossFnInputs: { target_tokens: targets, weights: targets.map((_, i) => (i < 2 ? 0 : 0.5 + rng.nextFloat())) },
+      lossFnInputs: {
+        target_tokens: targets,
+        weights: targets.map((_, i) => (i < 2 ? 0 : 0.5 + rng.nextFloat())),
+      },
     }));
-    const worst = checkGradients(model, { lossFn: "cross_entropy", batch, objective: { lossFn: "cross_entropy", batch } });
+    const worst = checkGradients(model, {
+      lossFn: "cross_entropy",
+      batch,
+      objective: { lossFn: "cross_entropy", batch },
+    });
     expect(worst).toBeLessThan(TOLERANCE);
   });
 
@@ -195,7 +217,11 @@ describe("engine gradient check (analytic vs central finite differences)", () =>
         logprobs: Array.from(datum.lossFnInputs["logprobs"], (q, i) => q + ((s + i) % 2 === 0 ? 1 : -1)),
       },
     }));
-    expect(ratiosOf(model, batch).flat().every((r) => r < 0.5 || r > 2)).toBe(true);
+    expect(
+      ratiosOf(model, batch)
+        .flat()
+        .every((r) => r < 0.5 || r > 2),
+    ).toBe(true);
     checkGradients(model, { lossFn: "cispo", batch, objective: { lossFn: "cispo", batch } });
   });
 
@@ -212,7 +238,9 @@ describe("engine gradient check (analytic vs central finite differences)", () =>
       tokens: datum.tokens,
       lossFnInputs: {
         target_tokens: datum.lossFnInputs["target_tokens"],
-        weights: ratios[s].map((r, i) => Math.min(Math.max(r, 0.8), 1.2) * datum.lossFnInputs["advantages"][i]),
+        weights: ratios[s].map(
+          (r, i) => Math.min(Math.max(r, 0.8), 1.2) * datum.lossFnInputs["advantages"][i],
+        ),
       },
     }));
     checkGradients(model, { lossFn: "cispo", batch, objective: { lossFn: "cross_entropy", batch: frozen } });

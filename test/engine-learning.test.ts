@@ -50,7 +50,13 @@ const ADAM = { learningRate: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-12, weightDe
 describe("engine learning (quickstart target)", () => {
   it("memorises 12 QA pairs with a rank-32 LoRA", () => {
     const base = createBaseModel(DEFAULT_MODEL_CONFIG, hashSeed("tinker-ts/byte-lm-tiny"));
-    const model = new TrainableModel(base, { rank: 32, seed: 0, trainAttn: true, trainMlp: true, trainUnembed: true });
+    const model = new TrainableModel(base, {
+      rank: 32,
+      seed: 0,
+      trainAttn: true,
+      trainMlp: true,
+      trainUnembed: true,
+    });
     const batch = QA_PAIRS.map(({ q, a }) => supervisedDatum(q, a));
 
     const losses: number[] = [];

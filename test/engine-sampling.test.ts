@@ -45,14 +45,32 @@ describe("engine sampling", () => {
   });
 
   it("sampled logprobs are untempered model logprobs", () => {
-    const [sample] = model.sample(prompt, { temperature: 2.5, topK: 20, topP: 0.9, maxTokens: 12, numSamples: 1, seed: 3 });
+    const [sample] = model.sample(prompt, {
+      temperature: 2.5,
+      topK: 20,
+      topP: 0.9,
+      maxTokens: 12,
+      numSamples: 1,
+      seed: 3,
+    });
     const scored = model.promptLogprobs([...prompt, ...sample.tokens], 0);
-    sample.tokens.forEach((_, i) => expect(sample.logprobs[i]).toBeCloseTo(scored.logprobs[prompt.length + i]!, 10));
+    for (let i = 0; i < sample.tokens.length; i++) {
+      expect(sample.logprobs[i]).toBeCloseTo(scored.logprobs[prompt.length + i]!, 10);
+    }
   });
 
   it("top_k restricts samples to the k most likely tokens", () => {
-    const samples = model.sample(prompt, { temperature: 5, topK: 3, topP: 1, maxTokens: 1, numSamples: 40, seed: 8 });
-    const allowed = new Set(model.promptLogprobs([...prompt, 0], 3).topk?.[prompt.length]?.map(([token]) => token));
+    const samples = model.sample(prompt, {
+      temperature: 5,
+      topK: 3,
+      topP: 1,
+      maxTokens: 1,
+      numSamples: 40,
+      seed: 8,
+    });
+    const allowed = new Set(
+      model.promptLogprobs([...prompt, 0], 3).topk?.[prompt.length]?.map(([token]) => token),
+    );
     expect(allowed.size).toBe(3);
     for (const sample of samples) expect(allowed.has(sample.tokens[0])).toBe(true);
     // A hot temperature over three tokens should visit more than one of them.
@@ -67,7 +85,9 @@ describe("engine sampling", () => {
     const stopString = String.fromCharCode(reference.tokens[index]);
     const stopped = greedy({ stopStrings: [stopString] });
     expect(stopped.stopReason).toBe("stop");
-    expect(stopped.tokens).toEqual(reference.tokens.slice(0, reference.tokens.indexOf(reference.tokens[index]) + 1));
+    expect(stopped.tokens).toEqual(
+      reference.tokens.slice(0, reference.tokens.indexOf(reference.tokens[index]) + 1),
+    );
     expect(decodeTokens(stopped.tokens).endsWith(stopString)).toBe(true);
     expect(stopped.logprobs).toEqual(reference.logprobs.slice(0, stopped.tokens.length));
   });
@@ -75,7 +95,9 @@ describe("engine sampling", () => {
   it("a multi-token stop string matches across token boundaries", () => {
     const reference = greedy();
     const isAscii = (token: number) => token >= 0x20 && token < 0x7f;
-    const end = reference.tokens.findIndex((token, i) => i > 0 && isAscii(token) && isAscii(reference.tokens[i - 1]));
+    const end = reference.tokens.findIndex(
+      (token, i) => i > 0 && isAscii(token) && isAscii(reference.tokens[i - 1]),
+    );
     expect(end).toBeGreaterThan(0);
     const stopString = decodeTokens(reference.tokens.slice(end - 1, end + 1));
     const stopped = greedy({ stopStrings: ["never-generated", stopString] });
@@ -93,7 +115,13 @@ describe("engine sampling", () => {
 
   it("an EOS token always stops generation", () => {
     // Teach a fresh adapter to answer "x" with EOS, then decode greedily.
-    const trainable = new TrainableModel(base, { rank: 4, seed: 1, trainAttn: true, trainMlp: true, trainUnembed: true });
+    const trainable = new TrainableModel(base, {
+      rank: 4,
+      seed: 1,
+      trainAttn: true,
+      trainMlp: true,
+      trainUnembed: true,
+    });
     const datum = { tokens: [BOS_TOKEN, 120], lossFnInputs: { target_tokens: [120, EOS_TOKEN] } };
     const adam = { learningRate: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, gradClipNorm: 0 };
     for (let step = 0; step < 30; step++) {
@@ -116,7 +144,10 @@ describe("engine sampling", () => {
     expect(nearLimit[0].tokens).toHaveLength(3);
     expect(nearLimit[0].stopReason).toBe("length");
     // Without max_tokens generation runs to the context limit.
-    const unbounded = model.sample(longPrompt.slice(0, maxSeqLen - 40), { ...greedyOptions, maxTokens: undefined });
+    const unbounded = model.sample(longPrompt.slice(0, maxSeqLen - 40), {
+      ...greedyOptions,
+      maxTokens: undefined,
+    });
     expect(unbounded[0].tokens).toHaveLength(40);
     expect(model.sample(longPrompt.concat([1, 2, 3]), greedyOptions)[0]).toEqual({
       tokens: [],
@@ -141,16 +172,24 @@ describe("engine sampling", () => {
     expect(scored.logprobs).toHaveLength(prompt.length);
     expect(scored.topk).toBeUndefined();
 
-    const trainable = new TrainableModel(base, { rank: 8, seed: 0, trainAttn: true, trainMlp: true, trainUnembed: true });
+    const trainable = new TrainableModel(base, {
+      rank: 8,
+      seed: 0,
+      trainAttn: true,
+      trainMlp: true,
+      trainUnembed: true,
+    });
     const forward = trainable.forwardBackward(
       [{ tokens: prompt.slice(0, -1), lossFnInputs: { target_tokens: prompt.slice(1) } }],
       "cross_entropy",
       undefined,
       true,
     );
-    forward.logprobs[0].forEach((lp, i) => expect(scored.logprobs[i + 1]).toBeCloseTo(lp, 5));
-    // Float32 output vs float64: compare at float32 precision.
-    forward.logprobs[0].forEach((lp, i) => expect(Math.fround(scored.logprobs[i + 1]!)).toBe(lp));
+    for (const [i, lp] of forward.logprobs[0].entries()) {
+      expect(scored.logprobs[i + 1]).toBeCloseTo(lp, 5);
+      // The trainer returns float32: rounding the sampler's float64 value must give exactly it.
+      expect(Math.fround(scored.logprobs[i + 1]!)).toBe(lp);
+    }
   });
 
   it("promptLogprobs with top-k lists the k most likely tokens per position in descending order", () => {
@@ -169,7 +208,13 @@ describe("engine sampling", () => {
   });
 
   it("a snapshot is immutable: later training does not change it", () => {
-    const trainable = new TrainableModel(base, { rank: 8, seed: 0, trainAttn: true, trainMlp: true, trainUnembed: true });
+    const trainable = new TrainableModel(base, {
+      rank: 8,
+      seed: 0,
+      trainAttn: true,
+      trainMlp: true,
+      trainUnembed: true,
+    });
     const datum = { tokens: prompt.slice(0, -1), lossFnInputs: { target_tokens: prompt.slice(1) } };
     const adam = { learningRate: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, gradClipNorm: 0 };
     trainable.forwardBackward([datum], "cross_entropy", undefined, false);

@@ -1,8 +1,8 @@
 /** Test helpers: the SDK wired to the real local backend, with every request recorded. */
-import { ServiceClient } from "../src/index.js";
+
 import type { ClientOptions } from "../src/index.js";
-import { BOS_TOKEN, type LocalTinkerOptions, createLocalTinker, encodeText } from "../src/local/index.js";
-import { type Datum, ModelInput, datum } from "../src/index.js";
+import { type Datum, datum, ModelInput, ServiceClient } from "../src/index.js";
+import { BOS_TOKEN, createLocalTinker, encodeText, type LocalTinkerOptions } from "../src/local/index.js";
 
 export interface RecordedRequest {
   method: string;
@@ -15,7 +15,12 @@ export function recordingFetch(inner: (request: Request) => Promise<Response>) {
   const requests: RecordedRequest[] = [];
   const fetch = async (request: Request): Promise<Response> => {
     const body = new Uint8Array(await request.clone().arrayBuffer());
-    requests.push({ method: request.method, path: new URL(request.url).pathname, headers: new Headers(request.headers), body });
+    requests.push({
+      method: request.method,
+      path: new URL(request.url).pathname,
+      headers: new Headers(request.headers),
+      body,
+    });
     return inner(request);
   };
   return { fetch, requests };

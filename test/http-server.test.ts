@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningServer, serve } from "../src/cli/serve.js";
 import { ModelInput, ServiceClient } from "../src/index.js";
-import { QA, promptTokens, qaDatum } from "./helpers.js";
+import { promptTokens, QA, qaDatum } from "./helpers.js";
 
 let server: RunningServer;
 beforeAll(async () => {
@@ -25,7 +25,10 @@ describe("over loopback HTTP", () => {
   });
 
   it("trains, samples and scores through a base-URL prefix", async () => {
-    const service = new ServiceClient({ apiKey: "tml-http-test", baseURL: `${server.url}/services/tinker-local` });
+    const service = new ServiceClient({
+      apiKey: "tml-http-test",
+      baseURL: `${server.url}/services/tinker-local`,
+    });
     try {
       const capabilities = await service.getServerCapabilities();
       expect(capabilities.supported_models[0]!.model_name).toBe("tinker-ts/byte-lm-tiny");
@@ -48,7 +51,12 @@ describe("over loopback HTTP", () => {
       expect(path).toBe(`tinker://${training.modelId}/sampler_weights/http-test`);
       const sampler = await service.createSamplingClient({ modelPath: path });
       const prompt = ModelInput.fromInts(promptTokens(QA[0]!.question));
-      const result = await sampler.sample(prompt, 2, { max_tokens: 8, seed: 7 }, { includePromptLogprobs: true, topkPromptLogprobs: 3 });
+      const result = await sampler.sample(
+        prompt,
+        2,
+        { max_tokens: 8, seed: 7 },
+        { includePromptLogprobs: true, topkPromptLogprobs: 3 },
+      );
       expect(result.sequences).toHaveLength(2);
       expect(result.prompt_logprobs![0]).toBeNull();
       expect(result.topk_prompt_logprobs![1]).toHaveLength(3);

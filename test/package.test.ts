@@ -37,7 +37,9 @@ describe("built package", () => {
       });
       child.once("exit", (code) => reject(new Error(`serve exited early with ${code}`)));
     });
-    const response = await fetch(`${url}/api/v1/get_server_capabilities`, { headers: { "X-API-Key": "tml-cli" } });
+    const response = await fetch(`${url}/api/v1/get_server_capabilities`, {
+      headers: { "X-API-Key": "tml-cli" },
+    });
     expect((await response.json()).supported_models[0].model_name).toBe("tinker-ts/byte-lm-tiny");
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     child.kill("SIGTERM");

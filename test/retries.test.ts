@@ -39,10 +39,12 @@ describe("transport retries (layer 1)", () => {
   });
 
   it("obeys x-should-retry: false", async () => {
-    const t = setup([{ endpoint: "create_session", status: 503, headers: { ...fast, "x-should-retry": "false" } }]);
-    await expect(t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 })).rejects.toBeInstanceOf(
-      InternalServerError,
-    );
+    const t = setup([
+      { endpoint: "create_session", status: 503, headers: { ...fast, "x-should-retry": "false" } },
+    ]);
+    await expect(
+      t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 }),
+    ).rejects.toBeInstanceOf(InternalServerError);
     expect(t.requests.filter((r) => r.path.endsWith("/create_session"))).toHaveLength(1);
   });
 
@@ -51,7 +53,9 @@ describe("transport retries (layer 1)", () => {
     const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 });
     await training.forwardBackward([qaDatum("Q", "A")], "cross_entropy");
     await training.optimStep({ learning_rate: 1e-3 });
-    const attempts = t.requests.filter((r) => r.path.endsWith("/optim_step")).map((r) => (jsonBody(r) as { seq_id: number }).seq_id);
+    const attempts = t.requests
+      .filter((r) => r.path.endsWith("/optim_step"))
+      .map((r) => (jsonBody(r) as { seq_id: number }).seq_id);
     expect(attempts).toEqual([2, 2, 2]);
   });
 });
@@ -66,7 +70,10 @@ describe("future polling", () => {
   }
 
   function polls(t: ReturnType<typeof setup>) {
-    return t.requests.filter((r) => r.path.endsWith("/retrieve_future") && r.headers.get("x-tinker-request-type") === "ForwardBackward");
+    return t.requests.filter(
+      (r) =>
+        r.path.endsWith("/retrieve_future") && r.headers.get("x-tinker-request-type") === "ForwardBackward",
+    );
   }
 
   it("polls again at once after 5xx and counts iterations", async () => {
@@ -122,7 +129,10 @@ describe("future polling", () => {
     cleanup = t.close;
     const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 });
     // Token 5000 is outside the byte-level vocabulary: the server runs the request and it fails.
-    const bad = { ...qaDatum("Q", "A"), model_input: ModelInput.fromInts([1, 5000, 3, 4, 5, 6, 7, 8, 9, 10]) };
+    const bad = {
+      ...qaDatum("Q", "A"),
+      model_input: ModelInput.fromInts([1, 5000, 3, 4, 5, 6, 7, 8, 9, 10]),
+    };
     const future = training.forwardBackward([bad], "cross_entropy");
     await expect(future).rejects.toBeInstanceOf(RequestFailedError);
     await expect(future).rejects.toMatchObject({ category: "user" });
@@ -138,15 +148,21 @@ describe("future polling", () => {
     const sampler = await t.service.createSamplingClient({ baseModel: "tinker-ts/byte-lm-tiny" });
     const result = await sampler.sample(ModelInput.fromInts([256, 72, 105]), 1, { max_tokens: 3, seed: 1 });
     expect(result.sequences[0]!.tokens).toHaveLength(3);
-    const submissions = t.requests.filter((r) => r.path.endsWith("/asample")).map((r) => (jsonBody(r) as { seq_id: number }).seq_id);
+    const submissions = t.requests
+      .filter((r) => r.path.endsWith("/asample"))
+      .map((r) => (jsonBody(r) as { seq_id: number }).seq_id);
     expect(submissions).toEqual([0, 0, 1]);
-    expect(t.requests.find((r) => r.path.endsWith("/asample"))!.headers.get("x-tinker-sampling-backpressure")).toBe("1");
+    expect(
+      t.requests.find((r) => r.path.endsWith("/asample"))!.headers.get("x-tinker-sampling-backpressure"),
+    ).toBe("1");
   });
 });
 
 describe("configuration", () => {
   it("checks the API key locally and never echoes it", () => {
-    expect(() => new ServiceClient({ apiKey: "sk-secret-value", baseURL: "http://x" })).toThrow(ValidationError);
+    expect(() => new ServiceClient({ apiKey: "sk-secret-value", baseURL: "http://x" })).toThrow(
+      ValidationError,
+    );
     try {
       new ServiceClient({ apiKey: "sk-secret-value", baseURL: "http://x" });
     } catch (error) {

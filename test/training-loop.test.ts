@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { APIFuture, ModelInput, ValidationError } from "../src/index.js";
 import { decodeTokens } from "../src/local/index.js";
-import { QA, jsonBody, localService, promptTokens, qaDatum } from "./helpers.js";
+import { jsonBody, localService, promptTokens, QA, qaDatum } from "./helpers.js";
 
 let cleanup: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -22,7 +22,10 @@ function setup(...args: Parameters<typeof localService>) {
 describe("train and sample on the local backend", () => {
   it("lowers the loss and reproduces the trained answers greedily", async () => {
     const t = setup();
-    const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 16, seed: 1 });
+    const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", {
+      rank: 16,
+      seed: 1,
+    });
     const batch = QA.map((qa) => qaDatum(qa.question, qa.answer));
     const losses: number[] = [];
     for (let step = 0; step < 30; step++) {
@@ -31,14 +34,22 @@ describe("train and sample on the local backend", () => {
       const [out, stats] = await Promise.all([fb, optim]);
       losses.push(out.metrics["loss:sum"]!);
       expect(out.loss_fn_outputs).toHaveLength(batch.length);
-      expect(out.loss_fn_outputs[0]!.logprobs!.data).toHaveLength(batch[0]!.model_input.chunks[0]!.type === "encoded_text" ? (batch[0]!.model_input.chunks[0] as { tokens: number[] }).tokens.length : 0);
+      expect(out.loss_fn_outputs[0]!.logprobs!.data).toHaveLength(
+        batch[0]!.model_input.chunks[0]!.type === "encoded_text"
+          ? (batch[0]!.model_input.chunks[0] as { tokens: number[] }).tokens.length
+          : 0,
+      );
       expect(stats.metrics).toBeTypeOf("object");
     }
     expect(losses.at(-1)!).toBeLessThan(losses[0]! * 0.2);
 
     const sampler = await training.saveWeightsAndGetSamplingClient();
     for (const { question, answer } of QA) {
-      const result = await sampler.sample(ModelInput.fromInts(promptTokens(question)), 1, { max_tokens: 20, temperature: 0, stop: ["\n"] });
+      const result = await sampler.sample(ModelInput.fromInts(promptTokens(question)), 1, {
+        max_tokens: 20,
+        temperature: 0,
+        stop: ["\n"],
+      });
       expect(decodeTokens(result.sequences[0]!.tokens)).toBe(` ${answer}\n`);
       expect(result.sequences[0]!.stop_reason).toBe("stop");
     }
@@ -83,10 +94,17 @@ describe("train and sample on the local backend", () => {
     expect(new Set(ids).size).toBe(4);
     await Promise.all(futures);
     const submissions = t.requests.filter((r) => /\/(forward_backward|optim_step)$/.test(r.path));
-    const seqIds = submissions.map((r) => (r.path.endsWith("optim_step") ? (jsonBody(r) as { seq_id: number }).seq_id : undefined));
+    const seqIds = submissions.map((r) =>
+      r.path.endsWith("optim_step") ? (jsonBody(r) as { seq_id: number }).seq_id : undefined,
+    );
     expect(seqIds[1]).toBe(2);
     expect(seqIds[3]).toBe(4);
-    expect(submissions.map((r) => r.path.split("/").at(-1))).toEqual(["forward_backward", "optim_step", "forward_backward", "optim_step"]);
+    expect(submissions.map((r) => r.path.split("/").at(-1))).toEqual([
+      "forward_backward",
+      "optim_step",
+      "forward_backward",
+      "optim_step",
+    ]);
   });
 
   it("rejects bad input with a ValidationError before sending anything", async () => {
@@ -94,7 +112,10 @@ describe("train and sample on the local backend", () => {
     const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 });
     const sent = t.requests.length;
     const good = qaDatum("Q", "A");
-    const short = { ...good, loss_fn_inputs: { ...good.loss_fn_inputs, weights: { data: [1, 1], dtype: "float32" as const } } };
+    const short = {
+      ...good,
+      loss_fn_inputs: { ...good.loss_fn_inputs, weights: { data: [1, 1], dtype: "float32" as const } },
+    };
     expect(() => training.forwardBackward([good, short], "cross_entropy")).toThrow(ValidationError);
     try {
       training.forwardBackward([good, short], "cross_entropy");
@@ -102,7 +123,9 @@ describe("train and sample on the local backend", () => {
       expect((error as ValidationError).issues[0]!.path).toBe("data[1].loss_fn_inputs.weights");
     }
     expect(() => training.forwardBackward([], "cross_entropy")).toThrow(/No data provided/);
-    expect(() => training.forwardBackward([good], "ppo")).toThrow(/data\[0\]\.loss_fn_inputs\.logprobs: is required/);
+    expect(() => training.forwardBackward([good], "ppo")).toThrow(
+      /data\[0\]\.loss_fn_inputs\.logprobs: is required/,
+    );
     expect(() => training.optimStep({ learning_rate: -1 })).toThrow(/adam_params.learning_rate/);
     const sampler = await t.service.createSamplingClient({ baseModel: "tinker-ts/byte-lm-tiny" });
     const afterSampler = t.requests.length;
@@ -120,7 +143,12 @@ describe("train and sample on the local backend", () => {
     const t = setup({
       local: {
         chaos: [
-          { endpoint: "retrieve_future", after: 1, status: 408, body: { queue_state: "paused_capacity", queue_state_reason: "busy" } },
+          {
+            endpoint: "retrieve_future",
+            after: 1,
+            status: 408,
+            body: { queue_state: "paused_capacity", queue_state_reason: "busy" },
+          },
         ],
       },
     });
@@ -132,7 +160,12 @@ describe("train and sample on the local backend", () => {
     expect(id).toMatch(/^req-/);
     expect((await future).metrics["loss:sum"]).toBeGreaterThan(0);
     // A 408 is a try_again in disguise; its queue state reaches events().
-    expect(events).toContainEqual({ type: "queue_state", queueState: "paused_capacity", reason: "busy", iteration: 0 });
+    expect(events).toContainEqual({
+      type: "queue_state",
+      queueState: "paused_capacity",
+      reason: "busy",
+      iteration: 0,
+    });
   });
 
   it("leaves no timers behind after close()", async () => {

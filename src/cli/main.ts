@@ -21,7 +21,10 @@ async function main(argv: string[]): Promise<number> {
     case "serve": {
       const { values } = parseArgs({
         args: rest,
-        options: { port: { type: "string", default: "8000" }, host: { type: "string", default: "127.0.0.1" } },
+        options: {
+          port: { type: "string", default: "8000" },
+          host: { type: "string", default: "127.0.0.1" },
+        },
       });
       const port = Number(values.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type LocalTinkerOptions, createLocalTinker } from "../local/index.js";
+import { createLocalTinker, type LocalTinkerOptions } from "../local/index.js";
 
 export interface ServeOptions extends LocalTinkerOptions {
   port: number;
@@ -63,6 +63,8 @@ async function handleNodeRequest(
   });
   const response = await handler(request);
   res.statusCode = response.status;
-  response.headers.forEach((value, name) => res.setHeader(name, value));
+  response.headers.forEach((value, name) => {
+    res.setHeader(name, value);
+  });
   res.end(Buffer.from(await response.arrayBuffer()));
 }

@@ -7,7 +7,10 @@
  * session), one connection does the config handshake once and creates the session lazily on the
  * first training or sampling use. The wire effect is the same: REST-only use creates no session.
  */
+
+import type * as v from "valibot";
 import type { ResolvedConfig } from "../core/config.js";
+import { APIStatusError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { platformHeaders } from "../core/headers.js";
 import { HttpClient, type HttpRequest } from "../core/http.js";
@@ -20,8 +23,6 @@ import {
   DynamicConfigResponseSchema,
   parseResponse,
 } from "../wire/schemas.js";
-import { APIStatusError } from "../core/errors.js";
-import type * as v from "valibot";
 
 export class Connection {
   readonly http: HttpClient;
@@ -60,12 +61,22 @@ export class Connection {
   async #handshake(): Promise<ClientConfigResponse> {
     const body = { sdk_version: PROTOCOL_SDK_VERSION };
     const config = await withGenericRetries(() =>
-      this.requestJson({ method: "POST", path: "api/v1/client/config", json: body }, ClientConfigResponseSchema, "client config"),
+      this.requestJson(
+        { method: "POST", path: "api/v1/client/config", json: body },
+        ClientConfigResponseSchema,
+        "client config",
+      ),
     );
     try {
       await withGenericRetries(() =>
         this.requestJson(
-          { method: "POST", path: "api/v1/client/dynamic_config", json: body, timeoutMs: 10_000, maxRetries: 0 },
+          {
+            method: "POST",
+            path: "api/v1/client/dynamic_config",
+            json: body,
+            timeoutMs: 10_000,
+            maxRetries: 0,
+          },
           DynamicConfigResponseSchema,
           "dynamic config",
         ),
@@ -137,7 +148,11 @@ export class Connection {
   }
 
   /** One JSON call, parsed with `schema`. */
-  async requestJson<S extends v.GenericSchema>(request: HttpRequest, schema: S, what: string): Promise<v.InferOutput<S>> {
+  async requestJson<S extends v.GenericSchema>(
+    request: HttpRequest,
+    schema: S,
+    what: string,
+  ): Promise<v.InferOutput<S>> {
     const response = await this.http.request(request);
     return parseResponse(schema, response.json(), what);
   }

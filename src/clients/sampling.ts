@@ -3,18 +3,23 @@
  * per-client `seq_id` once and keeps it across submission retries (PROTOCOL.md §6.4); a promise the
  * server dropped (410) is re-submitted with a new one.
  */
-import { FutureRetrieveError, RateLimitError, ValidationError, type ValidationIssue } from "../core/errors.js";
+import {
+  FutureRetrieveError,
+  RateLimitError,
+  ValidationError,
+  type ValidationIssue,
+} from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { APIFuture } from "../futures/api-future.js";
-import { type ResultDecoder, pollFuture } from "../futures/poller.js";
+import { pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { sleep } from "../internal/sleep.js";
 import { checkModelInput } from "../lib/validate.js";
-import { decodeSampleResponse } from "../wire/protobuf/index.js";
 import { SampleResponseSchema } from "../wire/json-schemas.js";
-import { UntypedAPIFutureSchema, parseResponse } from "../wire/schemas.js";
+import { decodeSampleResponse } from "../wire/protobuf/index.js";
+import { parseResponse, UntypedAPIFutureSchema } from "../wire/schemas.js";
 import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
-import type { Connection } from "./connection.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
+import type { Connection } from "./connection.js";
 
 export interface SampleOptions extends CallOptions {
   /** Also return the logprob of every prompt token (first position null). */
@@ -89,11 +94,16 @@ export class SamplingClient {
 
   /** Log-probabilities of the prompt's own tokens; the first position is null. */
   async computeLogprobs(prompt: ModelInput, options: CallOptions = {}): Promise<(number | null)[]> {
-    const response = await this.sample(prompt, 1, { max_tokens: 1, temperature: 1.0, top_k: -1, top_p: 1.0 }, {
-      ...options,
-      includePromptLogprobs: true,
-      topkPromptLogprobs: 0,
-    });
+    const response = await this.sample(
+      prompt,
+      1,
+      { max_tokens: 1, temperature: 1.0, top_k: -1, top_p: 1.0 },
+      {
+        ...options,
+        includePromptLogprobs: true,
+        topkPromptLogprobs: 0,
+      },
+    );
     return (response.prompt_logprobs ?? []).map((lp) => (lp === null || Number.isNaN(lp) ? null : lp));
   }
 
@@ -159,7 +169,10 @@ function validateSampleRequest(
   }
   const p = params ?? {};
   if (p.max_tokens !== undefined && (!Number.isInteger(p.max_tokens) || p.max_tokens < 1)) {
-    issues.push({ path: "sampling_params.max_tokens", message: `must be a positive integer, got ${p.max_tokens}` });
+    issues.push({
+      path: "sampling_params.max_tokens",
+      message: `must be a positive integer, got ${p.max_tokens}`,
+    });
   }
   if (p.temperature !== undefined && !(p.temperature >= 0)) {
     issues.push({ path: "sampling_params.temperature", message: `must be ≥ 0, got ${p.temperature}` });

@@ -62,7 +62,10 @@ export class ServiceClient {
   }
 
   /** Creates a new LoRA training run on `baseModel` and returns its client. */
-  async createLoraTrainingClient(baseModel: string, options: LoraTrainingOptions = {}): Promise<TrainingClient> {
+  async createLoraTrainingClient(
+    baseModel: string,
+    options: LoraTrainingOptions = {},
+  ): Promise<TrainingClient> {
     const lora_config = loraConfig(options);
     if (typeof baseModel !== "string" || baseModel === "") {
       throw new ValidationError([{ path: "base_model", message: "must be a non-empty string" }]);
@@ -103,10 +106,14 @@ export class ServiceClient {
   async createSamplingClient(options: SamplingClientOptions): Promise<SamplingClient> {
     const { modelPath, baseModel } = options;
     if (modelPath === undefined && baseModel === undefined) {
-      throw new ValidationError([{ path: "modelPath", message: "either modelPath or baseModel must be given" }]);
+      throw new ValidationError([
+        { path: "modelPath", message: "either modelPath or baseModel must be given" },
+      ]);
     }
     if (modelPath !== undefined && !modelPath.startsWith("tinker://")) {
-      throw new ValidationError([{ path: "modelPath", message: `must start with tinker://, got "${modelPath}"` }]);
+      throw new ValidationError([
+        { path: "modelPath", message: `must start with tinker://, got "${modelPath}"` },
+      ]);
     }
     const signal = withTimeout(options);
     const sessionId = await this.#connection.session();
@@ -144,7 +151,8 @@ if (asyncDispose) {
 function loraConfig(options: LoraTrainingOptions): Record<string, unknown> {
   const rank = options.rank ?? 32;
   const issues = [];
-  if (!Number.isInteger(rank) || rank < 1) issues.push({ path: "rank", message: `must be a positive integer, got ${rank}` });
+  if (!Number.isInteger(rank) || rank < 1)
+    issues.push({ path: "rank", message: `must be a positive integer, got ${rank}` });
   if (options.seed !== undefined && !Number.isInteger(options.seed)) {
     issues.push({ path: "seed", message: `must be an integer, got ${options.seed}` });
   }
@@ -152,7 +160,10 @@ function loraConfig(options: LoraTrainingOptions): Record<string, unknown> {
   const train_mlp = options.trainMlp ?? true;
   const train_attn = options.trainAttn ?? true;
   if (!train_unembed && !train_mlp && !train_attn) {
-    issues.push({ path: "trainMlp", message: "at least one of trainMlp, trainAttn, trainUnembed must be true" });
+    issues.push({
+      path: "trainMlp",
+      message: "at least one of trainMlp, trainAttn, trainUnembed must be true",
+    });
   }
   if (issues.length > 0) throw new ValidationError(issues);
   const config: Record<string, unknown> = { rank };

@@ -7,24 +7,25 @@
  *   const step = training.optimStep({ learning_rate: 1e-4 });
  *   const [out, stats] = await Promise.all([fb, step]);
  */
-import { withGenericRetries } from "../core/generic-retry.js";
+
 import { TinkerError } from "../core/errors.js";
+import { withGenericRetries } from "../core/generic-retry.js";
 import type { HttpRequest } from "../core/http.js";
 import { APIFuture } from "../futures/api-future.js";
-import { type FutureRequestType, type ResultDecoder, pollFuture } from "../futures/poller.js";
+import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { validateAdamParams, validateForwardBackwardInput } from "../lib/validate.js";
+import { ForwardBackwardOutputSchema } from "../wire/json-schemas.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
 import {
   type GetInfoResponse,
   GetInfoResponseSchema,
   type OptimStepResponse,
   OptimStepResponseSchema,
+  parseResponse,
   type SaveWeightsForSamplerResponse,
   SaveWeightsForSamplerResponseSchema,
   UntypedAPIFutureSchema,
-  parseResponse,
 } from "../wire/schemas.js";
-import { ForwardBackwardOutputSchema } from "../wire/json-schemas.js";
 import type { AdamParams, Datum, ForwardBackwardOutput, LossFnType } from "../wire/types.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
@@ -89,21 +90,26 @@ export class TrainingClient {
     options: CallOptions | undefined,
   ): APIFuture<ForwardBackwardOutput> {
     validateForwardBackwardInput(data, lossFn, lossFnConfig);
-    return this.#enqueue(forwardOnly ? "Forward" : "ForwardBackward", forwardBackwardDecoder, options, (seqId) => ({
-      method: "POST",
-      path: "api/v1/forward_backward",
-      binary: {
-        contentType: "application/x-protobuf",
-        bytes: encodeForwardBackwardRequest({
-          model_id: this.modelId,
-          seq_id: seqId,
-          data,
-          loss_fn: lossFn,
-          loss_fn_config: lossFnConfig,
-          forward_only: forwardOnly,
-        }),
-      },
-    }));
+    return this.#enqueue(
+      forwardOnly ? "Forward" : "ForwardBackward",
+      forwardBackwardDecoder,
+      options,
+      (seqId) => ({
+        method: "POST",
+        path: "api/v1/forward_backward",
+        binary: {
+          contentType: "application/x-protobuf",
+          bytes: encodeForwardBackwardRequest({
+            model_id: this.modelId,
+            seq_id: seqId,
+            data,
+            loss_fn: lossFn,
+            loss_fn_config: lossFnConfig,
+            forward_only: forwardOnly,
+          }),
+        },
+      }),
+    );
   }
 
   /** Applies the accumulated gradients with AdamW. Unset fields take the official defaults. */
@@ -122,7 +128,9 @@ export class TrainingClient {
     name: string,
     options: CallOptions & { ttlSeconds?: number } = {},
   ): APIFuture<{ path: string }> {
-    const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = { schema: SaveWeightsForSamplerResponseSchema };
+    const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = {
+      schema: SaveWeightsForSamplerResponseSchema,
+    };
     const future = this.#enqueue("SaveWeightsForSampler", decoder, options, (seqId) => {
       const json: Record<string, unknown> = { model_id: this.modelId, path: name, seq_id: seqId };
       if (options.ttlSeconds !== undefined) json.ttl_seconds = options.ttlSeconds;
@@ -143,7 +151,9 @@ export class TrainingClient {
    */
   async saveWeightsAndGetSamplingClient(options: CallOptions = {}): Promise<SamplingClient> {
     const sessionId = await this.#connection.session();
-    const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = { schema: SaveWeightsForSamplerResponseSchema };
+    const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = {
+      schema: SaveWeightsForSamplerResponseSchema,
+    };
     const result = await this.#enqueue("SaveWeightsForSampler", decoder, options, (seqId) => ({
       method: "POST",
       path: "api/v1/save_weights_for_sampler",
@@ -157,7 +167,9 @@ export class TrainingClient {
       maxRetries: 0,
     }));
     if (!result.sampling_session_id) {
-      throw new TinkerError(`save_weights_for_sampler returned no sampling_session_id (session ${sessionId})`);
+      throw new TinkerError(
+        `save_weights_for_sampler returned no sampling_session_id (session ${sessionId})`,
+      );
     }
     return new SamplingClient(this.#connection, result.sampling_session_id);
   }
@@ -209,8 +221,14 @@ export class TrainingClient {
           );
         }
         const http = this.#connection.http;
-        const response = await withGenericRetries(() => http.request({ ...buildRequest(seqId), signal }), { signal });
-        requestId = parseResponse(UntypedAPIFutureSchema, response.json(), `${requestType} submission`).request_id;
+        const response = await withGenericRetries(() => http.request({ ...buildRequest(seqId), signal }), {
+          signal,
+        });
+        requestId = parseResponse(
+          UntypedAPIFutureSchema,
+          response.json(),
+          `${requestType} submission`,
+        ).request_id;
       } catch (error) {
         this.#brokenBy ??= error instanceof Error ? error : new Error(String(error));
         throw error;

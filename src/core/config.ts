@@ -2,8 +2,9 @@
  * Client configuration: explicit options first, then the environment (PROTOCOL.md §1.2), then the
  * official defaults. Also the API key check of §1.3, done before anything is sent.
  */
-import { ValidationError } from "./errors.js";
+
 import { readEnv } from "./env.js";
+import { ValidationError } from "./errors.js";
 import type { FetchLike } from "./http.js";
 
 export const DEFAULT_BASE_URL = "https://tinker.thinkingmachines.dev/services/tinker-prod";
@@ -52,7 +53,8 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
     throw new ValidationError([{ path: "maxRetries", message: "must be a non-negative integer" }]);
   }
-  if (!(timeoutMs > 0)) throw new ValidationError([{ path: "timeout", message: "must be a positive number of ms" }]);
+  if (!(timeoutMs > 0))
+    throw new ValidationError([{ path: "timeout", message: "must be a positive number of ms" }]);
   return {
     apiKey,
     baseURL: options.baseURL ?? readEnv("TINKER_BASE_URL") ?? DEFAULT_BASE_URL,
@@ -87,7 +89,14 @@ function checkApiKey(apiKey: string | undefined): asserts apiKey is string {
 /** Comma-separated, de-duplicated (first occurrence wins; order kept, unlike the official set). */
 function parseTags(value: string | undefined): string[] {
   if (!value) return [];
-  return [...new Set(value.split(",").map((t) => t.trim()).filter((t) => t !== ""))];
+  return [
+    ...new Set(
+      value
+        .split(",")
+        .map((t) => t.trim())
+        .filter((t) => t !== ""),
+    ),
+  ];
 }
 
 function cloudflareAccessHeaders(): Record<string, string> {

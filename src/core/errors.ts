@@ -45,6 +45,7 @@ export class TinkerError extends Error {
   static override [Symbol.hasInstance](value: unknown): boolean {
     const brands = brandOf(value);
     if (!brands) return false;
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class being tested (a subclass too).
     return brands.includes((this as unknown as { brand: string }).brand);
   }
 }
@@ -205,7 +206,9 @@ export class ResponseValidationError extends TinkerError {
   readonly issues: ValidationIssue[];
 
   constructor(what: string, body: unknown, issues: ValidationIssue[]) {
-    super(`Unexpected ${what} response: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`);
+    super(
+      `Unexpected ${what} response: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`,
+    );
     this.body = body;
     this.issues = issues;
   }

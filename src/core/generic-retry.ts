@@ -17,7 +17,10 @@ export interface GenericRetryOptions {
 
 const BILLING_RETRY_MS = 5_000;
 
-export async function withGenericRetries<T>(call: () => Promise<T>, options: GenericRetryOptions = {}): Promise<T> {
+export async function withGenericRetries<T>(
+  call: () => Promise<T>,
+  options: GenericRetryOptions = {},
+): Promise<T> {
   const windowMs = options.windowMs ?? 300_000;
   const billingPauseMs = options.billingPauseMs ?? 3_600_000;
   const start = Date.now();

@@ -5,13 +5,7 @@
  */
 import ky, { HTTPError, isHTTPError, isNetworkError, isTimeoutError, type KyInstance } from "ky";
 import { uuid4 } from "../internal/uuid.js";
-import {
-  APIConnectionError,
-  APIError,
-  APITimeoutError,
-  APIUserAbortError,
-  TinkerError,
-} from "./errors.js";
+import { APIConnectionError, APIError, APITimeoutError, APIUserAbortError, TinkerError } from "./errors.js";
 import { serverRetryDelayMs, shouldRetryResponse, transportBackoffMs } from "./retry-policy.js";
 
 export type FetchLike = (input: Request, init?: RequestInit) => Promise<Response>;
@@ -198,10 +192,14 @@ function mapError(error: unknown, signal: AbortSignal | undefined): Error {
     return new APIUserAbortError(undefined, { cause: reason });
   }
   if (isNetworkError(error)) return new APIConnectionError(undefined, { cause: error.cause });
-  if (error instanceof Error && error.name === "AbortError") return new APIUserAbortError(undefined, { cause: error });
-  return new APIConnectionError(`Connection error: ${error instanceof Error ? error.message : String(error)}`, {
-    cause: error,
-  });
+  if (error instanceof Error && error.name === "AbortError")
+    return new APIUserAbortError(undefined, { cause: error });
+  return new APIConnectionError(
+    `Connection error: ${error instanceof Error ? error.message : String(error)}`,
+    {
+      cause: error,
+    },
+  );
 }
 
 function ensureTrailingSlash(url: string): string {

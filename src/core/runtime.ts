@@ -10,7 +10,12 @@ export interface PlatformInfo {
 }
 
 interface RuntimeGlobals {
-  process?: { versions?: Record<string, string | undefined>; platform?: string; arch?: string; version?: string };
+  process?: {
+    versions?: Record<string, string | undefined>;
+    platform?: string;
+    arch?: string;
+    version?: string;
+  };
   Deno?: { version?: { deno?: string }; build?: { os?: string; arch?: string } };
   Bun?: { version?: string };
   EdgeRuntime?: unknown;
@@ -42,7 +47,12 @@ function computePlatform(g: RuntimeGlobals): PlatformInfo {
     };
   }
   if (typeof g.EdgeRuntime !== "undefined") {
-    return { os: "Unknown", arch: "unknown", runtime: "edge", runtimeVersion: String(g.process?.version ?? "unknown") };
+    return {
+      os: "Unknown",
+      arch: "unknown",
+      runtime: "edge",
+      runtimeVersion: String(g.process?.version ?? "unknown"),
+    };
   }
   if (g.process?.versions?.node) {
     return {
@@ -58,7 +68,12 @@ function computePlatform(g: RuntimeGlobals): PlatformInfo {
   }
   const browser = /(Edg|Chrome|Firefox|Safari)\/([\d.]+)/.exec(ua);
   if (browser) {
-    return { os: osFromUserAgent(ua), arch: "unknown", runtime: `browser:${browser[1]!.toLowerCase()}`, runtimeVersion: browser[2]! };
+    return {
+      os: osFromUserAgent(ua),
+      arch: "unknown",
+      runtime: `browser:${browser[1]!.toLowerCase()}`,
+      runtimeVersion: browser[2]!,
+    };
   }
   return { os: "Unknown", arch: "unknown", runtime: "unknown", runtimeVersion: "unknown" };
 }

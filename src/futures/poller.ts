@@ -3,19 +3,25 @@
  * with a result, a failure, or a status that ends the future. Reacts to each answer exactly as the
  * official 0.25.0 client does (§4.3), and reports queue states and polls as events.
  */
-import { APIConnectionError, APIUserAbortError, FutureRetrieveError, RequestFailedError } from "../core/errors.js";
+
+import type * as v from "valibot";
 import type { RequestFailureCategory } from "../core/errors.js";
+import {
+  APIConnectionError,
+  APIUserAbortError,
+  FutureRetrieveError,
+  RequestFailedError,
+} from "../core/errors.js";
 import type { HttpClient, HttpResponse } from "../core/http.js";
 import { pollBackoffMs } from "../core/retry-policy.js";
 import { sleep } from "../internal/sleep.js";
 import {
   MetadataOnlyResponseSchema,
-  RequestFailedResponseSchema,
-  TryAgainResponseSchema,
   matches,
   parseResponse,
+  RequestFailedResponseSchema,
+  TryAgainResponseSchema,
 } from "../wire/schemas.js";
-import type * as v from "valibot";
 
 /** `X-Tinker-Request-Type` values (§4.4). */
 export type FutureRequestType =
@@ -101,10 +107,13 @@ export async function pollFuture<T>(http: HttpClient, options: PollOptions<T>): 
       badRequests = 0;
       if (response.isProtobuf) {
         if (!decoder.protobuf) {
-          throw new FutureRetrieveError(`Unexpected protobuf result for ${requestType} request ${requestId}`, {
-            status,
-            requestId,
-          });
+          throw new FutureRetrieveError(
+            `Unexpected protobuf result for ${requestType} request ${requestId}`,
+            {
+              status,
+              requestId,
+            },
+          );
         }
         return decoder.protobuf(response.body);
       }
@@ -121,11 +130,14 @@ export async function pollFuture<T>(http: HttpClient, options: PollOptions<T>): 
       }
       if (matches(MetadataOnlyResponseSchema, body)) {
         if (!allowMetadataOnly) {
-          throw new FutureRetrieveError(`Server sent a second metadata-only answer for request ${requestId}`, {
-            status,
-            requestId,
-            body,
-          });
+          throw new FutureRetrieveError(
+            `Server sent a second metadata-only answer for request ${requestId}`,
+            {
+              status,
+              requestId,
+              body,
+            },
+          );
         }
         allowMetadataOnly = false;
         options.onEvent?.({

@@ -2,10 +2,16 @@
  * Client-side checks of training input, so that bad input fails here with a ValidationError naming
  * the datum and field, before any request is sent (and before a seq_id is taken).
  */
-import { type ValidationIssue, ValidationError } from "../core/errors.js";
+import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import type { AdamParams, Datum, LossFnType, ModelInput, TensorData } from "../wire/types.js";
 
-export const LOSS_FUNCTIONS: readonly LossFnType[] = ["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"];
+export const LOSS_FUNCTIONS: readonly LossFnType[] = [
+  "cross_entropy",
+  "importance_sampling",
+  "ppo",
+  "cispo",
+  "dro",
+];
 
 /** Inputs each loss needs besides the model input (public Tinker docs, PROTOCOL.md §3.3). */
 const REQUIRED_INPUTS: Record<LossFnType, readonly string[]> = {
@@ -25,7 +31,10 @@ export function validateForwardBackwardInput(
 ): void {
   const issues: ValidationIssue[] = [];
   if (!LOSS_FUNCTIONS.includes(lossFn as LossFnType)) {
-    issues.push({ path: "loss_fn", message: `unknown loss "${lossFn}"; expected one of ${LOSS_FUNCTIONS.join(", ")}` });
+    issues.push({
+      path: "loss_fn",
+      message: `unknown loss "${lossFn}"; expected one of ${LOSS_FUNCTIONS.join(", ")}`,
+    });
   }
   if (!Array.isArray(data) || data.length === 0) issues.push({ path: "data", message: "No data provided" });
   for (const [key, value] of Object.entries(lossFnConfig ?? {})) {
@@ -39,7 +48,12 @@ export function validateForwardBackwardInput(
   if (issues.length > 0) throw new ValidationError(issues);
 }
 
-function checkDatum(datum: Datum, path: string, required: readonly string[], issues: ValidationIssue[]): void {
+function checkDatum(
+  datum: Datum,
+  path: string,
+  required: readonly string[],
+  issues: ValidationIssue[],
+): void {
   if (typeof datum !== "object" || datum === null) {
     issues.push({ path, message: "must be a Datum object" });
     return;
@@ -47,7 +61,8 @@ function checkDatum(datum: Datum, path: string, required: readonly string[], iss
   const length = checkModelInput(datum.model_input, `${path}.model_input`, issues, { trainable: true });
   const inputs = datum.loss_fn_inputs ?? {};
   for (const key of required) {
-    if (!(key in inputs)) issues.push({ path: `${path}.loss_fn_inputs.${key}`, message: "is required by this loss" });
+    if (!(key in inputs))
+      issues.push({ path: `${path}.loss_fn_inputs.${key}`, message: "is required by this loss" });
   }
   for (const [key, tensor] of Object.entries(inputs)) {
     const tensorPath = `${path}.loss_fn_inputs.${key}`;
@@ -94,7 +109,10 @@ export function checkModelInput(
       case "image":
       case "image_asset_pointer":
         if (trainable && chunk.type === "image_asset_pointer") {
-          issues.push({ path: chunkPath, message: "image_asset_pointer chunks cannot be trained on; send image bytes" });
+          issues.push({
+            path: chunkPath,
+            message: "image_asset_pointer chunks cannot be trained on; send image bytes",
+          });
         }
         if (chunk.expected_tokens === undefined) length = undefined;
         else if (length !== undefined) length += chunk.expected_tokens;
@@ -103,7 +121,10 @@ export function checkModelInput(
         length = undefined;
         return;
       default:
-        issues.push({ path: `${chunkPath}.type`, message: "must be encoded_text, image, image_asset_pointer or dmel" });
+        issues.push({
+          path: `${chunkPath}.type`,
+          message: "must be encoded_text, image, image_asset_pointer or dmel",
+        });
         length = undefined;
     }
   });
@@ -116,7 +137,10 @@ function checkTensor(tensor: TensorData, path: string, issues: ValidationIssue[]
     return undefined;
   }
   if (tensor.dtype !== "int64" && tensor.dtype !== "float32") {
-    issues.push({ path: `${path}.dtype`, message: `must be "int64" or "float32", got ${JSON.stringify(tensor.dtype)}` });
+    issues.push({
+      path: `${path}.dtype`,
+      message: `must be "int64" or "float32", got ${JSON.stringify(tensor.dtype)}`,
+    });
     return undefined;
   }
   for (let i = 0; i < tensor.data.length; i++) {
@@ -129,7 +153,10 @@ function checkTensor(tensor: TensorData, path: string, issues: ValidationIssue[]
   if (tensor.sparse_crow_indices === undefined && tensor.shape) {
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
     if (elements !== tensor.data.length) {
-      issues.push({ path: `${path}.shape`, message: `[${tensor.shape}] needs ${elements} values, data has ${tensor.data.length}` });
+      issues.push({
+        path: `${path}.shape`,
+        message: `[${tensor.shape}] needs ${elements} values, data has ${tensor.data.length}`,
+      });
       return undefined;
     }
   }

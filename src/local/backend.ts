@@ -4,20 +4,20 @@
  * routing lives in handler.ts; the model maths in engine/.
  */
 import { uuid4 } from "../internal/uuid.js";
+import { encodeForwardBackwardOutput, encodeSampleResponse } from "../wire/protobuf/index.js";
+import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse } from "../wire/types.js";
 import {
   type BaseModel,
-  EngineError,
-  type InferenceModel,
-  TrainableModel,
   createBaseModel,
   createInferenceModel,
   DEFAULT_MODEL_CONFIG,
+  EngineError,
   hashSeed,
+  type InferenceModel,
   TOKENIZER_ID,
+  TrainableModel,
 } from "./engine/index.js";
-import { encodeForwardBackwardOutput, encodeSampleResponse } from "../wire/protobuf/index.js";
-import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse } from "../wire/types.js";
-import { FutureStore, type FutureOutcome } from "./future-store.js";
+import { type FutureOutcome, FutureStore } from "./future-store.js";
 import { ModelQueue } from "./model-queue.js";
 import { HttpError } from "./responses.js";
 
@@ -81,7 +81,9 @@ export class LocalBackend {
 
   capabilities(): { supported_models: { model_name: string; max_context_length: number }[] } {
     return {
-      supported_models: [{ model_name: BUILTIN_BASE_MODEL, max_context_length: DEFAULT_MODEL_CONFIG.maxSeqLen }],
+      supported_models: [
+        { model_name: BUILTIN_BASE_MODEL, max_context_length: DEFAULT_MODEL_CONFIG.maxSeqLen },
+      ],
     };
   }
 
@@ -137,7 +139,10 @@ export class LocalBackend {
     forwardOnly: boolean,
   ): string {
     return this.#ordered(modelId, seqId, (run) => {
-      const batch = data.map((datum, i) => ({ tokens: modelInputTokens(datum.model_input, i), lossFnInputs: lossInputs(datum) }));
+      const batch = data.map((datum, i) => ({
+        tokens: modelInputTokens(datum.model_input, i),
+        lossFnInputs: lossInputs(datum),
+      }));
       const result = run.model.forwardBackward(batch, lossFn, lossFnConfig, forwardOnly);
       const output: ForwardBackwardOutput = {
         loss_fn_output_type: "ArrayRecord",
@@ -169,7 +174,12 @@ export class LocalBackend {
    * ephemeral sampler registered under `<session>:sample:<sampling_session_seq_id>` right away
    * (the client will sample from it without calling create_sampling_session).
    */
-  saveWeightsForSampler(modelId: string, seqId: number, name: string | undefined, samplingSessionSeqId: number | undefined): string {
+  saveWeightsForSampler(
+    modelId: string,
+    seqId: number,
+    name: string | undefined,
+    samplingSessionSeqId: number | undefined,
+  ): string {
     if (name === undefined && samplingSessionId(modelId, samplingSessionSeqId) === undefined) {
       throw new HttpError(400, "save_weights_for_sampler needs either path or sampling_session_seq_id");
     }
@@ -194,7 +204,12 @@ export class LocalBackend {
       if (!checkpoint) throw new HttpError(404, `sampler checkpoint not found: ${modelPath}`);
       this.#samplers.set(id, { id, baseModel: checkpoint.baseModel, modelPath, model: checkpoint.model });
     } else if (baseModel !== undefined) {
-      this.#samplers.set(id, { id, baseModel, modelPath: null, model: createInferenceModel(this.#baseModel(baseModel)) });
+      this.#samplers.set(id, {
+        id,
+        baseModel,
+        modelPath: null,
+        model: createInferenceModel(this.#baseModel(baseModel)),
+      });
     } else {
       throw new HttpError(400, "create_sampling_session needs base_model or model_path");
     }
@@ -229,11 +244,20 @@ export class LocalBackend {
         topK: numberOrUndefined(params.top_k) ?? -1,
         topP: numberOrUndefined(params.top_p) ?? 1,
         seed: numberOrUndefined(params.seed),
-        stopStrings: typeof stop === "string" ? [stop] : Array.isArray(stop) && typeof stop[0] === "string" ? (stop as string[]) : undefined,
+        stopStrings:
+          typeof stop === "string"
+            ? [stop]
+            : Array.isArray(stop) && typeof stop[0] === "string"
+              ? (stop as string[])
+              : undefined,
         stopTokens: Array.isArray(stop) && typeof stop[0] === "number" ? (stop as number[]) : undefined,
       });
       const response: SampleResponse = {
-        sequences: sequences.map((s) => ({ stop_reason: s.stopReason, tokens: s.tokens, logprobs: s.logprobs })),
+        sequences: sequences.map((s) => ({
+          stop_reason: s.stopReason,
+          tokens: s.tokens,
+          logprobs: s.logprobs,
+        })),
         prompt_cache_hit_tokens: 0,
       };
       const wantsTopK = request.topk_prompt_logprobs > 0;
@@ -242,7 +266,11 @@ export class LocalBackend {
         if (request.prompt_logprobs) response.prompt_logprobs = scored.logprobs;
         if (wantsTopK) response.topk_prompt_logprobs = scored.topk;
       }
-      return { kind: "dual", json: { ...response, type: "sample" }, protobuf: () => encodeSampleResponse(response) };
+      return {
+        kind: "dual",
+        json: { ...response, type: "sample" },
+        protobuf: () => encodeSampleResponse(response),
+      };
     });
     return requestId;
   }
@@ -253,10 +281,18 @@ export class LocalBackend {
     const known = run.queue.requestIdFor(seqId);
     if (known !== undefined) return known;
     if (seqId < run.queue.nextSeqId) {
-      throw new HttpError(400, `seq_id ${seqId} of ${modelId} is behind the next expected one (${run.queue.nextSeqId})`);
+      throw new HttpError(
+        400,
+        `seq_id ${seqId} of ${modelId} is behind the next expected one (${run.queue.nextSeqId})`,
+      );
     }
     const requestId = this.futures.create();
-    run.queue.submit(seqId, requestId, () => this.futures.settle(requestId, outcomeOf(() => job(run))));
+    run.queue.submit(seqId, requestId, () =>
+      this.futures.settle(
+        requestId,
+        outcomeOf(() => job(run)),
+      ),
+    );
     return requestId;
   }
 
@@ -321,7 +357,9 @@ function modelInputTokens(input: ModelInput, datumIndex: number): number[] {
   const tokens: number[] = [];
   for (const chunk of input.chunks) {
     if (chunk.type !== "encoded_text") {
-      throw new EngineError(`datum ${datumIndex}: the local model reads text tokens only, not ${chunk.type} chunks`);
+      throw new EngineError(
+        `datum ${datumIndex}: the local model reads text tokens only, not ${chunk.type} chunks`,
+      );
     }
     tokens.push(...chunk.tokens);
   }

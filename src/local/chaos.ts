@@ -30,7 +30,9 @@ export function withChaos(
   return async (request) => {
     const marker = new URL(request.url).pathname.indexOf("/api/v1/");
     const endpoint = marker < 0 ? "" : new URL(request.url).pathname.slice(marker + "/api/v1/".length);
-    const entry = state.find((s) => s.rule.endpoint === endpoint && s.fired < (s.rule.times ?? 1) && s.seen++ >= (s.rule.after ?? 0));
+    const entry = state.find(
+      (s) => s.rule.endpoint === endpoint && s.fired < (s.rule.times ?? 1) && s.seen++ >= (s.rule.after ?? 0),
+    );
     if (!entry) return fetch(request);
     entry.fired++;
     const { rule } = entry;

@@ -5,9 +5,9 @@
  */
 import { decodeForwardBackwardRequest } from "../wire/protobuf/index.js";
 import type { Datum, ModelInput } from "../wire/types.js";
-import { type LocalBackend } from "./backend.js";
+import type { LocalBackend } from "./backend.js";
 import type { FutureOutcome } from "./future-store.js";
-import { HttpError, errorResponse, jsonResponse, protobufResponse } from "./responses.js";
+import { errorResponse, HttpError, jsonResponse, protobufResponse } from "./responses.js";
 
 export interface HandlerOptions {
   /** How long `retrieve_future` holds a poll open before answering try_again. Default 5 s. */
@@ -89,7 +89,14 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
       async (request) => {
         const input = await readForwardBackward(request, "forward_backward_input");
         return futureAccepted(
-          backend.forwardBackward(input.modelId, input.seqId, input.data, input.lossFn, input.lossFnConfig, input.forwardOnly),
+          backend.forwardBackward(
+            input.modelId,
+            input.seqId,
+            input.data,
+            input.lossFn,
+            input.lossFnConfig,
+            input.forwardOnly,
+          ),
           input.modelId,
         );
       },
@@ -100,7 +107,14 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
       async (request) => {
         const input = await readForwardBackward(request, "forward_input");
         return futureAccepted(
-          backend.forwardBackward(input.modelId, input.seqId, input.data, input.lossFn, input.lossFnConfig, true),
+          backend.forwardBackward(
+            input.modelId,
+            input.seqId,
+            input.data,
+            input.lossFn,
+            input.lossFnConfig,
+            true,
+          ),
           input.modelId,
         );
       },
@@ -123,7 +137,12 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
         const modelId = requireString(body, "model_id");
         const path = typeof body.path === "string" ? body.path : undefined;
         return futureAccepted(
-          backend.saveWeightsForSampler(modelId, requireInteger(body, "seq_id"), path, optionalInteger(body, "sampling_session_seq_id")),
+          backend.saveWeightsForSampler(
+            modelId,
+            requireInteger(body, "seq_id"),
+            path,
+            optionalInteger(body, "sampling_session_seq_id"),
+          ),
           modelId,
         );
       },
@@ -142,14 +161,19 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
         return jsonResponse({ sampling_session_id: id, type: "create_sampling_session" });
       },
     ],
-    ["GET", /^samplers\/(.+)$/, (_request, [id]) => jsonResponse(backend.getSampler(decodeURIComponent(id!)))],
+    [
+      "GET",
+      /^samplers\/(.+)$/,
+      (_request, [id]) => jsonResponse(backend.getSampler(decodeURIComponent(id!))),
+    ],
     [
       "POST",
       /^asample$/,
       async (request) => {
         const body = await readJson(request);
         const requestId = backend.sample({
-          sampling_session_id: typeof body.sampling_session_id === "string" ? body.sampling_session_id : undefined,
+          sampling_session_id:
+            typeof body.sampling_session_id === "string" ? body.sampling_session_id : undefined,
           base_model: typeof body.base_model === "string" ? body.base_model : undefined,
           num_samples: optionalInteger(body, "num_samples") ?? 1,
           prompt: normalizeModelInput(body.prompt, "prompt"),
@@ -168,7 +192,8 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
         const requestId = requireString(body, "request_id");
         if (!backend.futures.has(requestId)) throw new HttpError(404, `unknown request_id ${requestId}`);
         const outcome = await backend.futures.wait(requestId, longPollMs, closing.signal);
-        if (!outcome) return jsonResponse({ type: "try_again", request_id: requestId, queue_state: "active" });
+        if (!outcome)
+          return jsonResponse({ type: "try_again", request_id: requestId, queue_state: "active" });
         const wantsProtobuf = (request.headers.get("accept") ?? "").includes("application/x-protobuf");
         return answerOutcome(outcome, wantsProtobuf, body.allow_metadata_only === true, metadataThreshold);
       },
@@ -303,13 +328,15 @@ async function readJson(request: Request): Promise<Record<string, unknown>> {
 
 function requireString(body: Record<string, unknown>, key: string): string {
   const value = body[key];
-  if (typeof value !== "string" || value === "") throw new HttpError(422, `${key} must be a non-empty string`);
+  if (typeof value !== "string" || value === "")
+    throw new HttpError(422, `${key} must be a non-empty string`);
   return value;
 }
 
 function requireInteger(body: Record<string, unknown>, key: string): number {
   const value = body[key];
-  if (typeof value !== "number" || !Number.isInteger(value)) throw new HttpError(422, `${key} must be an integer`);
+  if (typeof value !== "number" || !Number.isInteger(value))
+    throw new HttpError(422, `${key} must be an integer`);
   return value;
 }
 

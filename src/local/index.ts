@@ -9,12 +9,11 @@
  */
 import { LocalBackend, type LocalBackendOptions } from "./backend.js";
 import { type ChaosRule, withChaos } from "./chaos.js";
-import { type HandlerOptions, createHandler } from "./handler.js";
+import { createHandler, type HandlerOptions } from "./handler.js";
 
 export { BUILTIN_BASE_MODEL } from "./backend.js";
-export { BOS_TOKEN, EOS_TOKEN, TOKENIZER_ID, decodeTokens, encodeText } from "./engine/index.js";
-
 export type { ChaosRule } from "./chaos.js";
+export { BOS_TOKEN, decodeTokens, EOS_TOKEN, encodeText, TOKENIZER_ID } from "./engine/index.js";
 
 export interface LocalTinkerOptions extends LocalBackendOptions, HandlerOptions {
   /** Faults to inject before the real backend answers (for testing retry logic). */

@@ -120,7 +120,11 @@ export const CreateSamplingSessionResponseSchema = v.looseObject({
 });
 
 /** Parses `value` or throws ResponseValidationError naming `what` and every failing path. */
-export function parseResponse<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
+export function parseResponse<S extends v.GenericSchema>(
+  schema: S,
+  value: unknown,
+  what: string,
+): v.InferOutput<S> {
   const result = v.safeParse(schema, value);
   if (result.success) return result.output;
   throw new ResponseValidationError(

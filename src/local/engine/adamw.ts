@@ -73,7 +73,11 @@ export interface AdamStepReport {
  * One AdamW update of `parameters` from their accumulated gradients, which are then zeroed.
  * Order per element: clip → moments → decoupled decay (p ← p − lr·wd·p) → Adam step.
  */
-export function adamwStep(parameters: readonly Parameter[], state: AdamState, settings: AdamSettings): AdamStepReport {
+export function adamwStep(
+  parameters: readonly Parameter[],
+  state: AdamState,
+  settings: AdamSettings,
+): AdamStepReport {
   validateAdamSettings(settings);
   const { learningRate: lr, beta1, beta2, eps, weightDecay, gradClipNorm } = settings;
   const gradNorm = globalGradNorm(parameters);

@@ -59,7 +59,8 @@ export function createBaseModel(config: ModelConfig = DEFAULT_MODEL_CONFIG, seed
   const { vocabSize, dModel } = frozenConfig;
   // One independent stream per tensor, so changing e.g. nLayers leaves the embedding unchanged.
   let streamLabel = 0;
-  const draw = (length: number, std: number) => new Rng(deriveSeed(seed64, streamLabel++)).fillNormal(new Float64Array(length), std);
+  const draw = (length: number, std: number) =>
+    new Rng(deriveSeed(seed64, streamLabel++)).fillNormal(new Float64Array(length), std);
 
   const embedding = draw(vocabSize * dModel, 1);
   const layers: LayerWeights[] = [];
@@ -72,5 +73,9 @@ export function createBaseModel(config: ModelConfig = DEFAULT_MODEL_CONFIG, seed
     layers.push(layer);
   }
   const unembed = draw(vocabSize * dModel, 1 / Math.sqrt(dModel));
-  return Object.freeze({ config: frozenConfig, seed: seed64, weights: Object.freeze({ config: frozenConfig, embedding, layers, unembed }) });
+  return Object.freeze({
+    config: frozenConfig,
+    seed: seed64,
+    weights: Object.freeze({ config: frozenConfig, embedding, layers, unembed }),
+  });
 }

@@ -50,7 +50,9 @@ export function validateModelConfig(config: ModelConfig): void {
   requirePositiveInteger("dFF", config.dFF);
   requirePositiveInteger("maxSeqLen", config.maxSeqLen);
   if (config.vocabSize < VOCAB_SIZE) {
-    throw new EngineError(`model config: vocabSize must be at least ${VOCAB_SIZE} (the tokenizer's vocabulary)`);
+    throw new EngineError(
+      `model config: vocabSize must be at least ${VOCAB_SIZE} (the tokenizer's vocabulary)`,
+    );
   }
   const headDim = config.dModel / config.nHeads;
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {

@@ -115,7 +115,8 @@ export function extendSequence(
         const outRow = i * d + headOffset;
         for (let c = 0; c < headDim; c++) {
           let acc = 0;
-          for (let j = 0, vIndex = headOffset + c; j < visible; j++, vIndex += d) acc += scores[j] * values[vIndex];
+          for (let j = 0, vIndex = headOffset + c; j < visible; j++, vIndex += d)
+            acc += scores[j] * values[vIndex];
           mix[outRow + c] = acc;
         }
       }

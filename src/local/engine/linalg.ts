@@ -160,7 +160,13 @@ export const RMS_NORM_EPS = 1e-6;
  * base weight of 1 here (the base model is never trained), so it is omitted. Writes y and the
  * per-row inverse RMS (needed by the backward pass).
  */
-export function rmsNormForward(x: Float64Array, rows: number, dim: number, y: Float64Array, invRms: Float64Array): void {
+export function rmsNormForward(
+  x: Float64Array,
+  rows: number,
+  dim: number,
+  y: Float64Array,
+  invRms: Float64Array,
+): void {
   for (let t = 0; t < rows; t++) {
     const offset = t * dim;
     let sumSquares = 0;

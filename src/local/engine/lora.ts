@@ -117,7 +117,11 @@ function makeAdapter(
     inDim,
     rank,
     a: { name: `${name}.lora_A`, value: aValue, grad: new Float64Array(rank * inDim) },
-    b: { name: `${name}.lora_B`, value: new Float64Array(outDim * rank), grad: new Float64Array(outDim * rank) },
+    b: {
+      name: `${name}.lora_B`,
+      value: new Float64Array(outDim * rank),
+      grad: new Float64Array(outDim * rank),
+    },
   };
 }
 
@@ -158,7 +162,11 @@ function withLowRankProduct(adapter: LoraAdapter, scale: number, w: Float64Array
  * Dense weights with every adapter folded in. Matrices without an adapter are shared with the
  * base (never written), so a merge only copies what it changes.
  */
-export function mergeAdapters(base: ModelWeights, adapters: readonly LoraAdapter[], scale: number): ModelWeights {
+export function mergeAdapters(
+  base: ModelWeights,
+  adapters: readonly LoraAdapter[],
+  scale: number,
+): ModelWeights {
   const layers: LayerWeights[] = base.layers.map((layer) => ({ ...layer }));
   let unembed = base.unembed;
   for (const adapter of adapters) {
@@ -174,7 +182,10 @@ export function mergeAdapters(base: ModelWeights, adapters: readonly LoraAdapter
 
 /** Fresh zeroed dense-gradient buffers for exactly the adapted matrices. */
 export function createGradSinks(config: ModelConfig, adapters: readonly LoraAdapter[]): WeightGradSinks {
-  const layers: Partial<Record<BlockLinearName, Float64Array>>[] = Array.from({ length: config.nLayers }, () => ({}));
+  const layers: Partial<Record<BlockLinearName, Float64Array>>[] = Array.from(
+    { length: config.nLayers },
+    () => ({}),
+  );
   let unembed: Float64Array | null = null;
   for (const adapter of adapters) {
     const buffer = new Float64Array(adapter.outDim * adapter.inDim);
@@ -196,14 +207,26 @@ export function sinkOf(sinks: WeightGradSinks, adapter: LoraAdapter): Float64Arr
  * Chain rule from the merged weight to the adapter: with W_eff = W + s·B·A and G = ∂L/∂W_eff,
  * ∂L/∂B = s·G·Aᵀ and ∂L/∂A = s·Bᵀ·G. Accumulates (+=) into the adapter's gradients.
  */
-export function accumulateAdapterGradients(adapter: LoraAdapter, denseGrad: Float64Array, scale: number): void {
+export function accumulateAdapterGradients(
+  adapter: LoraAdapter,
+  denseGrad: Float64Array,
+  scale: number,
+): void {
   const { outDim, inDim, rank } = adapter;
   // ∂L/∂B [out, rank] = G [out, in] · Aᵀ: rows of G against rows of A.
   const gradB = new Float64Array(outDim * rank);
   matmulNT(denseGrad, outDim, inDim, adapter.a.value, rank, gradB, false);
   // ∂L/∂A [rank, in] = Bᵀ · G: rows of Bᵀ against rows of Gᵀ.
   const gradA = new Float64Array(rank * inDim);
-  matmulNT(transpose(adapter.b.value, outDim, rank), rank, outDim, transpose(denseGrad, outDim, inDim), inDim, gradA, false);
+  matmulNT(
+    transpose(adapter.b.value, outDim, rank),
+    rank,
+    outDim,
+    transpose(denseGrad, outDim, inDim),
+    inDim,
+    gradA,
+    false,
+  );
   for (let i = 0; i < gradB.length; i++) adapter.b.grad[i] += scale * gradB[i];
   for (let i = 0; i < gradA.length; i++) adapter.a.grad[i] += scale * gradA[i];
 }

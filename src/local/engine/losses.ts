@@ -33,7 +33,11 @@ interface LossDefinition {
   readonly required: readonly string[];
   /** Float inputs that may be present. */
   readonly optional: readonly string[];
-  evaluate(logprobs: Float64Array, fields: Readonly<Record<string, Float64Array>>, config: LossConfig): LossResult;
+  evaluate(
+    logprobs: Float64Array,
+    fields: Readonly<Record<string, Float64Array>>,
+    config: LossConfig,
+  ): LossResult;
 }
 
 export function isLossFunctionName(name: string): name is LossFunctionName {
@@ -61,7 +65,7 @@ function clipRange(config: LossConfig): [low: number, high: number] {
 }
 
 function clamp(x: number, low: number, high: number): number {
-  return x < low ? low : x > high ? high : x;
+  return Math.min(Math.max(x, low), high);
 }
 
 const LOSS_DEFINITIONS: Readonly<Record<LossFunctionName, LossDefinition>> = {

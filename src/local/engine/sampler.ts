@@ -96,7 +96,8 @@ export function chooseToken(
   // softmax(logits / T), unnormalised (the draw below scales by the kept mass instead).
   const weights = new Float64Array(vocabSize);
   const maxLogit = logits[offset + argmax(logits, offset, vocabSize)];
-  for (let i = 0; i < vocabSize; i++) weights[i] = Math.exp((logits[offset + i] - maxLogit) / opts.temperature);
+  for (let i = 0; i < vocabSize; i++)
+    weights[i] = Math.exp((logits[offset + i] - maxLogit) / opts.temperature);
 
   let candidates: number[];
   const limitK = opts.topK > 0 && opts.topK < vocabSize;
@@ -138,7 +139,9 @@ export function chooseToken(
 function validatePrompt(prompt: readonly number[], vocabSize: number, maxSeqLen: number): void {
   if (prompt.length === 0) throw new EngineError("prompt must contain at least one token");
   if (prompt.length > maxSeqLen) {
-    throw new EngineError(`prompt has ${prompt.length} tokens, more than the model's context of ${maxSeqLen}`);
+    throw new EngineError(
+      `prompt has ${prompt.length} tokens, more than the model's context of ${maxSeqLen}`,
+    );
   }
   for (let i = 0; i < prompt.length; i++) {
     if (!isValidToken(prompt[i]) || prompt[i] >= vocabSize) {
@@ -179,7 +182,11 @@ export class TransformerInferenceModel implements InferenceModel {
     const contextLeft = this.maxSeqLen - prompt.length;
     const budget = Math.min(opts.maxTokens ?? contextLeft, contextLeft);
     if (budget === 0) {
-      return Array.from({ length: opts.numSamples }, () => ({ tokens: [], logprobs: [], stopReason: "length" }));
+      return Array.from({ length: opts.numSamples }, () => ({
+        tokens: [],
+        logprobs: [],
+        stopReason: "length",
+      }));
     }
     const stopTokens = new Set([EOS_TOKEN, ...(opts.stopTokens ?? [])]);
     const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
@@ -230,7 +237,12 @@ export class TransformerInferenceModel implements InferenceModel {
       throw new EngineError(`topk_prompt_logprobs must be a non-negative integer, got ${topK}`);
     }
     const V = this.vocabSize;
-    const logits = extendSequence(this.weights, new KvCache(this.weights.config, prompt.length), prompt, true);
+    const logits = extendSequence(
+      this.weights,
+      new KvCache(this.weights.config, prompt.length),
+      prompt,
+      true,
+    );
     const logprobs: (number | null)[] = [null];
     const topk: ([number, number][] | null)[] = [null];
     const row = new Float64Array(V);
@@ -238,7 +250,11 @@ export class TransformerInferenceModel implements InferenceModel {
       logSoftmax(logits, (i - 1) * V, V, row, 0);
       logprobs.push(row[prompt[i]]);
       if (topK > 0) {
-        topk.push(idsByDescendingValue(row).slice(0, topK).map((id): [number, number] => [id, row[id]]));
+        topk.push(
+          idsByDescendingValue(row)
+            .slice(0, topK)
+            .map((id): [number, number] => [id, row[id]]),
+        );
       }
     }
     return topK > 0 ? { logprobs, topk } : { logprobs };

@@ -67,7 +67,8 @@ export function encodeState(contents: StateContents): Uint8Array {
   const headerBytes = new TextEncoder().encode(JSON.stringify(header));
   const groups = [contents.values];
   if (header.hasOptimizer) {
-    if (!contents.firstMoments || !contents.secondMoments) throw new Error("internal: missing optimizer state");
+    if (!contents.firstMoments || !contents.secondMoments)
+      throw new Error("internal: missing optimizer state");
     groups.push(contents.firstMoments, contents.secondMoments);
   }
   const payloadStart = align8(PREAMBLE_BYTES + headerBytes.length);
@@ -107,7 +108,9 @@ function parseHeader(bytes: Uint8Array): { header: StateHeader; payloadStart: nu
   if (PREAMBLE_BYTES + headerLength > bytes.length) throw corrupt("truncated header");
   let header: StateHeader;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + headerLength)));
+    header = JSON.parse(
+      new TextDecoder().decode(bytes.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + headerLength)),
+    );
   } catch {
     throw corrupt("header is not valid JSON");
   }
@@ -130,7 +133,8 @@ export function decodeState(bytes: Uint8Array): StateContents {
   let floats = 0;
   for (const tensor of header.tensors) floats += tensor.length;
   const groupCount = header.hasOptimizer ? 3 : 1;
-  if (bytes.length !== payloadStart + groupCount * floats * 8) throw corrupt("payload size does not match header");
+  if (bytes.length !== payloadStart + groupCount * floats * 8)
+    throw corrupt("payload size does not match header");
   let position = payloadStart;
   const readGroup = () =>
     header.tensors.map(({ length }) => {

@@ -42,7 +42,15 @@ export interface ForwardBackwardResult {
 }
 
 function configsEqual(a: ModelConfig, b: ModelConfig): boolean {
-  const keys: (keyof ModelConfig)[] = ["vocabSize", "dModel", "nLayers", "nHeads", "dFF", "maxSeqLen", "ropeBase"];
+  const keys: (keyof ModelConfig)[] = [
+    "vocabSize",
+    "dModel",
+    "nLayers",
+    "nHeads",
+    "dFF",
+    "maxSeqLen",
+    "ropeBase",
+  ];
   return keys.every((key) => a[key] === b[key]);
 }
 
@@ -97,12 +105,16 @@ export class TrainableModel {
     return batch.map((datum, index): PreparedLossInputs => {
       const { tokens } = datum;
       if (tokens.length > maxSeqLen) {
-        throw new EngineError(`datum ${index}: ${tokens.length} tokens exceed the model's context of ${maxSeqLen}`);
+        throw new EngineError(
+          `datum ${index}: ${tokens.length} tokens exceed the model's context of ${maxSeqLen}`,
+        );
       }
       for (let i = 0; i < tokens.length; i++) {
         const token = tokens[i];
         if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
-          throw new EngineError(`datum ${index}: token ${i} (${token}) is outside the vocabulary [0, ${vocabSize})`);
+          throw new EngineError(
+            `datum ${index}: token ${i} (${token}) is outside the vocabulary [0, ${vocabSize})`,
+          );
         }
       }
       return prepareLossInputs(lossFn, datum.lossFnInputs ?? {}, tokens.length, index, vocabSize);
@@ -216,7 +228,9 @@ export class TrainableModel {
     }
     const tensorsMatch =
       header.tensors.length === this.params.length &&
-      header.tensors.every((t, i) => t.name === this.params[i].name && t.length === this.params[i].value.length);
+      header.tensors.every(
+        (t, i) => t.name === this.params[i].name && t.length === this.params[i].value.length,
+      );
     if (!tensorsMatch) throw new EngineError("model state tensors do not match this model's adapters");
     if (opts.withOptimizer && !header.hasOptimizer) {
       throw new EngineError("model state has no optimizer state (it was saved weights-only)");
@@ -227,8 +241,10 @@ export class TrainableModel {
     });
     if (opts.withOptimizer && contents.firstMoments && contents.secondMoments) {
       const { firstMoments, secondMoments } = contents;
-      this.adam.firstMoments.forEach((m, i) => m.set(firstMoments[i]));
-      this.adam.secondMoments.forEach((v, i) => v.set(secondMoments[i]));
+      for (let i = 0; i < this.params.length; i++) {
+        this.adam.firstMoments[i].set(firstMoments[i]);
+        this.adam.secondMoments[i].set(secondMoments[i]);
+      }
       this.adam.step = header.step;
     } else {
       for (const m of this.adam.firstMoments) m.fill(0);

@@ -117,7 +117,8 @@ function causalAttentionForward(
       // instead of read-modify-writing the output row once per key.
       for (let c = 0; c < headDim; c++) {
         let acc = 0;
-        for (let j = 0, vIndex = firstRow + c; j <= i; j++, vIndex += dModel) acc += probs[pRow + j] * v[vIndex];
+        for (let j = 0, vIndex = firstRow + c; j <= i; j++, vIndex += dModel)
+          acc += probs[pRow + j] * v[vIndex];
         out[qRow + c] = acc;
       }
     }
@@ -170,7 +171,8 @@ function causalAttentionBackward(
       const iRow = firstRow + i * dModel;
       for (let c = 0; c < headDim; c++) {
         let acc = 0;
-        for (let j = 0, kIndex = firstRow + c; j <= i; j++, kIndex += dModel) acc += dScores[i * n + j] * k[kIndex];
+        for (let j = 0, kIndex = firstRow + c; j <= i; j++, kIndex += dModel)
+          acc += dScores[i * n + j] * k[kIndex];
         dq[iRow + c] += acc;
       }
     }
@@ -200,7 +202,8 @@ function applyRopeToRows(
   inverse: boolean,
 ): void {
   for (let s = 0; s < offsets.length; s++) {
-    for (let i = 0; i < lengths[s]; i++) applyRope(table, rows, (offsets[s] + i) * dModel, dModel, i, inverse);
+    for (let i = 0; i < lengths[s]; i++)
+      applyRope(table, rows, (offsets[s] + i) * dModel, dModel, i, inverse);
   }
 }
 
@@ -279,7 +282,21 @@ export function forwardPass(
     matmulTransposed(act, T, dFF, layer.wDown, d, output);
     for (let i = 0; i < output.length; i++) output[i] += mid[i];
 
-    layerTraces.push({ input, attnNormed, attnInvRms, q, k, v, probs, attnMix, mid, mlpNormed, mlpInvRms, act, actDerivative });
+    layerTraces.push({
+      input,
+      attnNormed,
+      attnInvRms,
+      q,
+      k,
+      v,
+      probs,
+      attnMix,
+      mid,
+      mlpNormed,
+      mlpInvRms,
+      act,
+      actDerivative,
+    });
     x = output;
   }
 

@@ -24,7 +24,10 @@ export interface ModelWeights {
 }
 
 /** [out, in] shape of a block linear map. */
-export function blockLinearShape(config: ModelConfig, name: BlockLinearName): [outDim: number, inDim: number] {
+export function blockLinearShape(
+  config: ModelConfig,
+  name: BlockLinearName,
+): [outDim: number, inDim: number] {
   switch (name) {
     case "wq":
     case "wk":
