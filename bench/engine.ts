@@ -2,7 +2,7 @@
  * Engine benchmark: the quickstart's supervised fine-tune (12 question → answer pairs, one batch
  * per step) with per-step timing, the loss curve and greedy accuracy at the end.
  *
- *   npx tsx bench/engine.ts [--steps 60] [--rank 16] [--lr 1e-2]
+ *   npx tsx bench/engine.ts [--steps 60] [--rank 32] [--lr 1e-2]
  */
 
 import {
@@ -37,7 +37,7 @@ function argument(name: string, fallback: number): number {
 }
 
 const steps = argument("steps", 60);
-const rank = argument("rank", 16);
+const rank = argument("rank", 32);
 const learningRate = argument("lr", 1e-2);
 
 const promptOf = (q: string) => [BOS_TOKEN, ...encodeText(`Q: ${q}\nA:`)];

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       "base-model": { type: "string" },
-      steps: { type: "string", default: "40" },
+      steps: { type: "string", default: "30" },
       lr: { type: "string" },
       rank: { type: "string", default: "16" },
     },

@@ -155,6 +155,9 @@ describe("forward_backward validation", () => {
       /datum 0: loss_fn_inputs.weights has length 2/,
     );
     expect(run([{ tokens, lossFnInputs: {} }])).toThrow(/target_tokens is required/);
+    expect(
+      run([{ tokens, lossFnInputs: { target_tokens: targets, weights: [1, Number.NaN, 1, 1] } }]),
+    ).toThrow(/datum 0: loss_fn_inputs.weights\[1\] = NaN is not a finite number/);
     expect(run([{ tokens: [1, 2, 999], lossFnInputs: { target_tokens: [1, 2, 3] } }])).toThrow(
       /datum 0: token 2/,
     );

@@ -94,10 +94,33 @@ export function matmulNT(
       c[c1 + col] = accumulate ? c[c1 + col] + s1 : s1;
     }
   }
+  // The odd last row (and the single-row products of token-by-token decoding): 1×4 blocks.
   for (; row < m; row++) {
     const a0 = row * k;
     const c0 = row * n;
-    for (let col = 0; col < n; col++) {
+    let col = 0;
+    for (; col < blockedN; col += 4) {
+      const b0 = col * k;
+      const b1 = b0 + k;
+      const b2 = b1 + k;
+      const b3 = b2 + k;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let i = 0; i < k; i++) {
+        const x = a[a0 + i];
+        s0 += x * b[b0 + i];
+        s1 += x * b[b1 + i];
+        s2 += x * b[b2 + i];
+        s3 += x * b[b3 + i];
+      }
+      c[c0 + col] = accumulate ? c[c0 + col] + s0 : s0;
+      c[c0 + col + 1] = accumulate ? c[c0 + col + 1] + s1 : s1;
+      c[c0 + col + 2] = accumulate ? c[c0 + col + 2] + s2 : s2;
+      c[c0 + col + 3] = accumulate ? c[c0 + col + 3] + s3 : s3;
+    }
+    for (; col < n; col++) {
       const b0 = col * k;
       let s = 0;
       for (let i = 0; i < k; i++) s += a[a0 + i] * b[b0 + i];

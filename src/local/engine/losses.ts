@@ -181,8 +181,11 @@ function toFloat64(values: ArrayLike<number>, datumIndex: number, key: string): 
   const out = new Float64Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const value = values[i];
-    if (typeof value !== "number" || Number.isNaN(value)) {
-      throw new EngineError(`datum ${datumIndex}: loss_fn_inputs.${key}[${i}] is not a number`);
+    // NaN or ±Infinity would silently poison every LoRA weight at the next optimizer step.
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new EngineError(
+        `datum ${datumIndex}: loss_fn_inputs.${key}[${i}] = ${value} is not a finite number`,
+      );
     }
     out[i] = value;
   }

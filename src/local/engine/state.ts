@@ -120,7 +120,10 @@ function parseHeader(bytes: Uint8Array): { header: StateHeader; payloadStart: nu
     typeof header.modelConfig !== "object" ||
     typeof header.lora !== "object" ||
     !Array.isArray(header.tensors) ||
-    !Number.isInteger(header.step)
+    !Number.isInteger(header.step) ||
+    typeof header.hasOptimizer !== "boolean" ||
+    typeof header.baseSeed !== "string" ||
+    typeof header.lora.seed !== "string"
   ) {
     throw corrupt("header is missing fields");
   }
@@ -155,10 +158,17 @@ export function decodeState(bytes: Uint8Array): StateContents {
 /** Reads a checkpoint's description without decoding its tensors. */
 export function inspectState(bytes: Uint8Array): StateInfo {
   const { header } = parseHeader(bytes);
+  const parseSeed = (text: string) => {
+    try {
+      return BigInt(text);
+    } catch {
+      throw corrupt(`seed "${text}" is not an integer`);
+    }
+  };
   return {
     modelConfig: Object.freeze({ ...header.modelConfig }),
-    baseSeed: BigInt(header.baseSeed),
-    lora: Object.freeze({ ...header.lora, seed: BigInt(header.lora.seed) }),
+    baseSeed: parseSeed(header.baseSeed),
+    lora: Object.freeze({ ...header.lora, seed: parseSeed(header.lora.seed) }),
     step: header.step,
     hasOptimizer: header.hasOptimizer,
   };

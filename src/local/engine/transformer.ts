@@ -23,9 +23,9 @@ import {
 import { applyRope, type RopeTable, ropeTableFor } from "./rope.js";
 import type { BlockLinearName, ModelWeights } from "./weights.js";
 
+/** What the backward pass needs from one block (the residual stream itself is not needed). */
 interface LayerTrace {
-  /** Residual stream entering the block, [T, d]. */
-  readonly input: Float64Array;
+  /** RMSNorm of the stream entering the block and the per-row inverse RMS. */
   readonly attnNormed: Float64Array;
   readonly attnInvRms: Float64Array;
   /** Queries and keys after the rotary embedding, [T, d]. */
@@ -36,8 +36,7 @@ interface LayerTrace {
   readonly probs: Float64Array;
   /** Attention output before the output projection, [T, d]. */
   readonly attnMix: Float64Array;
-  /** Residual stream after the attention sub-block, [T, d]. */
-  readonly mid: Float64Array;
+  /** RMSNorm of the stream after the attention sub-block. */
   readonly mlpNormed: Float64Array;
   readonly mlpInvRms: Float64Array;
   /** MLP activation gelu(wUp·mlpNormed) and its derivative, [T, dFF]. */
@@ -238,21 +237,22 @@ export function forwardPass(
   }
 
   const targetIds = new Int32Array(T);
-  let x = new Float64Array(T * d);
+  // The residual stream, updated in place block by block.
+  const stream = new Float64Array(T * d);
   for (let s = 0; s < sequences.length; s++) {
     for (let i = 0; i < lengths[s]; i++) {
       const row = offsets[s] + i;
-      x.set(weights.embedding.subarray(sequences[s][i] * d, (sequences[s][i] + 1) * d), row * d);
+      stream.set(weights.embedding.subarray(sequences[s][i] * d, (sequences[s][i] + 1) * d), row * d);
       targetIds[row] = targets[s][i];
     }
   }
 
+  const projected = new Float64Array(T * d);
   const layerTraces: LayerTrace[] = [];
   for (const layer of weights.layers) {
-    const input = x;
     const attnNormed = new Float64Array(T * d);
     const attnInvRms = new Float64Array(T);
-    rmsNormForward(input, T, d, attnNormed, attnInvRms);
+    rmsNormForward(stream, T, d, attnNormed, attnInvRms);
     const q = new Float64Array(T * d);
     const k = new Float64Array(T * d);
     const v = new Float64Array(T * d);
@@ -266,24 +266,21 @@ export function forwardPass(
     for (let s = 0; s < sequences.length; s++) {
       causalAttentionForward(q, k, v, offsets[s], lengths[s], d, headDim, probs, probOffsets[s], attnMix);
     }
-    const mid = new Float64Array(T * d);
-    matmulTransposed(attnMix, T, d, layer.wo, d, mid);
-    for (let i = 0; i < mid.length; i++) mid[i] += input[i];
+    matmulTransposed(attnMix, T, d, layer.wo, d, projected);
+    for (let i = 0; i < stream.length; i++) stream[i] += projected[i];
 
     const mlpNormed = new Float64Array(T * d);
     const mlpInvRms = new Float64Array(T);
-    rmsNormForward(mid, T, d, mlpNormed, mlpInvRms);
-    const preAct = new Float64Array(T * dFF);
-    matmulTransposed(mlpNormed, T, d, layer.wUp, dFF, preAct);
+    rmsNormForward(stream, T, d, mlpNormed, mlpInvRms);
+    // Pre-activation, then GELU in place: the backward pass only needs the activation and its derivative.
     const act = new Float64Array(T * dFF);
+    matmulTransposed(mlpNormed, T, d, layer.wUp, dFF, act);
     const actDerivative = new Float64Array(keepTrace ? T * dFF : 0);
-    geluForward(preAct, act, keepTrace ? actDerivative : null);
-    const output = new Float64Array(T * d);
-    matmulTransposed(act, T, dFF, layer.wDown, d, output);
-    for (let i = 0; i < output.length; i++) output[i] += mid[i];
+    geluForward(act, act, keepTrace ? actDerivative : null);
+    matmulTransposed(act, T, dFF, layer.wDown, d, projected);
+    for (let i = 0; i < stream.length; i++) stream[i] += projected[i];
 
     layerTraces.push({
-      input,
       attnNormed,
       attnInvRms,
       q,
@@ -291,18 +288,16 @@ export function forwardPass(
       v,
       probs,
       attnMix,
-      mid,
       mlpNormed,
       mlpInvRms,
       act,
       actDerivative,
     });
-    x = output;
   }
 
   const finalNormed = new Float64Array(T * d);
   const finalInvRms = new Float64Array(T);
-  rmsNormForward(x, T, d, finalNormed, finalInvRms);
+  rmsNormForward(stream, T, d, finalNormed, finalInvRms);
   const vocabProbs = new Float64Array(T * V);
   matmulTransposed(finalNormed, T, d, weights.unembed, V, vocabProbs);
 
@@ -390,6 +385,7 @@ export function backwardPass(
     }
   }
   const nActive = activeRows.length;
+  if (nActive === 0) return; // the loss does not depend on the weights (e.g. all weights 0)
   const dLogits = new Float64Array(nActive * V);
   const activeNormed = new Float64Array(nActive * d);
   for (let a = 0; a < nActive; a++) {
@@ -425,27 +421,27 @@ export function backwardPass(
       layerSinks.wk !== undefined ||
       layerSinks.wv !== undefined ||
       layerSinks.wo !== undefined;
-    // Below the lowest adapter nothing needs gradients, so the last block stops as early as possible.
-    const needMidGrad = l > lowestLayer || hasAttentionSinks;
-    const needInputGrad = l > lowestLayer;
+    // Below the lowest adapter nothing needs gradients, so the lowest block stops as early as possible.
+    const needGradBelowMlp = l > lowestLayer || hasAttentionSinks;
+    const needGradBelowAttention = l > lowestLayer;
 
-    // MLP sub-block: output = mid + wDown·gelu(wUp·norm(mid)).
+    // MLP sub-block: stream += wDown·gelu(wUp·norm(stream)).
     if (layerSinks.wDown) accumulateOuter(dStream, layerTrace.act, T, d, dFF, layerSinks.wDown);
-    if (layerSinks.wUp || needMidGrad) {
+    if (layerSinks.wUp || needGradBelowMlp) {
       const dPreAct = new Float64Array(T * dFF);
       accumulateMatmul(dStream, T, d, layer.wDown, dFF, dPreAct);
       for (let i = 0; i < dPreAct.length; i++) dPreAct[i] *= layerTrace.actDerivative[i];
       if (layerSinks.wUp) accumulateOuter(dPreAct, layerTrace.mlpNormed, T, dFF, d, layerSinks.wUp);
-      if (needMidGrad) {
+      if (needGradBelowMlp) {
         const dMlpNormed = new Float64Array(T * d);
         accumulateMatmul(dPreAct, T, dFF, layer.wUp, d, dMlpNormed);
         // The residual connection passes dStream through unchanged; the norm branch adds to it.
         rmsNormBackward(dMlpNormed, layerTrace.mlpNormed, layerTrace.mlpInvRms, T, d, dStream);
       }
     }
-    if (!needMidGrad) break;
+    if (!needGradBelowMlp) break;
 
-    // Attention sub-block: mid = input + wo·attention(rope(wq·a), rope(wk·a), wv·a), a = norm(input).
+    // Attention sub-block: stream += wo·attention(rope(wq·a), rope(wk·a), wv·a) with a = norm(stream).
     if (layerSinks.wo) accumulateOuter(dStream, layerTrace.attnMix, T, d, d, layerSinks.wo);
     const dAttnMix = new Float64Array(T * d);
     accumulateMatmul(dStream, T, d, layer.wo, d, dAttnMix);
@@ -475,7 +471,7 @@ export function backwardPass(
     if (layerSinks.wq) accumulateOuter(dq, layerTrace.attnNormed, T, d, d, layerSinks.wq);
     if (layerSinks.wk) accumulateOuter(dk, layerTrace.attnNormed, T, d, d, layerSinks.wk);
     if (layerSinks.wv) accumulateOuter(dv, layerTrace.attnNormed, T, d, d, layerSinks.wv);
-    if (!needInputGrad) break;
+    if (!needGradBelowAttention) break;
     const dAttnNormed = new Float64Array(T * d);
     accumulateMatmul(dq, T, d, layer.wq, d, dAttnNormed);
     accumulateMatmul(dk, T, d, layer.wk, d, dAttnNormed);
