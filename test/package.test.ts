@@ -4,7 +4,7 @@
  * `serve`, which must stop cleanly on SIGTERM. Run after `npm run build` (`npm test` does both).
  */
 import { execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -25,6 +25,21 @@ describe("built package", () => {
       expect(result).toEqual({ format: name.endsWith("cjs") ? "cjs" : "esm", tokens: 4, errors: "function" });
     });
   }
+
+  it("runs README's usage example as written", async () => {
+    const readme = readFileSync(`${root}/README.md`, "utf8");
+    const example = /```ts\n([\s\S]*?)```/.exec(readme)![1]!;
+    // Inside the package folder, so that `tinker-ts` resolves to this package by self-reference.
+    const dir = mkdtempSync(`${root}/test/.readme-`);
+    try {
+      writeFileSync(`${dir}/example.mjs`, example);
+      const { stdout } = await run(process.execPath, [`${dir}/example.mjs`], { cwd: root, timeout: 30_000 });
+      const [loss] = stdout.trim().split("\n");
+      expect(Number(loss)).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("serves over HTTP from the CLI and stops on SIGTERM", async () => {
     const child = spawn(process.execPath, [`${root}/dist/cli.js`, "serve", "--port", "0"], { cwd: root });
