@@ -5,31 +5,15 @@
  *   npx tsx bench/engine.ts [--steps 60] [--rank 32] [--lr 1e-2]
  */
 
+import { promptTokens, QA_PAIRS, supervisedExample } from "../examples/qa-dataset.js";
 import {
-  BOS_TOKEN,
   createBaseModel,
   DEFAULT_MODEL_CONFIG,
   decodeTokens,
   type EngineDatum,
-  encodeText,
   hashSeed,
   TrainableModel,
 } from "../src/local/engine/index.js";
-
-const QA_PAIRS = [
-  { q: "What is the capital of France?", a: "Paris" },
-  { q: "What color is the sky?", a: "Blue" },
-  { q: "How many legs does a spider have?", a: "Eight" },
-  { q: "What is 2 + 2?", a: "Four" },
-  { q: "Who wrote Hamlet?", a: "Shakespeare" },
-  { q: "What is the largest planet?", a: "Jupiter" },
-  { q: "What do bees make?", a: "Honey" },
-  { q: "What is frozen water called?", a: "Ice" },
-  { q: "Which animal says moo?", a: "Cow" },
-  { q: "What is the opposite of hot?", a: "Cold" },
-  { q: "How many days are in a week?", a: "Seven" },
-  { q: "What gas do plants absorb?", a: "Carbon dioxide" },
-];
 
 function argument(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -40,18 +24,9 @@ const steps = argument("steps", 60);
 const rank = argument("rank", 32);
 const learningRate = argument("lr", 1e-2);
 
-const promptOf = (q: string) => [BOS_TOKEN, ...encodeText(`Q: ${q}\nA:`)];
-const batch: EngineDatum[] = QA_PAIRS.map(({ q, a }) => {
-  const prompt = promptOf(q);
-  const completion = encodeText(` ${a}\n`);
-  const all = [...prompt, ...completion];
-  return {
-    tokens: all.slice(0, -1),
-    lossFnInputs: {
-      target_tokens: all.slice(1),
-      weights: all.slice(1).map((_, i) => (i + 1 < prompt.length ? 0 : 1)),
-    },
-  };
+const batch: EngineDatum[] = QA_PAIRS.map(({ question, answer }) => {
+  const { input, targets, weights } = supervisedExample(question, answer);
+  return { tokens: input, lossFnInputs: { target_tokens: targets, weights } };
 });
 
 let started = performance.now();
@@ -91,8 +66,8 @@ console.log(`mean step time: ${(totalMs / steps).toFixed(1)} ms`);
 started = performance.now();
 const sampler = model.snapshot();
 let correct = 0;
-for (const { q, a } of QA_PAIRS) {
-  const [sample] = sampler.sample(promptOf(q), {
+for (const { question, answer: a } of QA_PAIRS) {
+  const [sample] = sampler.sample(promptTokens(question), {
     temperature: 0,
     topK: -1,
     topP: 1,
@@ -102,7 +77,9 @@ for (const { q, a } of QA_PAIRS) {
   });
   const answer = decodeTokens(sample.tokens).trim();
   if (answer === a) correct++;
-  console.log(`  ${answer === a ? "ok " : "BAD"} ${q} -> ${JSON.stringify(decodeTokens(sample.tokens))}`);
+  console.log(
+    `  ${answer === a ? "ok " : "BAD"} ${question} -> ${JSON.stringify(decodeTokens(sample.tokens))}`,
+  );
 }
 console.log(
   `greedy accuracy: ${correct}/${QA_PAIRS.length} (sampling took ${(performance.now() - started).toFixed(1)} ms)`,

@@ -13,39 +13,13 @@
  */
 import { parseArgs } from "node:util";
 import { type Datum, datum, ModelInput, ServiceClient } from "../src/index.js";
-import {
-  BOS_TOKEN,
-  BUILTIN_BASE_MODEL,
-  createLocalTinker,
-  decodeTokens,
-  encodeText,
-} from "../src/local/index.js";
+import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "../src/local/index.js";
+import { promptTokens, QA_PAIRS, supervisedExample } from "./qa-dataset.js";
 
-const DATASET: { question: string; answer: string }[] = [
-  { question: "What is the capital of France?", answer: "Paris" },
-  { question: "What color is the sky?", answer: "Blue" },
-  { question: "How many legs does a spider have?", answer: "Eight" },
-  { question: "What is 2 + 2?", answer: "Four" },
-  { question: "Who wrote Hamlet?", answer: "Shakespeare" },
-  { question: "What is the largest planet?", answer: "Jupiter" },
-  { question: "What do bees make?", answer: "Honey" },
-  { question: "What is frozen water called?", answer: "Ice" },
-  { question: "Which animal says moo?", answer: "Cow" },
-  { question: "What is the opposite of hot?", answer: "Cold" },
-  { question: "How many days are in a week?", answer: "Seven" },
-  { question: "What gas do plants absorb?", answer: "Carbon dioxide" },
-];
-
-function promptTokens(question: string): number[] {
-  return [BOS_TOKEN, ...encodeText(`Q: ${question}\nA:`)];
-}
-
-/** Next-token datum: input = tokens[:-1], target = tokens[1:], loss only on the answer. */
+/** Next-token datum with the loss on the answer only. */
 function toDatum(question: string, answer: string): Datum {
-  const prompt = promptTokens(question);
-  const tokens = [...prompt, ...encodeText(` ${answer}\n`)];
-  const weights = tokens.slice(1).map((_, i) => (i + 1 < prompt.length ? 0 : 1));
-  return datum(ModelInput.fromInts(tokens.slice(0, -1)), { target_tokens: tokens.slice(1), weights });
+  const { input, targets, weights } = supervisedExample(question, answer);
+  return datum(ModelInput.fromInts(input), { target_tokens: targets, weights });
 }
 
 async function main(): Promise<void> {
@@ -75,7 +49,7 @@ async function main(): Promise<void> {
       rank: Number(values.rank),
       seed: 0,
     });
-    const batch = DATASET.map(({ question, answer }) => toDatum(question, answer));
+    const batch = QA_PAIRS.map(({ question, answer }) => toDatum(question, answer));
     const answerTokens = batch.reduce(
       (n, d) => n + d.loss_fn_inputs.weights!.data.reduce((a, b) => a + b, 0),
       0,
@@ -96,7 +70,7 @@ async function main(): Promise<void> {
 
     const sampler = await training.saveWeightsAndGetSamplingClient();
     let correct = 0;
-    for (const { question, answer } of DATASET) {
+    for (const { question, answer } of QA_PAIRS) {
       const result = await sampler.sample(ModelInput.fromInts(promptTokens(question)), 1, {
         max_tokens: 24,
         temperature: 0,
@@ -108,7 +82,7 @@ async function main(): Promise<void> {
       console.log(`${ok ? "✓" : "✗"} ${question} → ${text}`);
     }
     console.log(
-      `loss ${firstLoss.toFixed(4)} → ${lastLoss.toFixed(4)} (${((100 * lastLoss) / firstLoss).toFixed(1)}% of the first step); ${correct}/${DATASET.length} answers exact`,
+      `loss ${firstLoss.toFixed(4)} → ${lastLoss.toFixed(4)} (${((100 * lastLoss) / firstLoss).toFixed(1)}% of the first step); ${correct}/${QA_PAIRS.length} answers exact`,
     );
   } finally {
     await service.close();

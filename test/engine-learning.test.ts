@@ -5,43 +5,19 @@
  * test fast), with each step fast enough for the quickstart to finish in well under a minute.
  */
 import { describe, expect, it } from "vitest";
+import { promptTokens, QA_PAIRS, supervisedExample } from "../examples/qa-dataset.js";
 import {
-  BOS_TOKEN,
   createBaseModel,
   DEFAULT_MODEL_CONFIG,
   decodeTokens,
   type EngineDatum,
-  encodeText,
   hashSeed,
   TrainableModel,
 } from "../src/local/engine/index.js";
 
-const QA_PAIRS = [
-  { q: "What is the capital of France?", a: "Paris" },
-  { q: "What color is the sky?", a: "Blue" },
-  { q: "How many legs does a spider have?", a: "Eight" },
-  { q: "What is 2 + 2?", a: "Four" },
-  { q: "Who wrote Hamlet?", a: "Shakespeare" },
-  { q: "What is the largest planet?", a: "Jupiter" },
-  { q: "What do bees make?", a: "Honey" },
-  { q: "What is frozen water called?", a: "Ice" },
-  { q: "Which animal says moo?", a: "Cow" },
-  { q: "What is the opposite of hot?", a: "Cold" },
-  { q: "How many days are in a week?", a: "Seven" },
-  { q: "What gas do plants absorb?", a: "Carbon dioxide" },
-];
-
-const promptTokens = (q: string) => [BOS_TOKEN, ...encodeText(`Q: ${q}\nA:`)];
-
-/** Prompt weight 0, completion weight 1, inputs/targets shifted by one — as the quickstart renders them. */
-function supervisedDatum(q: string, a: string): EngineDatum {
-  const prompt = promptTokens(q);
-  const all = [...prompt, ...encodeText(` ${a}\n`)];
-  const targets = all.slice(1);
-  return {
-    tokens: all.slice(0, -1),
-    lossFnInputs: { target_tokens: targets, weights: targets.map((_, i) => (i + 1 < prompt.length ? 0 : 1)) },
-  };
+function supervisedDatum(question: string, answer: string): EngineDatum {
+  const { input, targets, weights } = supervisedExample(question, answer);
+  return { tokens: input, lossFnInputs: { target_tokens: targets, weights } };
 }
 
 const STEPS = 40;
@@ -57,7 +33,7 @@ describe("engine learning (quickstart target)", () => {
       trainMlp: true,
       trainUnembed: true,
     });
-    const batch = QA_PAIRS.map(({ q, a }) => supervisedDatum(q, a));
+    const batch = QA_PAIRS.map(({ question, answer }) => supervisedDatum(question, answer));
 
     const losses: number[] = [];
     const stepMs: number[] = [];
@@ -68,8 +44,8 @@ describe("engine learning (quickstart target)", () => {
       stepMs.push(performance.now() - started);
     }
     const sampler = model.snapshot();
-    const answers = QA_PAIRS.map(({ q }) => {
-      const [sample] = sampler.sample(promptTokens(q), {
+    const answers = QA_PAIRS.map(({ question }) => {
+      const [sample] = sampler.sample(promptTokens(question), {
         temperature: 0,
         topK: -1,
         topP: 1,
@@ -79,7 +55,7 @@ describe("engine learning (quickstart target)", () => {
       });
       return decodeTokens(sample.tokens).trim();
     });
-    const correct = answers.filter((answer, i) => answer === QA_PAIRS[i].a).length;
+    const correct = answers.filter((answer, i) => answer === QA_PAIRS[i]!.answer).length;
     const medianMs = [...stepMs].sort((x, y) => x - y)[Math.floor(stepMs.length / 2)];
     console.log(
       `learning: loss ${losses[0].toFixed(1)} → ${losses[9].toFixed(1)} (step 10) → ${losses[STEPS - 1].toFixed(3)} ` +

@@ -1,8 +1,9 @@
 /** Test helpers: the SDK wired to the real local backend, with every request recorded. */
 
+import { type promptTokens, QA_PAIRS, supervisedExample } from "../examples/qa-dataset.js";
 import type { ClientOptions } from "../src/index.js";
 import { type Datum, datum, ModelInput, ServiceClient } from "../src/index.js";
-import { BOS_TOKEN, createLocalTinker, encodeText, type LocalTinkerOptions } from "../src/local/index.js";
+import { createLocalTinker, type LocalTinkerOptions } from "../src/local/index.js";
 
 export interface RecordedRequest {
   method: string;
@@ -46,22 +47,12 @@ export function localService(options: { local?: LocalTinkerOptions; client?: Cli
   };
 }
 
-export const QA = [
-  { question: "What is the capital of France?", answer: "Paris" },
-  { question: "What color is the sky?", answer: "Blue" },
-  { question: "Who wrote Hamlet?", answer: "Shakespeare" },
-  { question: "What do bees make?", answer: "Honey" },
-];
-
-export function promptTokens(question: string): number[] {
-  return [BOS_TOKEN, ...encodeText(`Q: ${question}\nA:`)];
-}
+export const QA = QA_PAIRS.slice(0, 4);
+export { promptTokens } from "../examples/qa-dataset.js";
 
 export function qaDatum(question: string, answer: string): Datum {
-  const prompt = promptTokens(question);
-  const tokens = [...prompt, ...encodeText(` ${answer}\n`)];
-  const weights = tokens.slice(1).map((_, i) => (i + 1 < prompt.length ? 0 : 1));
-  return datum(ModelInput.fromInts(tokens.slice(0, -1)), { target_tokens: tokens.slice(1), weights });
+  const { input, targets, weights } = supervisedExample(question, answer);
+  return datum(ModelInput.fromInts(input), { target_tokens: targets, weights });
 }
 
 export function jsonBody(request: RecordedRequest): unknown {
