@@ -1,6 +1,6 @@
 /** Test helpers: the SDK wired to the real local backend, with every request recorded. */
 
-import { type promptTokens, QA_PAIRS, supervisedExample } from "../examples/qa-dataset.js";
+import { QA_PAIRS, supervisedExample } from "../examples/qa-dataset.js";
 import type { ClientOptions } from "../src/index.js";
 import { type Datum, datum, ModelInput, ServiceClient } from "../src/index.js";
 import { createLocalTinker, type LocalTinkerOptions } from "../src/local/index.js";
