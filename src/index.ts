@@ -2,8 +2,18 @@
 
 export type { CallOptions } from "./clients/call-options.js";
 export { type SampleOptions, SamplingClient } from "./clients/sampling.js";
-export { type LoraTrainingOptions, type SamplingClientOptions, ServiceClient } from "./clients/service.js";
-export { DEFAULT_ADAM_PARAMS, TrainingClient } from "./clients/training.js";
+export {
+  type FromStateOptions,
+  type LoraTrainingOptions,
+  type SamplingClientOptions,
+  ServiceClient,
+} from "./clients/service.js";
+export {
+  DEFAULT_ADAM_PARAMS,
+  type LoadStateOptions,
+  type SaveStateOptions,
+  TrainingClient,
+} from "./clients/training.js";
 export type { ClientOptions } from "./core/config.js";
 export {
   APIConnectionError,
@@ -34,9 +44,14 @@ export { datum, ModelInput, TensorData } from "./lib/model-input.js";
 export { VERSION } from "./version.js";
 export type {
   GetInfoResponse,
+  GetSamplerResponse,
   GetServerCapabilitiesResponse,
+  LoadWeightsResponse,
   OptimStepResponse,
+  SaveWeightsResponse,
   SupportedModel,
+  UnloadModelResponse,
+  WeightsInfoResponse,
 } from "./wire/schemas.js";
 export type {
   AdamParams,

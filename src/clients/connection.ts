@@ -28,6 +28,8 @@ export class Connection {
   readonly http: HttpClient;
   readonly config: ResolvedConfig;
   #clientConfig: Promise<ClientConfigResponse> | undefined;
+  /** The last client config received, for decisions that must be made synchronously. */
+  #clientConfigValue: ClientConfigResponse = {};
   #session: Promise<string> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #modelSeqId = 0;
@@ -85,7 +87,16 @@ export class Connection {
       // A 404 means an older server without dynamic config: defaults apply.
       if (!(error instanceof APIStatusError && error.status === 404)) throw error;
     }
+    this.#clientConfigValue = config;
     return config;
+  }
+
+  /**
+   * The server's flags and limits as last received (empty, i.e. the official defaults, before the
+   * handshake). Training clients exist only after it, so they always see the real values.
+   */
+  get serverFlags(): ClientConfigResponse {
+    return this.#clientConfigValue;
   }
 
   /** The session id; the first call creates the session and starts the heartbeat. */

@@ -16,7 +16,13 @@ import { sleep } from "../internal/sleep.js";
 import { checkModelInput } from "../lib/validate.js";
 import { SampleResponseSchema } from "../wire/json-schemas.js";
 import { decodeSampleResponse } from "../wire/protobuf/index.js";
-import { parseResponse, UntypedAPIFutureSchema } from "../wire/schemas.js";
+import {
+  CreateSamplingSessionResponseSchema,
+  type GetSamplerResponse,
+  GetSamplerResponseSchema,
+  parseResponse,
+  UntypedAPIFutureSchema,
+} from "../wire/schemas.js";
 import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
@@ -90,6 +96,26 @@ export class SamplingClient {
         }
       }
     });
+  }
+
+  /** The sampler's record on the server: its base model and checkpoint path. */
+  async getSampler(options: CallOptions = {}): Promise<GetSamplerResponse> {
+    const signal = withTimeout(options);
+    return withGenericRetries(
+      () =>
+        this.#connection.requestJson(
+          // Ids are inserted without URL-encoding, as the official client does (they contain ':').
+          { method: "GET", path: `api/v1/samplers/${this.samplingSessionId}`, signal },
+          GetSamplerResponseSchema,
+          "get_sampler",
+        ),
+      { signal },
+    );
+  }
+
+  /** The base model this sampler runs on. */
+  async getBaseModel(options: CallOptions = {}): Promise<string> {
+    return (await this.getSampler(options)).base_model;
   }
 
   /** Log-probabilities of the prompt's own tokens; the first position is null. */
@@ -191,4 +217,44 @@ function validateSampleRequest(
     issues.push({ path: "topk_prompt_logprobs", message: `must be a non-negative integer, got ${k}` });
   }
   if (issues.length > 0) throw new ValidationError(issues);
+}
+
+export interface SamplingSessionOptions extends CallOptions {
+  /** A `tinker://…/sampler_weights/…` (or training `weights/…`) path. */
+  modelPath?: string;
+  /** Sample from a base model. */
+  baseModel?: string;
+}
+
+/** `create_sampling_session`: a sampler for a checkpoint or a base model (PROTOCOL.md §2.2.5). */
+export async function createSamplingSession(
+  connection: Connection,
+  options: SamplingSessionOptions,
+): Promise<SamplingClient> {
+  const { modelPath, baseModel } = options;
+  if (modelPath === undefined && baseModel === undefined) {
+    throw new ValidationError([
+      { path: "modelPath", message: "either modelPath or baseModel must be given" },
+    ]);
+  }
+  if (modelPath !== undefined && !modelPath.startsWith("tinker://")) {
+    throw new ValidationError([
+      { path: "modelPath", message: `must start with tinker://, got "${modelPath}"` },
+    ]);
+  }
+  const signal = withTimeout(options);
+  const sessionId = await connection.session();
+  const body: Record<string, unknown> = {
+    session_id: sessionId,
+    sampling_session_seq_id: connection.nextSamplingSessionSeqId(),
+  };
+  if (baseModel !== undefined) body.base_model = baseModel;
+  if (modelPath !== undefined) body.model_path = modelPath;
+  body.type = "create_sampling_session";
+  const response = await connection.requestJson(
+    { method: "POST", path: "api/v1/create_sampling_session", json: body, signal },
+    CreateSamplingSessionResponseSchema,
+    "create_sampling_session",
+  );
+  return new SamplingClient(connection, response.sampling_session_id);
 }

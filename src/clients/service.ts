@@ -4,21 +4,28 @@
  * sampling client.
  */
 import { type ClientOptions, resolveConfig } from "../core/config.js";
-import { ValidationError } from "../core/errors.js";
+import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { APIFuture } from "../futures/api-future.js";
-import { pollFuture } from "../futures/poller.js";
+import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
+import { ForwardBackwardOutputSchema, SampleResponseSchema } from "../wire/json-schemas.js";
+import { decodeForwardBackwardOutput, decodeSampleResponse } from "../wire/protobuf/index.js";
 import {
-  type CreateModelResponse,
   CreateModelResponseSchema,
-  CreateSamplingSessionResponseSchema,
   type GetServerCapabilitiesResponse,
   GetServerCapabilitiesResponseSchema,
+  LoadWeightsResponseSchema,
+  OptimStepResponseSchema,
+  SaveWeightsForSamplerResponseSchema,
+  SaveWeightsResponseSchema,
+  UnloadModelResponseSchema,
   UntypedAPIFutureSchema,
+  type WeightsInfoResponse,
+  WeightsInfoResponseSchema,
 } from "../wire/schemas.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
-import { SamplingClient } from "./sampling.js";
+import { createSamplingSession, type SamplingClient, type SamplingSessionOptions } from "./sampling.js";
 import { TrainingClient } from "./training.js";
 
 export interface LoraTrainingOptions extends CallOptions {
@@ -32,15 +39,57 @@ export interface LoraTrainingOptions extends CallOptions {
   userMetadata?: Record<string, string>;
 }
 
-export interface SamplingClientOptions extends CallOptions {
-  /** A `tinker://…/sampler_weights/…` path. */
-  modelPath?: string;
-  /** Sample from a base model. */
+export interface FromStateOptions extends CallOptions {
+  /** Use this base model instead of the checkpoint's (it must be compatible). */
   baseModel?: string;
+  userMetadata?: Record<string, string>;
+  /** Credential for a checkpoint owned by another account. */
+  weightsAccessToken?: string;
 }
+
+export type SamplingClientOptions = SamplingSessionOptions;
+
+/** Result decoders per request type, for re-attaching to a saved request id. */
+const DECODERS: Record<FutureRequestType, ResultDecoder<unknown>> = {
+  CreateModel: { schema: CreateModelResponseSchema },
+  ForwardBackward: { schema: ForwardBackwardOutputSchema, protobuf: decodeForwardBackwardOutput },
+  Forward: { schema: ForwardBackwardOutputSchema, protobuf: decodeForwardBackwardOutput },
+  OptimStep: { schema: OptimStepResponseSchema },
+  SaveWeights: { schema: SaveWeightsResponseSchema },
+  LoadWeights: { schema: LoadWeightsResponseSchema },
+  SaveWeightsForSampler: { schema: SaveWeightsForSamplerResponseSchema },
+  Sample: { schema: SampleResponseSchema, protobuf: decodeSampleResponse },
+  UnloadModel: { schema: UnloadModelResponseSchema },
+};
 
 export class ServiceClient {
   readonly #connection: Connection;
+
+  /** Futures by request id: re-attach to an operation whose id you saved. */
+  readonly futures = {
+    /**
+     * Polls a request id until its result: `requestType` says how to read the result (as the
+     * `X-Tinker-Request-Type` of the original operation).
+     */
+    retrieve: <T = unknown>(
+      requestId: string,
+      requestType: FutureRequestType,
+      options: CallOptions = {},
+    ): APIFuture<T> => {
+      const signal = withTimeout(options);
+      return new APIFuture<T>(async ({ setRequestId, emit }) => {
+        setRequestId(requestId);
+        await this.#connection.clientConfig();
+        return pollFuture(this.#connection.http, {
+          requestId,
+          requestType,
+          decoder: DECODERS[requestType] as ResultDecoder<T>,
+          signal,
+          onEvent: emit,
+        });
+      });
+    },
+  };
 
   constructor(options: ClientOptions = {}) {
     this.#connection = new Connection(resolveConfig(options));
@@ -70,6 +119,65 @@ export class ServiceClient {
     if (typeof baseModel !== "string" || baseModel === "") {
       throw new ValidationError([{ path: "base_model", message: "must be a non-empty string" }]);
     }
+    return this.#createModel(baseModel, lora_config, options.userMetadata, options);
+  }
+
+  /**
+   * A new training run with the weights of a training checkpoint (`tinker://…/weights/…`); the
+   * optimizer starts fresh.
+   */
+  createTrainingClientFromState(path: string, options: FromStateOptions = {}): Promise<TrainingClient> {
+    return this.#fromState(path, false, options);
+  }
+
+  /** A new training run with the weights and optimizer state of a checkpoint: an exact resume. */
+  createTrainingClientFromStateWithOptimizer(
+    path: string,
+    options: FromStateOptions = {},
+  ): Promise<TrainingClient> {
+    return this.#fromState(path, true, options);
+  }
+
+  /** A sampler for a saved sampler checkpoint (`modelPath`) or a base model (`baseModel`). */
+  createSamplingClient(options: SamplingClientOptions): Promise<SamplingClient> {
+    return createSamplingSession(this.#connection, options);
+  }
+
+  /** The base model and LoRA settings of a checkpoint (`POST /weights_info`). */
+  async getWeightsInfo(
+    path: string,
+    options: CallOptions & { weightsAccessToken?: string } = {},
+  ): Promise<WeightsInfoResponse> {
+    await this.#connection.clientConfig();
+    const signal = withTimeout(options);
+    return withGenericRetries(
+      () =>
+        this.#connection.requestJson(
+          {
+            method: "POST",
+            path: "api/v1/weights_info",
+            json: { tinker_path: path },
+            credential: options.weightsAccessToken,
+            signal,
+          },
+          WeightsInfoResponseSchema,
+          "weights_info",
+        ),
+      { signal },
+    );
+  }
+
+  /** Stops the session heartbeat; nothing of this client keeps running afterwards. */
+  async close(): Promise<void> {
+    this.#connection.close();
+  }
+
+  async #createModel(
+    baseModel: string,
+    loraConfigBody: Record<string, unknown>,
+    userMetadata: Record<string, string> | undefined,
+    options: CallOptions,
+  ): Promise<TrainingClient> {
     const signal = withTimeout(options);
     const sessionId = await this.#connection.session();
     const body: Record<string, unknown> = {
@@ -77,64 +185,83 @@ export class ServiceClient {
       model_seq_id: this.#connection.nextModelSeqId(),
       base_model: baseModel,
     };
-    if (options.userMetadata !== undefined) body.user_metadata = options.userMetadata;
-    body.lora_config = lora_config;
+    if (userMetadata !== undefined) body.user_metadata = userMetadata;
+    body.lora_config = loraConfigBody;
     body.type = "create_model";
-
-    const startedAt = Date.now();
     // Only transport retries for create_model, as in the official client.
-    const submitted = await this.#connection.requestJson(
-      { method: "POST", path: "api/v1/create_model", json: body, signal },
-      UntypedAPIFutureSchema,
-      "create_model submission",
+    const created = await this.#submitAndPoll("api/v1/create_model", body, "CreateModel", signal);
+    return new TrainingClient(this.#connection, (created as { model_id: string }).model_id);
+  }
+
+  /**
+   * Both server flows of PROTOCOL.md §7.4: weights_info → create_model → load_weights (seq_id 1),
+   * or, when the server sets `create_model_via_load_weights`, one load_weights that creates the run.
+   */
+  async #fromState(path: string, optimizer: boolean, options: FromStateOptions): Promise<TrainingClient> {
+    if (typeof path !== "string" || !/^tinker:\/\/[^/]+\/weights\/[^/]+$/.test(path)) {
+      throw new ValidationError([
+        {
+          path: "path",
+          message: `must be a training checkpoint tinker://<run>/weights/<name>, got ${JSON.stringify(path)}`,
+        },
+      ]);
+    }
+    const flags = await this.#connection.clientConfig();
+    if (flags.create_model_via_load_weights) {
+      const signal = withTimeout(options);
+      const sessionId = await this.#connection.session();
+      const modelSeqId = this.#connection.nextModelSeqId();
+      const body: Record<string, unknown> = { session_id: sessionId, model_seq_id: modelSeqId };
+      if (options.baseModel !== undefined) body.base_model = options.baseModel;
+      if (options.userMetadata !== undefined) body.user_metadata = options.userMetadata;
+      body.path = path;
+      body.optimizer = optimizer;
+      if (options.weightsAccessToken !== undefined) body.weights_access_token = options.weightsAccessToken;
+      body.type = "load_weights";
+      await this.#submitAndPoll("api/v1/load_weights", body, "LoadWeights", signal, true);
+      // The id is derived, as the official client does: the load was the model's request 0.
+      return new TrainingClient(this.#connection, `${sessionId}:train:${modelSeqId}`);
+    }
+    const info = await this.getWeightsInfo(path, options);
+    const lora: Record<string, unknown> = { rank: info.lora_rank ?? 32 };
+    lora.train_unembed = info.train_unembed ?? true;
+    lora.train_mlp = info.train_mlp ?? true;
+    lora.train_attn = info.train_attn ?? true;
+    const training = await this.#createModel(
+      options.baseModel ?? info.base_model,
+      lora,
+      options.userMetadata,
+      options,
     );
-    const created = await new APIFuture<CreateModelResponse>(({ setRequestId, emit }) => {
-      setRequestId(submitted.request_id);
-      return pollFuture(this.#connection.http, {
-        requestId: submitted.request_id,
-        requestType: "CreateModel",
-        decoder: { schema: CreateModelResponseSchema },
-        roundtripSeconds: (Date.now() - startedAt) / 1000,
-        signal,
-        onEvent: emit,
-      });
+    const load = optimizer
+      ? training.loadStateWithOptimizer(path, options)
+      : training.loadState(path, options);
+    await load;
+    return training;
+  }
+
+  async #submitAndPoll(
+    path: string,
+    body: Record<string, unknown>,
+    requestType: FutureRequestType,
+    signal: AbortSignal | undefined,
+    genericRetries = false,
+  ): Promise<unknown> {
+    const startedAt = Date.now();
+    const submit = () =>
+      this.#connection.requestJson(
+        { method: "POST", path, json: body, signal },
+        UntypedAPIFutureSchema,
+        `${requestType} submission`,
+      );
+    const submitted = genericRetries ? await withGenericRetries(submit, { signal }) : await submit();
+    return pollFuture(this.#connection.http, {
+      requestId: submitted.request_id,
+      requestType,
+      decoder: DECODERS[requestType],
+      roundtripSeconds: (Date.now() - startedAt) / 1000,
+      signal,
     });
-    return new TrainingClient(this.#connection, created.model_id);
-  }
-
-  /** A sampler for a saved sampler checkpoint (`modelPath`) or a base model (`baseModel`). */
-  async createSamplingClient(options: SamplingClientOptions): Promise<SamplingClient> {
-    const { modelPath, baseModel } = options;
-    if (modelPath === undefined && baseModel === undefined) {
-      throw new ValidationError([
-        { path: "modelPath", message: "either modelPath or baseModel must be given" },
-      ]);
-    }
-    if (modelPath !== undefined && !modelPath.startsWith("tinker://")) {
-      throw new ValidationError([
-        { path: "modelPath", message: `must start with tinker://, got "${modelPath}"` },
-      ]);
-    }
-    const signal = withTimeout(options);
-    const sessionId = await this.#connection.session();
-    const body: Record<string, unknown> = {
-      session_id: sessionId,
-      sampling_session_seq_id: this.#connection.nextSamplingSessionSeqId(),
-    };
-    if (baseModel !== undefined) body.base_model = baseModel;
-    if (modelPath !== undefined) body.model_path = modelPath;
-    body.type = "create_sampling_session";
-    const response = await this.#connection.requestJson(
-      { method: "POST", path: "api/v1/create_sampling_session", json: body, signal },
-      CreateSamplingSessionResponseSchema,
-      "create_sampling_session",
-    );
-    return new SamplingClient(this.#connection, response.sampling_session_id);
-  }
-
-  /** Stops the session heartbeat; nothing of this client keeps running afterwards. */
-  async close(): Promise<void> {
-    this.#connection.close();
   }
 }
 
@@ -150,7 +277,7 @@ if (asyncDispose) {
 
 function loraConfig(options: LoraTrainingOptions): Record<string, unknown> {
   const rank = options.rank ?? 32;
-  const issues = [];
+  const issues: ValidationIssue[] = [];
   if (!Number.isInteger(rank) || rank < 1)
     issues.push({ path: "rank", message: `must be a positive integer, got ${rank}` });
   if (options.seed !== undefined && !Number.isInteger(options.seed)) {

@@ -1,35 +1,41 @@
 /**
- * TrainingClient: one LoRA training run. Every operation takes the next `seq_id` synchronously at
- * call time and is submitted only after the previous one was accepted (PROTOCOL.md §6.2), so calls
+ * TrainingClient: one LoRA training run. Every operation takes its `seq_id` synchronously at call
+ * time and is submitted only after the previous one was accepted (PROTOCOL.md §6.2), so calls
  * made back to back pipeline into the same server cycle:
  *
  *   const fb = training.forwardBackward(batch, "cross_entropy");
  *   const step = training.optimStep({ learning_rate: 1e-4 });
  *   const [out, stats] = await Promise.all([fb, step]);
  */
-
-import { TinkerError } from "../core/errors.js";
+import { TinkerError, ValidationError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import type { HttpRequest } from "../core/http.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
+import { chunkData, DEFAULT_CHUNK_LIMITS, mergeForwardBackwardOutputs } from "../lib/chunking.js";
 import { validateAdamParams, validateForwardBackwardInput } from "../lib/validate.js";
 import { ForwardBackwardOutputSchema } from "../wire/json-schemas.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
 import {
   type GetInfoResponse,
   GetInfoResponseSchema,
+  type LoadWeightsResponse,
+  LoadWeightsResponseSchema,
   type OptimStepResponse,
   OptimStepResponseSchema,
   parseResponse,
   type SaveWeightsForSamplerResponse,
   SaveWeightsForSamplerResponseSchema,
+  type SaveWeightsResponse,
+  SaveWeightsResponseSchema,
+  type UnloadModelResponse,
+  UnloadModelResponseSchema,
   UntypedAPIFutureSchema,
 } from "../wire/schemas.js";
 import type { AdamParams, Datum, ForwardBackwardOutput, LossFnType } from "../wire/types.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
-import { SamplingClient } from "./sampling.js";
+import { createSamplingSession, SamplingClient } from "./sampling.js";
 
 export const DEFAULT_ADAM_PARAMS: Required<AdamParams> = {
   learning_rate: 0.0001,
@@ -40,29 +46,49 @@ export const DEFAULT_ADAM_PARAMS: Required<AdamParams> = {
   grad_clip_norm: 0.0,
 };
 
+export interface SaveStateOptions extends CallOptions {
+  /** Delete the checkpoint after this many seconds (default: never). */
+  ttlSeconds?: number;
+  /** Replace an existing checkpoint of the same name. */
+  overwrite?: boolean;
+}
+
+export interface LoadStateOptions extends CallOptions {
+  /** Credential for a checkpoint owned by another account. */
+  weightsAccessToken?: string;
+}
+
 const forwardBackwardDecoder: ResultDecoder<ForwardBackwardOutput> = {
   schema: ForwardBackwardOutputSchema,
   protobuf: decodeForwardBackwardOutput,
 };
+
+/** One HTTP submission of an operation; an operation has several when a batch is chunked. */
+type Submission = (seqId: number) => HttpRequest;
 
 export class TrainingClient {
   /** The training run id, e.g. `<session>:train:0`. */
   readonly modelId: string;
   readonly #connection: Connection;
   /** Next seq_id; 0 was the model's creation. */
-  #nextSeqId = 1;
+  #nextSeqId: number;
   /** Settles when the latest operation has been accepted (or failed to be). */
   #turn: Promise<void> = Promise.resolve();
   /** Set when a submission failed for good: later operations would run out of order. */
   #brokenBy: Error | undefined;
 
-  /** @internal Use `ServiceClient.createLoraTrainingClient`. */
-  constructor(connection: Connection, modelId: string) {
+  /** @internal Use `ServiceClient.createLoraTrainingClient` or `createTrainingClientFromState`. */
+  constructor(connection: Connection, modelId: string, nextSeqId = 1) {
     this.#connection = connection;
     this.modelId = modelId;
+    this.#nextSeqId = nextSeqId;
   }
 
-  /** Forward and backward pass; gradients accumulate on the server until `optimStep`. */
+  /**
+   * Forward and backward pass; gradients accumulate on the server until `optimStep`. Large batches
+   * are split by the server's limits into several requests (submitted in parallel, run in order)
+   * and their results merged: outputs in datum order, metrics reduced by their `:suffix`.
+   */
   forwardBackward(
     data: Datum[],
     lossFn: LossFnType,
@@ -90,37 +116,78 @@ export class TrainingClient {
     options: CallOptions | undefined,
   ): APIFuture<ForwardBackwardOutput> {
     validateForwardBackwardInput(data, lossFn, lossFnConfig);
-    return this.#enqueue(
+    const flags = this.#connection.serverFlags;
+    const chunks = chunkData(data, {
+      maxDatums: flags.fwdbwd_max_chunk_len ?? DEFAULT_CHUNK_LIMITS.maxDatums,
+      maxBytes: flags.fwdbwd_max_chunk_bytes_count ?? DEFAULT_CHUNK_LIMITS.maxBytes,
+    });
+    const submissions: Submission[] = chunks.map((chunk) => (seqId) => ({
+      method: "POST",
+      path: "api/v1/forward_backward",
+      binary: {
+        contentType: "application/x-protobuf",
+        bytes: encodeForwardBackwardRequest({
+          model_id: this.modelId,
+          seq_id: seqId,
+          data: chunk,
+          loss_fn: lossFn,
+          loss_fn_config: lossFnConfig,
+          forward_only: forwardOnly,
+        }),
+      },
+    }));
+    const parallel = flags.parallel_fwdbwd_chunks ?? true;
+    const future = this.#enqueue(
       forwardOnly ? "Forward" : "ForwardBackward",
       forwardBackwardDecoder,
       options,
-      (seqId) => ({
-        method: "POST",
-        path: "api/v1/forward_backward",
-        binary: {
-          contentType: "application/x-protobuf",
-          bytes: encodeForwardBackwardRequest({
-            model_id: this.modelId,
-            seq_id: seqId,
-            data,
-            loss_fn: lossFn,
-            loss_fn_config: lossFnConfig,
-            forward_only: forwardOnly,
-          }),
-        },
-      }),
+      submissions,
+      parallel,
     );
+    return mapFuture(future, mergeForwardBackwardOutputs);
   }
 
   /** Applies the accumulated gradients with AdamW. Unset fields take the official defaults. */
   optimStep(adamParams: AdamParams = {}, options?: CallOptions): APIFuture<OptimStepResponse> {
     const adam_params = { ...DEFAULT_ADAM_PARAMS, ...adamParams };
     validateAdamParams(adam_params);
-    return this.#enqueue("OptimStep", { schema: OptimStepResponseSchema }, options, (seqId) => ({
+    return this.#enqueueOne("OptimStep", { schema: OptimStepResponseSchema }, options, (seqId) => ({
       method: "POST",
       path: "api/v1/optim_step",
       json: { adam_params, model_id: this.modelId, seq_id: seqId, type: "optim_step" },
     }));
+  }
+
+  /** Saves weights and optimizer state at `tinker://<run>/weights/<name>`, to resume from later. */
+  saveState(name: string, options: SaveStateOptions = {}): APIFuture<SaveWeightsResponse> {
+    checkName(name);
+    return this.#enqueueOne("SaveWeights", { schema: SaveWeightsResponseSchema }, options, (seqId) => {
+      const json: Record<string, unknown> = { model_id: this.modelId, path: name, seq_id: seqId };
+      if (options.ttlSeconds !== undefined) json.ttl_seconds = options.ttlSeconds;
+      json.overwrite = options.overwrite ?? false;
+      json.type = "save_weights";
+      return { method: "POST", path: "api/v1/save_weights", json, maxRetries: 0 };
+    });
+  }
+
+  /** Loads the weights of a training checkpoint; the optimizer starts fresh. */
+  loadState(path: string, options: LoadStateOptions = {}): APIFuture<LoadWeightsResponse> {
+    return this.#loadWeights(path, false, options);
+  }
+
+  /** Loads weights and optimizer state, so training continues exactly where the checkpoint was. */
+  loadStateWithOptimizer(path: string, options: LoadStateOptions = {}): APIFuture<LoadWeightsResponse> {
+    return this.#loadWeights(path, true, options);
+  }
+
+  #loadWeights(path: string, optimizer: boolean, options: LoadStateOptions): APIFuture<LoadWeightsResponse> {
+    checkTinkerPath(path);
+    return this.#enqueueOne("LoadWeights", { schema: LoadWeightsResponseSchema }, options, (seqId) => {
+      const json: Record<string, unknown> = { model_id: this.modelId, seq_id: seqId, path, optimizer };
+      if (options.weightsAccessToken !== undefined) json.weights_access_token = options.weightsAccessToken;
+      json.type = "load_weights";
+      return { method: "POST", path: "api/v1/load_weights", json };
+    });
   }
 
   /** Saves inference weights at `tinker://<run>/sampler_weights/<name>`. */
@@ -128,18 +195,17 @@ export class TrainingClient {
     name: string,
     options: CallOptions & { ttlSeconds?: number } = {},
   ): APIFuture<{ path: string }> {
+    checkName(name);
     const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = {
       schema: SaveWeightsForSamplerResponseSchema,
     };
-    const future = this.#enqueue("SaveWeightsForSampler", decoder, options, (seqId) => {
+    const future = this.#enqueueOne("SaveWeightsForSampler", decoder, options, (seqId) => {
       const json: Record<string, unknown> = { model_id: this.modelId, path: name, seq_id: seqId };
       if (options.ttlSeconds !== undefined) json.ttl_seconds = options.ttlSeconds;
       json.type = "save_weights_for_sampler";
       return { method: "POST", path: "api/v1/save_weights_for_sampler", json, maxRetries: 0 };
     });
-    return new APIFuture(async (hooks) => {
-      future.requestId.then(hooks.setRequestId, () => {});
-      const result = await future;
+    return mapFuture(future, (result) => {
       if (!result.path) throw new TinkerError("save_weights_for_sampler returned no path");
       return { path: result.path };
     });
@@ -150,32 +216,35 @@ export class TrainingClient {
    * weight sync of RL loops). Nothing is persisted.
    */
   async saveWeightsAndGetSamplingClient(options: CallOptions = {}): Promise<SamplingClient> {
-    const sessionId = await this.#connection.session();
+    await this.#connection.session();
     const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = {
       schema: SaveWeightsForSamplerResponseSchema,
     };
-    const result = await this.#enqueue("SaveWeightsForSampler", decoder, options, (seqId) => ({
+    const result = await this.#enqueueOne("SaveWeightsForSampler", decoder, options, (seqId) => ({
       method: "POST",
       path: "api/v1/save_weights_for_sampler",
-      // The official client reads the counter inside its retried send; we take it once per attempt.
       json: {
         model_id: this.modelId,
+        // Taken per attempt, as the official client does (its counter is read inside the retry).
         sampling_session_seq_id: this.#connection.nextSamplingSessionSeqId(),
         seq_id: seqId,
         type: "save_weights_for_sampler",
       },
       maxRetries: 0,
     }));
-    if (!result.sampling_session_id) {
-      throw new TinkerError(
-        `save_weights_for_sampler returned no sampling_session_id (session ${sessionId})`,
-      );
-    }
+    if (!result.sampling_session_id)
+      throw new TinkerError("save_weights_for_sampler returned no sampling_session_id");
     return new SamplingClient(this.#connection, result.sampling_session_id);
+  }
+
+  /** A sampler for a saved sampler checkpoint (`tinker://…/sampler_weights/…`). */
+  createSamplingClient(modelPath: string, options: CallOptions = {}): Promise<SamplingClient> {
+    return createSamplingSession(this.#connection, { ...options, modelPath });
   }
 
   /** Model metadata, including the tokenizer id. Not ordered with the other operations. */
   async getInfo(options: CallOptions = {}): Promise<GetInfoResponse> {
+    const signal = withTimeout(options);
     return withGenericRetries(
       () =>
         this.#connection.requestJson(
@@ -183,67 +252,151 @@ export class TrainingClient {
             method: "POST",
             path: "api/v1/get_info",
             json: { model_id: this.modelId, type: "get_info" },
-            signal: options.signal,
-            timeoutMs: options.timeout,
+            signal,
           },
           GetInfoResponseSchema,
           "get_info",
         ),
-      { signal: options.signal },
+      { signal },
+    );
+  }
+
+  /** Releases the run's resources on the server; later operations on it fail. */
+  unloadModel(options: CallOptions = {}): APIFuture<UnloadModelResponse> {
+    const signal = withTimeout(options);
+    return new APIFuture(async ({ setRequestId, emit }) => {
+      const startedAt = Date.now();
+      const response = await withGenericRetries(
+        () =>
+          this.#connection.http.request({
+            method: "POST",
+            path: "api/v1/unload_model",
+            json: { model_id: this.modelId, type: "unload_model" },
+            signal,
+          }),
+        { signal },
+      );
+      const requestId = parseResponse(
+        UntypedAPIFutureSchema,
+        response.json(),
+        "unload_model submission",
+      ).request_id;
+      setRequestId(requestId);
+      return pollFuture(this.#connection.http, {
+        requestId,
+        requestType: "UnloadModel",
+        decoder: { schema: UnloadModelResponseSchema },
+        roundtripSeconds: (Date.now() - startedAt) / 1000,
+        signal,
+        onEvent: emit,
+      });
+    });
+  }
+
+  #enqueueOne<T>(
+    requestType: FutureRequestType,
+    decoder: ResultDecoder<T>,
+    options: CallOptions | undefined,
+    submission: Submission,
+  ): APIFuture<T> {
+    return mapFuture(
+      this.#enqueue(requestType, decoder, options, [submission], false),
+      (results) => results[0]!,
     );
   }
 
   /**
-   * Takes the next seq_id now, waits for the previous operation's acceptance, submits (with the
-   * generic retry loop, which keeps the seq_id), then polls the future.
+   * Takes consecutive seq_ids now (one per submission), waits for the previous operation's
+   * acceptance, submits (each with the generic retry loop, which keeps its seq_id), then polls.
+   * With `parallel`, submissions 2…n go out together and the first, lowest seq_id, only after
+   * they were all accepted (the official order, since the server runs them in seq_id order anyway).
    */
   #enqueue<T>(
     requestType: FutureRequestType,
     decoder: ResultDecoder<T>,
     options: CallOptions | undefined,
-    buildRequest: (seqId: number) => HttpRequest,
-  ): APIFuture<T> {
-    const seqId = this.#nextSeqId++;
+    submissions: Submission[],
+    parallel: boolean,
+  ): APIFuture<T[]> {
+    const firstSeqId = this.#nextSeqId;
+    this.#nextSeqId += submissions.length;
     const previousTurn = this.#turn;
     let releaseTurn!: () => void;
     this.#turn = new Promise((resolve) => (releaseTurn = resolve));
     const startedAt = Date.now();
     const signal = withTimeout(options);
+    const http = this.#connection.http;
 
-    return new APIFuture<T>(async ({ setRequestId, emit }) => {
-      let requestId: string;
+    const submit = async (index: number): Promise<string> => {
+      const request = submissions[index]!(firstSeqId + index);
+      const response = await withGenericRetries(() => http.request({ ...request, signal }), { signal });
+      return parseResponse(UntypedAPIFutureSchema, response.json(), `${requestType} submission`).request_id;
+    };
+
+    return new APIFuture<T[]>(async ({ setRequestId, emit }) => {
+      const requestIds: string[] = new Array(submissions.length);
       try {
         await previousTurn;
         if (this.#brokenBy) {
           throw new TinkerError(
-            `Not sent: an earlier operation on ${this.modelId} could not be submitted (${this.#brokenBy.message}), so seq_id ${seqId} would run out of order`,
+            `Not sent: an earlier operation on ${this.modelId} could not be submitted (${this.#brokenBy.message}), so seq_id ${firstSeqId} would run out of order`,
             { cause: this.#brokenBy },
           );
         }
-        const http = this.#connection.http;
-        const response = await withGenericRetries(() => http.request({ ...buildRequest(seqId), signal }), {
-          signal,
-        });
-        requestId = parseResponse(
-          UntypedAPIFutureSchema,
-          response.json(),
-          `${requestType} submission`,
-        ).request_id;
+        if (parallel && submissions.length > 1) {
+          const rest = await Promise.all(submissions.slice(1).map((_, i) => submit(i + 1)));
+          rest.forEach((id, i) => {
+            requestIds[i + 1] = id;
+          });
+          requestIds[0] = await submit(0);
+        } else {
+          for (let i = 0; i < submissions.length; i++) requestIds[i] = await submit(i);
+        }
       } catch (error) {
         this.#brokenBy ??= error instanceof Error ? error : new Error(String(error));
         throw error;
       } finally {
         releaseTurn();
       }
-      setRequestId(requestId);
-      return pollFuture(this.#connection.http, {
-        requestId,
-        requestType,
-        decoder,
-        roundtripSeconds: (Date.now() - startedAt) / 1000,
-        signal,
-        onEvent: emit,
-      });
+      setRequestId(requestIds[0]!);
+      const roundtripSeconds = (Date.now() - startedAt) / 1000;
+      return Promise.all(
+        requestIds.map((requestId) =>
+          pollFuture(http, { requestId, requestType, decoder, roundtripSeconds, signal, onEvent: emit }),
+        ),
+      );
     });
+  }
+}
+
+/** A future whose result is `map` of another's, sharing its request id and events. */
+function mapFuture<A, B>(source: APIFuture<A>, map: (value: A) => B): APIFuture<B> {
+  return new APIFuture<B>(async ({ setRequestId, emit }) => {
+    source.requestId.then(setRequestId, () => {});
+    const forwarding = (async () => {
+      for await (const event of source.events()) emit(event);
+    })();
+    const value = await source;
+    await forwarding;
+    return map(value);
+  });
+}
+
+function checkName(name: string): void {
+  if (typeof name !== "string" || name === "" || name.includes("/")) {
+    throw new ValidationError([
+      {
+        path: "name",
+        message: `must be a non-empty checkpoint name without "/", got ${JSON.stringify(name)}`,
+      },
+    ]);
+  }
+}
+
+function checkTinkerPath(path: string): void {
+  if (typeof path !== "string" || !/^tinker:\/\/[^/]+\/(weights|sampler_weights)\/[^/]+$/.test(path)) {
+    throw new ValidationError([
+      { path: "path", message: `must look like tinker://<run>/weights/<name>, got ${JSON.stringify(path)}` },
+    ]);
   }
 }

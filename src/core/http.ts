@@ -22,6 +22,8 @@ export interface HttpRequest {
   /** Binary body (protobuf), sent with its own content type. */
   binary?: { bytes: Uint8Array; contentType: string; contentEncoding?: string };
   headers?: Record<string, string>;
+  /** Send this credential instead of the client's (e.g. a weights access token). */
+  credential?: string;
   /** Transport retries (layer 1); the client default (10) when absent. */
   maxRetries?: number;
   /** Per-attempt timeout; the client default (60 s) when absent. */
@@ -81,7 +83,7 @@ export class HttpClient {
     const maxRetries = req.maxRetries ?? this.#options.maxRetries;
     const headers = new Headers(this.#options.defaultHeaders);
     for (const [name, value] of Object.entries(req.headers ?? {})) headers.set(name, value);
-    headers.set("X-API-Key", await this.#options.credential());
+    headers.set("X-API-Key", req.credential ?? (await this.#options.credential()));
     headers.set("x-stainless-retry-count", "0");
     headers.set("x-stainless-read-timeout", formatSeconds(timeoutMs));
     if (!headers.has("Accept")) headers.set("Accept", "application/json");

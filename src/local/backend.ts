@@ -14,6 +14,7 @@ import {
   EngineError,
   hashSeed,
   type InferenceModel,
+  inspectState,
   TOKENIZER_ID,
   TrainableModel,
 } from "./engine/index.js";
@@ -40,10 +41,16 @@ interface Session {
 
 interface TrainingRun {
   modelId: string;
+  sessionId: string;
   baseModel: string;
-  rank: number;
+  lora: { rank: number; trainAttn: boolean; trainMlp: boolean; trainUnembed: boolean };
+  userMetadata: Record<string, string> | undefined;
   model: TrainableModel;
   queue: ModelQueue;
+  createdAt: Date;
+  lastRequestAt: Date;
+  unloaded: boolean;
+  corrupted: boolean;
 }
 
 interface Sampler {
@@ -53,9 +60,19 @@ interface Sampler {
   model: InferenceModel;
 }
 
-interface SamplerCheckpoint {
+/** A saved checkpoint: training state (`weights/…`) or inference weights (`sampler_weights/…`). */
+export interface Checkpoint {
+  tinkerPath: string;
+  runId: string;
+  kind: "weights" | "sampler_weights";
+  name: string;
   baseModel: string;
-  model: InferenceModel;
+  /** Engine state (LoRA weights, plus optimizer moments for training checkpoints). */
+  state: Uint8Array;
+  lora: TrainingRun["lora"];
+  time: Date;
+  expiresAt: Date | null;
+  public: boolean;
 }
 
 export interface LoraRequest {
@@ -72,7 +89,7 @@ export class LocalBackend {
   readonly #sessions = new Map<string, Session>();
   readonly #runs = new Map<string, TrainingRun>();
   readonly #samplers = new Map<string, Sampler>();
-  readonly #samplerCheckpoints = new Map<string, SamplerCheckpoint>();
+  readonly #checkpoints = new Map<string, Checkpoint>();
   readonly #baseModels = new Map<string, BaseModel>();
 
   constructor(options: LocalBackendOptions = {}) {
@@ -98,24 +115,179 @@ export class LocalBackend {
   }
 
   /** create_model: a future whose result is the model id `<session>:train:<model_seq_id>`. */
-  createModel(sessionId: string, modelSeqId: number, baseModel: string, lora: LoraRequest): string {
+  createModel(
+    sessionId: string,
+    modelSeqId: number,
+    baseModel: string,
+    lora: LoraRequest,
+    userMetadata?: Record<string, string>,
+  ): string {
     this.#session(sessionId);
     const requestId = this.futures.create();
     const modelId = `${sessionId}:train:${modelSeqId}`;
     this.#runLater(requestId, () => {
-      if (this.#runs.has(modelId)) return { kind: "json", body: { model_id: modelId, type: "create_model" } };
-      const base = this.#baseModel(baseModel);
-      const model = new TrainableModel(base, {
-        rank: lora.rank,
-        seed: lora.seed ?? 0,
-        trainAttn: lora.train_attn ?? true,
-        trainMlp: lora.train_mlp ?? true,
-        trainUnembed: lora.train_unembed ?? true,
-      });
-      this.#runs.set(modelId, { modelId, baseModel, rank: lora.rank, model, queue: new ModelQueue(1) });
+      // A repeated create (a retried submission) is the same model.
+      if (!this.#runs.has(modelId)) {
+        const settings = {
+          rank: lora.rank,
+          trainAttn: lora.train_attn ?? true,
+          trainMlp: lora.train_mlp ?? true,
+          trainUnembed: lora.train_unembed ?? true,
+        };
+        if (!settings.trainAttn && !settings.trainMlp && !settings.trainUnembed) {
+          throw new EngineError("at least one of train_attn, train_mlp, train_unembed must be true");
+        }
+        const model = new TrainableModel(this.#baseModel(baseModel), { ...settings, seed: lora.seed ?? 0 });
+        this.#registerRun(modelId, sessionId, baseModel, settings, userMetadata, model);
+      }
       return { kind: "json", body: { model_id: modelId, type: "create_model" } };
     });
     return requestId;
+  }
+
+  #registerRun(
+    modelId: string,
+    sessionId: string,
+    baseModel: string,
+    lora: TrainingRun["lora"],
+    userMetadata: Record<string, string> | undefined,
+    model: TrainableModel,
+  ): TrainingRun {
+    const now = new Date();
+    const run: TrainingRun = {
+      modelId,
+      sessionId,
+      baseModel,
+      lora,
+      userMetadata,
+      model,
+      queue: new ModelQueue(1),
+      createdAt: now,
+      lastRequestAt: now,
+      unloaded: false,
+      corrupted: false,
+    };
+    this.#runs.set(modelId, run);
+    return run;
+  }
+
+  /** save_weights (`save_state`): training state with optimizer at `tinker://<run>/weights/<name>`. */
+  saveWeights(
+    modelId: string,
+    seqId: number,
+    name: string,
+    ttlSeconds: number | undefined,
+    overwrite: boolean,
+  ): string {
+    checkCheckpointName(name);
+    return this.#ordered(modelId, seqId, (run) => {
+      const path = `tinker://${modelId}/weights/${name}`;
+      if (this.#checkpoints.has(path) && !overwrite) {
+        throw new EngineError(`checkpoint ${path} already exists; pass overwrite to replace it`);
+      }
+      this.#storeCheckpoint(run, "weights", name, run.model.exportState({ withOptimizer: true }), ttlSeconds);
+      return { kind: "json", body: { path, type: "save_weights" } };
+    });
+  }
+
+  /** load_weights into an existing run (`load_state`, `load_state_with_optimizer`). */
+  loadWeights(modelId: string, seqId: number, path: string, withOptimizer: boolean): string {
+    return this.#ordered(modelId, seqId, (run) => {
+      run.model.importState(this.#trainingCheckpoint(path).state, { withOptimizer });
+      return { kind: "json", body: { path, model_id: modelId, type: "load_weights" } };
+    });
+  }
+
+  /**
+   * load_weights that creates the run (the `create_model_via_load_weights` flow): the LoRA
+   * configuration comes from the checkpoint; the model id is `<session>:train:<model_seq_id>`.
+   */
+  createModelFromCheckpoint(
+    sessionId: string,
+    modelSeqId: number,
+    path: string,
+    withOptimizer: boolean,
+    baseModelOverride: string | undefined,
+    userMetadata: Record<string, string> | undefined,
+  ): string {
+    this.#session(sessionId);
+    const requestId = this.futures.create();
+    const modelId = `${sessionId}:train:${modelSeqId}`;
+    this.#runLater(requestId, () => {
+      if (!this.#runs.has(modelId)) {
+        const checkpoint = this.#trainingCheckpoint(path);
+        const baseModel = baseModelOverride ?? checkpoint.baseModel;
+        const seed = inspectState(checkpoint.state).lora.seed;
+        const model = new TrainableModel(this.#baseModel(baseModel), { ...checkpoint.lora, seed });
+        model.importState(checkpoint.state, { withOptimizer });
+        this.#registerRun(modelId, sessionId, baseModel, checkpoint.lora, userMetadata, model);
+      }
+      return { kind: "json", body: { path, model_id: modelId, type: "load_weights" } };
+    });
+    return requestId;
+  }
+
+  /** weights_info: what a client needs to rebuild a LoRA run from a checkpoint. */
+  weightsInfo(path: string): unknown {
+    const checkpoint = this.#checkpoints.get(path);
+    if (!checkpoint) throw new HttpError(404, `checkpoint not found: ${path}`);
+    return {
+      base_model: checkpoint.baseModel,
+      is_lora: true,
+      lora_rank: checkpoint.lora.rank,
+      train_unembed: checkpoint.lora.trainUnembed,
+      train_mlp: checkpoint.lora.trainMlp,
+      train_attn: checkpoint.lora.trainAttn,
+    };
+  }
+
+  /** unload_model: frees the run's weights; later requests to it fail. */
+  unloadModel(modelId: string): string {
+    const run = this.#run(modelId);
+    const requestId = this.futures.create();
+    this.#runLater(requestId, () => {
+      run.unloaded = true;
+      return { kind: "json", body: { model_id: modelId, type: "unload_model" } };
+    });
+    return requestId;
+  }
+
+  #storeCheckpoint(
+    run: TrainingRun,
+    kind: Checkpoint["kind"],
+    name: string,
+    state: Uint8Array,
+    ttlSeconds: number | undefined,
+  ): Checkpoint {
+    const time = new Date();
+    const checkpoint: Checkpoint = {
+      tinkerPath: `tinker://${run.modelId}/${kind}/${name}`,
+      runId: run.modelId,
+      kind,
+      name,
+      baseModel: run.baseModel,
+      state,
+      lora: run.lora,
+      time,
+      expiresAt: ttlSeconds === undefined ? null : new Date(time.getTime() + ttlSeconds * 1000),
+      public: false,
+    };
+    this.#checkpoints.set(checkpoint.tinkerPath, checkpoint);
+    return checkpoint;
+  }
+
+  #trainingCheckpoint(path: string): Checkpoint {
+    const checkpoint = this.#checkpoints.get(path);
+    if (!checkpoint) throw new EngineError(`checkpoint not found: ${path}`);
+    if (checkpoint.kind !== "weights") {
+      throw new EngineError(
+        `${path} holds sampler weights; load a training checkpoint (tinker://…/weights/…)`,
+      );
+    }
+    if (checkpoint.expiresAt && checkpoint.expiresAt.getTime() <= Date.now()) {
+      throw new EngineError(`checkpoint ${path} has expired`);
+    }
+    return checkpoint;
   }
 
   getInfo(modelId: string): unknown {
@@ -124,7 +296,7 @@ export class LocalBackend {
       model_id: modelId,
       model_data: { arch: "byte-transformer", model_name: run.baseModel, tokenizer_id: TOKENIZER_ID },
       is_lora: true,
-      lora_rank: run.rank,
+      lora_rank: run.lora.rank,
       model_name: run.baseModel,
       type: "get_info",
     };
@@ -179,19 +351,20 @@ export class LocalBackend {
     seqId: number,
     name: string | undefined,
     samplingSessionSeqId: number | undefined,
+    ttlSeconds: number | undefined,
   ): string {
     if (name === undefined && samplingSessionId(modelId, samplingSessionSeqId) === undefined) {
       throw new HttpError(400, "save_weights_for_sampler needs either path or sampling_session_seq_id");
     }
+    if (name !== undefined) checkCheckpointName(name);
     return this.#ordered(modelId, seqId, (run) => {
-      const snapshot = run.model.snapshot();
       if (name !== undefined) {
-        const path = `tinker://${modelId}/sampler_weights/${name}`;
-        this.#samplerCheckpoints.set(path, { baseModel: run.baseModel, model: snapshot });
-        return { kind: "json", body: { path, type: "save_weights_for_sampler" } };
+        const state = run.model.exportState({ withOptimizer: false });
+        const checkpoint = this.#storeCheckpoint(run, "sampler_weights", name, state, ttlSeconds);
+        return { kind: "json", body: { path: checkpoint.tinkerPath, type: "save_weights_for_sampler" } };
       }
       const id = samplingSessionId(modelId, samplingSessionSeqId)!;
-      this.#samplers.set(id, { id, baseModel: run.baseModel, modelPath: null, model: snapshot });
+      this.#samplers.set(id, { id, baseModel: run.baseModel, modelPath: null, model: run.model.snapshot() });
       return { kind: "json", body: { sampling_session_id: id, type: "save_weights_for_sampler" } };
     });
   }
@@ -200,9 +373,14 @@ export class LocalBackend {
     this.#session(sessionId);
     const id = `${sessionId}:sample:${seqId}`;
     if (modelPath !== undefined) {
-      const checkpoint = this.#samplerCheckpoints.get(modelPath);
-      if (!checkpoint) throw new HttpError(404, `sampler checkpoint not found: ${modelPath}`);
-      this.#samplers.set(id, { id, baseModel: checkpoint.baseModel, modelPath, model: checkpoint.model });
+      const checkpoint = this.#checkpoints.get(modelPath);
+      if (!checkpoint) throw new HttpError(404, `checkpoint not found: ${modelPath}`);
+      const model = new TrainableModel(this.#baseModel(checkpoint.baseModel), {
+        ...checkpoint.lora,
+        seed: inspectState(checkpoint.state).lora.seed,
+      });
+      model.importState(checkpoint.state, { withOptimizer: false });
+      this.#samplers.set(id, { id, baseModel: checkpoint.baseModel, modelPath, model: model.snapshot() });
     } else if (baseModel !== undefined) {
       this.#samplers.set(id, {
         id,
@@ -278,6 +456,7 @@ export class LocalBackend {
   /** Runs `job` for a model in seq_id order; a repeated seq_id returns the first request id. */
   #ordered(modelId: string, seqId: number, job: (run: TrainingRun) => FutureOutcome): string {
     const run = this.#run(modelId);
+    run.lastRequestAt = new Date();
     const known = run.queue.requestIdFor(seqId);
     if (known !== undefined) return known;
     if (seqId < run.queue.nextSeqId) {
@@ -310,6 +489,7 @@ export class LocalBackend {
   #run(modelId: string): TrainingRun {
     const run = this.#runs.get(modelId);
     if (!run) throw new HttpError(404, `model not found: ${modelId}`);
+    if (run.unloaded) throw new HttpError(410, `model ${modelId} was unloaded`);
     return run;
   }
 
@@ -374,4 +554,11 @@ function lossInputs(datum: Datum): Record<string, number[]> {
 
 function numberOrUndefined(value: unknown): number | undefined {
   return typeof value === "number" ? value : undefined;
+}
+
+/** Checkpoint names become one path segment of a tinker:// path, so they cannot contain `/`. */
+function checkCheckpointName(name: string): void {
+  if (name === "" || name.includes("/")) {
+    throw new HttpError(400, `invalid checkpoint name "${name}": it must be non-empty and contain no "/"`);
+  }
 }

@@ -14,6 +14,11 @@ export interface HandlerOptions {
   longPollMs?: number;
   /** Answer metadata-only (§4.5) for results above this many bytes. Default 1 MiB. */
   metadataOnlyThresholdBytes?: number;
+  /**
+   * Extra fields for the `client/config` answer (PROTOCOL.md §1.5), e.g. `fwdbwd_max_chunk_len`
+   * or `create_model_via_load_weights`, to make clients take the other protocol paths.
+   */
+  clientConfig?: Record<string, unknown>;
 }
 
 type Route = (request: Request, params: string[]) => Promise<Response> | Response;
@@ -35,6 +40,7 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
           use_pyqwest_transport: false,
           proto_compress_fwdbwd: false,
           parallel_fwdbwd_chunks: true,
+          ...options.clientConfig,
         }),
     ],
     ["POST", /^client\/dynamic_config$/, () => jsonResponse({ refresh_interval_sec: 300 })],
@@ -74,6 +80,7 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
             train_mlp: lora.train_mlp as boolean | undefined,
             train_unembed: lora.train_unembed as boolean | undefined,
           },
+          optionalMetadata(body),
         );
         return jsonResponse({ request_id: requestId, model_id: null });
       },
@@ -142,9 +149,68 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
             requireInteger(body, "seq_id"),
             path,
             optionalInteger(body, "sampling_session_seq_id"),
+            optionalInteger(body, "ttl_seconds"),
           ),
           modelId,
         );
+      },
+    ],
+    [
+      "POST",
+      /^save_weights$/,
+      async (request) => {
+        const body = await readJson(request);
+        const modelId = requireString(body, "model_id");
+        const requestId = backend.saveWeights(
+          modelId,
+          requireInteger(body, "seq_id"),
+          requireString(body, "path"),
+          optionalInteger(body, "ttl_seconds"),
+          body.overwrite === true,
+        );
+        return futureAccepted(requestId, modelId);
+      },
+    ],
+    [
+      "POST",
+      /^load_weights$/,
+      async (request) => {
+        const body = await readJson(request);
+        const path = requireString(body, "path");
+        const withOptimizer = body.optimizer === true;
+        if (typeof body.model_id === "string") {
+          const requestId = backend.loadWeights(
+            body.model_id,
+            requireInteger(body, "seq_id"),
+            path,
+            withOptimizer,
+          );
+          return futureAccepted(requestId, body.model_id);
+        }
+        // Create-via-load: the load is the new model's request 0.
+        const requestId = backend.createModelFromCheckpoint(
+          requireString(body, "session_id"),
+          requireInteger(body, "model_seq_id"),
+          path,
+          withOptimizer,
+          typeof body.base_model === "string" ? body.base_model : undefined,
+          optionalMetadata(body),
+        );
+        return jsonResponse({ request_id: requestId });
+      },
+    ],
+    [
+      "POST",
+      /^weights_info$/,
+      async (request) =>
+        jsonResponse(backend.weightsInfo(requireString(await readJson(request), "tinker_path"))),
+    ],
+    [
+      "POST",
+      /^unload_model$/,
+      async (request) => {
+        const modelId = requireString(await readJson(request), "model_id");
+        return futureAccepted(backend.unloadModel(modelId), modelId);
       },
     ],
     [
@@ -342,4 +408,18 @@ function requireInteger(body: Record<string, unknown>, key: string): number {
 
 function optionalInteger(body: Record<string, unknown>, key: string): number | undefined {
   return body[key] === undefined || body[key] === null ? undefined : requireInteger(body, key);
+}
+
+/** `user_metadata` must map strings to strings (the official TrainingRun schema requires it). */
+function optionalMetadata(body: Record<string, unknown>): Record<string, string> | undefined {
+  const value = body.user_metadata;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new HttpError(422, "user_metadata must be an object");
+  const metadata: Record<string, string> = {};
+  for (const [key, entry] of Object.entries(value)) {
+    if (typeof entry !== "string") throw new HttpError(422, `user_metadata.${key} must be a string`);
+    metadata[key] = entry;
+  }
+  return metadata;
 }

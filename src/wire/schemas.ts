@@ -114,6 +114,42 @@ export const GetInfoResponseSchema = v.looseObject({
 });
 export type GetInfoResponse = v.InferOutput<typeof GetInfoResponseSchema>;
 
+export const SaveWeightsResponseSchema = v.looseObject({
+  path: v.string(),
+  type: v.optional(v.literal("save_weights")),
+});
+export type SaveWeightsResponse = v.InferOutput<typeof SaveWeightsResponseSchema>;
+
+export const LoadWeightsResponseSchema = v.looseObject({
+  path: optionalString,
+  model_id: optionalString,
+  type: v.optional(v.literal("load_weights")),
+});
+export type LoadWeightsResponse = v.InferOutput<typeof LoadWeightsResponseSchema>;
+
+export const UnloadModelResponseSchema = v.looseObject({
+  model_id: v.string(),
+  type: v.optional(v.literal("unload_model")),
+});
+export type UnloadModelResponse = v.InferOutput<typeof UnloadModelResponseSchema>;
+
+export const WeightsInfoResponseSchema = v.looseObject({
+  base_model: v.string(),
+  is_lora: v.boolean(),
+  lora_rank: v.optional(v.nullable(v.number())),
+  train_unembed: v.optional(v.nullable(v.boolean())),
+  train_mlp: v.optional(v.nullable(v.boolean())),
+  train_attn: v.optional(v.nullable(v.boolean())),
+});
+export type WeightsInfoResponse = v.InferOutput<typeof WeightsInfoResponseSchema>;
+
+export const GetSamplerResponseSchema = v.looseObject({
+  sampler_id: v.string(),
+  base_model: v.string(),
+  model_path: optionalString,
+});
+export type GetSamplerResponse = v.InferOutput<typeof GetSamplerResponseSchema>;
+
 export const CreateSamplingSessionResponseSchema = v.looseObject({
   sampling_session_id: v.string(),
   type: v.optional(v.literal("create_sampling_session")),
