@@ -127,7 +127,8 @@ export function forwardBackwardCustom(
 
 /** Step 1: each datum carries target_tokens, and nothing but target_tokens and weights. */
 function validateCustomLossData(data: readonly Datum[]): void {
-  if (!Array.isArray(data)) throw new ValidationError([{ path: "data", message: "must be an array of Datum" }]);
+  if (!Array.isArray(data))
+    throw new ValidationError([{ path: "data", message: "must be an array of Datum" }]);
   const issues: ValidationIssue[] = [];
   data.forEach((datum, i) => {
     const inputs: Record<string, TensorData> = datum?.loss_fn_inputs ?? {};
@@ -198,11 +199,15 @@ async function evaluateLoss(
   logprobs: number[][],
 ): Promise<EvaluatedLoss> {
   const evaluated =
-    typeof loss === "function" ? await differentiate(loss, data, logprobs) : await callGradient(loss.gradient, data, logprobs);
+    typeof loss === "function"
+      ? await differentiate(loss, data, logprobs)
+      : await callGradient(loss.gradient, data, logprobs);
   evaluated.gradients.forEach((gradient, i) => {
     for (let t = 0; t < gradient.length; t++) {
       if (!Number.isFinite(gradient[t])) {
-        throw new TinkerError(`the loss gradient for data[${i}] is not finite at position ${t} (${gradient[t]})`);
+        throw new TinkerError(
+          `the loss gradient for data[${i}] is not finite at position ${t} (${gradient[t]})`,
+        );
       }
     }
   });
@@ -222,14 +227,17 @@ async function differentiate(
     );
   }
   if (returned.loss.size !== 1) {
-    throw new TinkerError(`the custom loss must be a scalar, got ${returned.loss.size} values; reduce with sum() or mean()`);
+    throw new TinkerError(
+      `the custom loss must be a scalar, got ${returned.loss.size} values; reduce with sum() or mean()`,
+    );
   }
   const grads = backpropagate(returned.loss, leaves);
   return {
     loss: returned.loss.item(),
     // As in the official client, a datum the loss ignores is an error rather than a silent zero.
     gradients: grads.map((gradient, i) => {
-      if (gradient === undefined) throw new TinkerError(`the custom loss does not depend on the logprobs of data[${i}]`);
+      if (gradient === undefined)
+        throw new TinkerError(`the custom loss does not depend on the logprobs of data[${i}]`);
       return gradient;
     }),
     metrics: returned.metrics,
@@ -242,12 +250,17 @@ async function callGradient(
   logprobs: number[][],
 ): Promise<EvaluatedLoss> {
   // The caller gets copies, so whatever it does with them cannot change what is checked below.
-  const returned = await gradientFn(data, logprobs.map((values) => [...values]));
+  const returned = await gradientFn(
+    data,
+    logprobs.map((values) => [...values]),
+  );
   if (typeof returned?.loss !== "number" || !Array.isArray(returned.gradients)) {
     throw new TinkerError("the gradient function must return { loss: number, gradients: number[][] }");
   }
   if (returned.gradients.length !== data.length) {
-    throw new TinkerError(`the gradient function returned ${returned.gradients.length} gradients for ${data.length} datums`);
+    throw new TinkerError(
+      `the gradient function returned ${returned.gradients.length} gradients for ${data.length} datums`,
+    );
   }
   returned.gradients.forEach((gradient, i) => {
     if (gradient?.length !== logprobs[i]!.length) {
@@ -272,6 +285,8 @@ function linearisedDatum(datum: Datum, gradient: ArrayLike<number>): Datum {
 /**
  * A float32 tensor of the given dense shape. A 2-D one that is mostly zeros goes as CSR, by the
  * official client's rule for `weights` (PROTOCOL.md §3.2): when (rows + 1) + 2·nnz < rows·cols.
+ *
+ * @internal Exported for its unit test, not part of the public API.
  */
 export function float32Tensor(values: readonly number[], shape: readonly number[]): TensorData {
   if (shape.length === 2) {
