@@ -2,6 +2,7 @@
 
 export type { CallOptions } from "./clients/call-options.js";
 export { type SampleOptions, SamplingClient } from "./clients/sampling.js";
+export type { RetryConfig } from "./clients/sampling-retry.js";
 export {
   type FromStateOptions,
   type LoraTrainingOptions,

@@ -23,6 +23,10 @@ import {
   DynamicConfigResponseSchema,
   parseResponse,
 } from "../wire/schemas.js";
+import { SampleDispatcher } from "./sample-dispatch.js";
+
+/** Official default of `sample_dispatch_bytes_semaphore_size`: 10 MiB. */
+const DEFAULT_SAMPLE_DISPATCH_BYTES = 10 * 1024 * 1024;
 
 export class Connection {
   readonly http: HttpClient;
@@ -33,6 +37,7 @@ export class Connection {
   #session: Promise<string> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #modelSeqId = 0;
+  #sampleDispatcher: SampleDispatcher | undefined;
   #samplingSessionSeqId = 0;
   #closed = false;
   /** Time of the last successful heartbeat (ms since epoch), for diagnostics. */
@@ -148,6 +153,19 @@ export class Connection {
     }, this.config.heartbeatIntervalMs);
     // The heartbeat alone must not keep a script running; close() clears it.
     unrefTimer(this.#heartbeat);
+  }
+
+  /** Client-wide throttling of sample submissions, sized by the server's byte budget. */
+  sampleDispatcher(): SampleDispatcher {
+    this.#sampleDispatcher ??= new SampleDispatcher(
+      this.serverFlags.sample_dispatch_bytes_semaphore_size ?? DEFAULT_SAMPLE_DISPATCH_BYTES,
+    );
+    return this.#sampleDispatcher;
+  }
+
+  /** How long HTTP 402 ("billing") pauses a call before it becomes an error. */
+  get billingPauseMs(): number {
+    return (this.serverFlags.billing_exception_max_pause_duration_sec ?? 3600) * 1000;
   }
 
   nextModelSeqId(): number {

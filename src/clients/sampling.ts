@@ -1,18 +1,12 @@
 /**
- * SamplingClient: generates from a base model or a saved sampler. Each `sample()` takes the next
- * per-client `seq_id` once and keeps it across submission retries (PROTOCOL.md §6.4); a promise the
- * server dropped (410) is re-submitted with a new one.
+ * SamplingClient: generates from a base model or a saved sampler. Each attempt of `sample()` takes
+ * the next per-client `seq_id` once and keeps it across submission retries and 429 back-offs
+ * (PROTOCOL.md §6.4); the retry handler (§5.4) re-runs a failed attempt with a new one.
  */
-import {
-  FutureRetrieveError,
-  RateLimitError,
-  ValidationError,
-  type ValidationIssue,
-} from "../core/errors.js";
+import { RateLimitError, ValidationError, type ValidationIssue } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { pollFuture, type ResultDecoder } from "../futures/poller.js";
-import { sleep } from "../internal/sleep.js";
 import { checkModelInput } from "../lib/validate.js";
 import { SampleResponseSchema } from "../wire/json-schemas.js";
 import { decodeSampleResponse } from "../wire/protobuf/index.js";
@@ -26,6 +20,8 @@ import {
 import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
+import { RATE_LIMITED } from "./sample-dispatch.js";
+import { type RetryConfig, SamplingRetryHandler } from "./sampling-retry.js";
 
 export interface SampleOptions extends CallOptions {
   /** Also return the logprob of every prompt token (first position null). */
@@ -39,19 +35,21 @@ const sampleDecoder: ResultDecoder<SampleResponse> = {
   protobuf: decodeSampleResponse,
 };
 
-/** Prompts up to this many bytes back off 1 s after a 429; larger ones 5 s (§10.1). */
-const SMALL_PROMPT_BYTES = 128 * 1024;
+/** The sampling parameters of `compute_logprobs`: one token, plain distribution (§7.3). */
+const LOGPROB_PARAMS: SamplingParams = { max_tokens: 1, temperature: 1.0, top_k: -1, top_p: 1.0 };
 
 export class SamplingClient {
   /** The sampler id on the server, e.g. `<session>:sample:0`. */
   readonly samplingSessionId: string;
   readonly #connection: Connection;
+  readonly #retryHandler: SamplingRetryHandler;
   #nextSeqId = 0;
 
   /** @internal Use `ServiceClient.createSamplingClient` or `TrainingClient.saveWeightsAndGetSamplingClient`. */
-  constructor(connection: Connection, samplingSessionId: string) {
+  constructor(connection: Connection, samplingSessionId: string, retryConfig?: RetryConfig) {
     this.#connection = connection;
     this.samplingSessionId = samplingSessionId;
+    this.#retryHandler = new SamplingRetryHandler(retryConfig, connection.serverFlags);
   }
 
   /** Generates `numSamples` completions of `prompt`. */
@@ -62,40 +60,99 @@ export class SamplingClient {
     options: SampleOptions = {},
   ): APIFuture<SampleResponse> {
     validateSampleRequest(prompt, numSamples, samplingParams, options);
-    const signal = withTimeout(options);
+    // The server may ask for no client retries of sample() (never of computeLogprobs()).
+    const retry = this.#connection.serverFlags.sample_no_retries !== true;
+    return this.#run(prompt, numSamples, samplingParams, options, retry);
+  }
+
+  #run(
+    prompt: ModelInput,
+    numSamples: number,
+    samplingParams: SamplingParams,
+    options: SampleOptions,
+    retry: boolean,
+  ): APIFuture<SampleResponse> {
+    const userSignal = withTimeout(options);
     const sampling_params = samplingParamsBody(samplingParams);
+    const bytes = promptBytes(prompt);
     return new APIFuture(async ({ setRequestId, emit }) => {
-      for (;;) {
-        const seqId = this.#nextSeqId++;
-        const body = {
-          num_samples: numSamples,
-          prompt,
-          sampling_params,
-          sampling_session_id: this.samplingSessionId,
-          seq_id: seqId,
-          prompt_logprobs: options.includePromptLogprobs ?? false,
-          topk_prompt_logprobs: options.topkPromptLogprobs ?? 0,
-          type: "sample",
-        };
-        const startedAt = Date.now();
-        const requestId = await this.#submit(body, promptBytes(prompt), signal);
-        setRequestId(requestId);
-        try {
-          return await pollFuture(this.#connection.http, {
+      let first = true;
+      return this.#retryHandler.run(
+        async (signal) => {
+          const body = {
+            num_samples: numSamples,
+            prompt,
+            sampling_params,
+            sampling_session_id: this.samplingSessionId,
+            seq_id: this.#nextSeqId++,
+            prompt_logprobs: options.includePromptLogprobs ?? false,
+            topk_prompt_logprobs: options.topkPromptLogprobs ?? 0,
+            type: "sample",
+          };
+          const startedAt = Date.now();
+          const requestId = await this.#connection
+            .sampleDispatcher()
+            .submit(bytes, () => this.#send(body, signal), signal);
+          if (first) setRequestId(requestId);
+          first = false;
+          return pollFuture(this.#connection.http, {
             requestId,
             requestType: "Sample",
             decoder: sampleDecoder,
             roundtripSeconds: (Date.now() - startedAt) / 1000,
             signal,
             onEvent: emit,
+            billingPauseMs: this.#connection.billingPauseMs,
           });
+        },
+        userSignal,
+        retry,
+      );
+    });
+  }
+
+  /** One submission through the generic loop; a 429 is handed back to the dispatcher. */
+  #send(body: unknown, signal: AbortSignal): Promise<string | typeof RATE_LIMITED> {
+    return withGenericRetries(
+      async () => {
+        try {
+          const response = await this.#connection.http.request({
+            method: "POST",
+            path: "api/v1/asample",
+            json: body,
+            headers: { "X-Tinker-Sampling-Backpressure": "1" },
+            maxRetries: 0,
+            signal,
+          });
+          return parseResponse(UntypedAPIFutureSchema, response.json(), "asample submission").request_id;
         } catch (error) {
-          // The server dropped the promise: sampling has no side effects, so run it again.
-          if (error instanceof FutureRetrieveError && error.status === 410) continue;
+          if (error instanceof RateLimitError) return RATE_LIMITED;
           throw error;
         }
-      }
-    });
+      },
+      { signal, billingPauseMs: this.#connection.billingPauseMs },
+    );
+  }
+
+  /** Log-probabilities of the prompt's own tokens; the first position is null. */
+  async computeLogprobs(prompt: ModelInput, options: CallOptions = {}): Promise<(number | null)[]> {
+    validateSampleRequest(prompt, 1, LOGPROB_PARAMS, {});
+    const response = await this.#run(
+      prompt,
+      1,
+      LOGPROB_PARAMS,
+      { ...options, includePromptLogprobs: true, topkPromptLogprobs: 0 },
+      true,
+    );
+    return (response.prompt_logprobs ?? []).map((lp) => (lp === null || Number.isNaN(lp) ? null : lp));
+  }
+
+  /** `computeLogprobs` for many prompts at once (run concurrently, results in input order). */
+  computeLogprobsBatch(
+    prompts: readonly ModelInput[],
+    options: CallOptions = {},
+  ): Promise<(number | null)[][]> {
+    return Promise.all(prompts.map((prompt) => this.computeLogprobs(prompt, options)));
   }
 
   /** The sampler's record on the server: its base model and checkpoint path. */
@@ -116,45 +173,6 @@ export class SamplingClient {
   /** The base model this sampler runs on. */
   async getBaseModel(options: CallOptions = {}): Promise<string> {
     return (await this.getSampler(options)).base_model;
-  }
-
-  /** Log-probabilities of the prompt's own tokens; the first position is null. */
-  async computeLogprobs(prompt: ModelInput, options: CallOptions = {}): Promise<(number | null)[]> {
-    const response = await this.sample(
-      prompt,
-      1,
-      { max_tokens: 1, temperature: 1.0, top_k: -1, top_p: 1.0 },
-      {
-        ...options,
-        includePromptLogprobs: true,
-        topkPromptLogprobs: 0,
-      },
-    );
-    return (response.prompt_logprobs ?? []).map((lp) => (lp === null || Number.isNaN(lp) ? null : lp));
-  }
-
-  /** Submits with the generic loop; a 429 means "back off and resubmit the same seq_id". */
-  async #submit(body: unknown, bytes: number, signal: AbortSignal | undefined): Promise<string> {
-    for (;;) {
-      try {
-        const response = await withGenericRetries(
-          () =>
-            this.#connection.http.request({
-              method: "POST",
-              path: "api/v1/asample",
-              json: body,
-              headers: { "X-Tinker-Sampling-Backpressure": "1" },
-              maxRetries: 0,
-              signal,
-            }),
-          { signal },
-        );
-        return parseResponse(UntypedAPIFutureSchema, response.json(), "asample submission").request_id;
-      } catch (error) {
-        if (!(error instanceof RateLimitError)) throw error;
-        await sleep(bytes <= SMALL_PROMPT_BYTES ? 1_000 : 5_000, signal);
-      }
-    }
   }
 }
 
@@ -224,6 +242,8 @@ export interface SamplingSessionOptions extends CallOptions {
   modelPath?: string;
   /** Sample from a base model. */
   baseModel?: string;
+  /** The sampling retry handler's settings (PROTOCOL.md §5.4). */
+  retryConfig?: RetryConfig;
 }
 
 /** `create_sampling_session`: a sampler for a checkpoint or a base model (PROTOCOL.md §2.2.5). */
@@ -256,5 +276,5 @@ export async function createSamplingSession(
     CreateSamplingSessionResponseSchema,
     "create_sampling_session",
   );
-  return new SamplingClient(connection, response.sampling_session_id);
+  return new SamplingClient(connection, response.sampling_session_id, options.retryConfig);
 }

@@ -36,6 +36,7 @@ import type { AdamParams, Datum, ForwardBackwardOutput, LossFnType } from "../wi
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
 import { createSamplingSession, SamplingClient } from "./sampling.js";
+import type { RetryConfig } from "./sampling-retry.js";
 
 export const DEFAULT_ADAM_PARAMS: Required<AdamParams> = {
   learning_rate: 0.0001,
@@ -215,7 +216,9 @@ export class TrainingClient {
    * Snapshots the current weights into an ephemeral sampler and returns a client for it (the fast
    * weight sync of RL loops). Nothing is persisted.
    */
-  async saveWeightsAndGetSamplingClient(options: CallOptions = {}): Promise<SamplingClient> {
+  async saveWeightsAndGetSamplingClient(
+    options: CallOptions & { retryConfig?: RetryConfig } = {},
+  ): Promise<SamplingClient> {
     await this.#connection.session();
     const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = {
       schema: SaveWeightsForSamplerResponseSchema,
@@ -234,11 +237,14 @@ export class TrainingClient {
     }));
     if (!result.sampling_session_id)
       throw new TinkerError("save_weights_for_sampler returned no sampling_session_id");
-    return new SamplingClient(this.#connection, result.sampling_session_id);
+    return new SamplingClient(this.#connection, result.sampling_session_id, options.retryConfig);
   }
 
   /** A sampler for a saved sampler checkpoint (`tinker://…/sampler_weights/…`). */
-  createSamplingClient(modelPath: string, options: CallOptions = {}): Promise<SamplingClient> {
+  createSamplingClient(
+    modelPath: string,
+    options: CallOptions & { retryConfig?: RetryConfig } = {},
+  ): Promise<SamplingClient> {
     return createSamplingSession(this.#connection, { ...options, modelPath });
   }
 

@@ -1,4 +1,4 @@
-import { APIUserAbortError } from "../core/errors.js";
+import { APITimeoutError, APIUserAbortError } from "../core/errors.js";
 
 /** Waits `ms`, or rejects with APIUserAbortError as soon as `signal` fires (and leaves no timer behind). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -19,8 +19,9 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** The SDK error for a fired signal: a `timeout` option's signal is a timeout, anything else an abort. */
 export function abortError(signal: AbortSignal): Error {
   const reason = signal.reason;
-  if (reason instanceof Error && reason.name === "TimeoutError") return reason;
+  if (reason instanceof Error && reason.name === "TimeoutError") return new APITimeoutError();
   return new APIUserAbortError(undefined, { cause: reason });
 }

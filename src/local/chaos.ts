@@ -36,7 +36,7 @@ export function withChaos(
     if (!entry) return fetch(request);
     entry.fired++;
     const { rule } = entry;
-    if (rule.delayMs) await new Promise((resolve) => setTimeout(resolve, rule.delayMs));
+    if (rule.delayMs) await delay(rule.delayMs, request.signal);
     if (rule.drop) throw new TypeError("chaos: connection dropped");
     if (rule.status === undefined) return fetch(request);
     return new Response(JSON.stringify(rule.body ?? { detail: "chaos" }), {
@@ -44,4 +44,20 @@ export function withChaos(
       headers: { "content-type": "application/json", ...rule.headers },
     });
   };
+}
+
+/** Waits like a slow server, but gives up when the client aborts, as a real connection would. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason ?? new DOMException("The operation was aborted.", "AbortError"));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
