@@ -41,15 +41,22 @@ const LOGPROB_PARAMS: SamplingParams = { max_tokens: 1, temperature: 1.0, top_k:
 export class SamplingClient {
   /** The sampler id on the server, e.g. `<session>:sample:0`. */
   readonly samplingSessionId: string;
+  /** The base model, when known (used to check prompts against its context length). */
+  readonly baseModel: string | undefined;
   readonly #connection: Connection;
   readonly #retryHandler: SamplingRetryHandler;
   #nextSeqId = 0;
 
   /** @internal Use `ServiceClient.createSamplingClient` or `TrainingClient.saveWeightsAndGetSamplingClient`. */
-  constructor(connection: Connection, samplingSessionId: string, retryConfig?: RetryConfig) {
+  constructor(
+    connection: Connection,
+    samplingSessionId: string,
+    options: { retryConfig?: RetryConfig; baseModel?: string } = {},
+  ) {
     this.#connection = connection;
     this.samplingSessionId = samplingSessionId;
-    this.#retryHandler = new SamplingRetryHandler(retryConfig, connection.serverFlags);
+    this.baseModel = options.baseModel;
+    this.#retryHandler = new SamplingRetryHandler(options.retryConfig, connection.serverFlags);
   }
 
   /** Generates `numSamples` completions of `prompt`. */
@@ -59,7 +66,7 @@ export class SamplingClient {
     samplingParams: SamplingParams,
     options: SampleOptions = {},
   ): APIFuture<SampleResponse> {
-    validateSampleRequest(prompt, numSamples, samplingParams, options);
+    validateSampleRequest(prompt, numSamples, samplingParams, options, this.#contextLength());
     // The server may ask for no client retries of sample() (never of computeLogprobs()).
     const retry = this.#connection.serverFlags.sample_no_retries !== true;
     return this.#run(prompt, numSamples, samplingParams, options, retry);
@@ -136,7 +143,7 @@ export class SamplingClient {
 
   /** Log-probabilities of the prompt's own tokens; the first position is null. */
   async computeLogprobs(prompt: ModelInput, options: CallOptions = {}): Promise<(number | null)[]> {
-    validateSampleRequest(prompt, 1, LOGPROB_PARAMS, {});
+    validateSampleRequest(prompt, 1, LOGPROB_PARAMS, {}, this.#contextLength());
     const response = await this.#run(
       prompt,
       1,
@@ -145,6 +152,10 @@ export class SamplingClient {
       true,
     );
     return (response.prompt_logprobs ?? []).map((lp) => (lp === null || Number.isNaN(lp) ? null : lp));
+  }
+
+  #contextLength(): number | undefined {
+    return this.#connection.contextLength(this.baseModel);
   }
 
   /** `computeLogprobs` for many prompts at once (run concurrently, results in input order). */
@@ -205,9 +216,19 @@ function validateSampleRequest(
   numSamples: number,
   params: SamplingParams,
   options: SampleOptions,
+  contextLength: number | undefined,
 ): void {
   const issues: ValidationIssue[] = [];
-  checkModelInput(prompt, "prompt", issues, { trainable: false });
+  const promptLength = checkModelInput(prompt, "prompt", issues, { trainable: false });
+  if (promptLength !== undefined && contextLength !== undefined) {
+    const total = promptLength + (params?.max_tokens ?? 1);
+    if (total > contextLength) {
+      issues.push({
+        path: "sampling_params.max_tokens",
+        message: `prompt (${promptLength} tokens) + max_tokens (${params?.max_tokens ?? "unset"}) exceeds the model's context length ${contextLength}`,
+      });
+    }
+  }
   if (!Number.isInteger(numSamples) || numSamples < 1) {
     issues.push({ path: "num_samples", message: `must be a positive integer, got ${numSamples}` });
   }
@@ -250,6 +271,7 @@ export interface SamplingSessionOptions extends CallOptions {
 export async function createSamplingSession(
   connection: Connection,
   options: SamplingSessionOptions,
+  knownBaseModel?: string,
 ): Promise<SamplingClient> {
   const { modelPath, baseModel } = options;
   if (modelPath === undefined && baseModel === undefined) {
@@ -276,5 +298,9 @@ export async function createSamplingSession(
     CreateSamplingSessionResponseSchema,
     "create_sampling_session",
   );
-  return new SamplingClient(connection, response.sampling_session_id, options.retryConfig);
+  await connection.prefetchCapabilities();
+  return new SamplingClient(connection, response.sampling_session_id, {
+    retryConfig: options.retryConfig,
+    baseModel: baseModel ?? knownBaseModel,
+  });
 }

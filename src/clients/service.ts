@@ -25,6 +25,7 @@ import {
 } from "../wire/schemas.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
+import { RestClient } from "./rest.js";
 import { createSamplingSession, type SamplingClient, type SamplingSessionOptions } from "./sampling.js";
 import { TrainingClient } from "./training.js";
 
@@ -96,18 +97,8 @@ export class ServiceClient {
   }
 
   /** The base models on offer and their context windows. Creates no session. */
-  async getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
-    await this.#connection.clientConfig();
-    const signal = withTimeout(options);
-    return withGenericRetries(
-      () =>
-        this.#connection.requestJson(
-          { method: "GET", path: "api/v1/get_server_capabilities", signal },
-          GetServerCapabilitiesResponseSchema,
-          "get_server_capabilities",
-        ),
-      { signal },
-    );
+  getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
+    return this.#connection.fetchCapabilities(withTimeout(options));
   }
 
   /** Creates a new LoRA training run on `baseModel` and returns its client. */
@@ -141,6 +132,14 @@ export class ServiceClient {
   /** A sampler for a saved sampler checkpoint (`modelPath`) or a base model (`baseModel`). */
   createSamplingClient(options: SamplingClientOptions): Promise<SamplingClient> {
     return createSamplingSession(this.#connection, options);
+  }
+
+  /**
+   * A client for runs, checkpoints, sessions and usage. It shares this client's connection and
+   * creates no session.
+   */
+  createRestClient(): RestClient {
+    return new RestClient(this.#connection);
   }
 
   /** The base model and LoRA settings of a checkpoint (`POST /weights_info`). */
@@ -190,7 +189,9 @@ export class ServiceClient {
     body.type = "create_model";
     // Only transport retries for create_model, as in the official client.
     const created = await this.#submitAndPoll("api/v1/create_model", body, "CreateModel", signal);
-    return new TrainingClient(this.#connection, (created as { model_id: string }).model_id);
+    // Known context lengths let the clients reject overlong inputs before sending them.
+    await this.#connection.prefetchCapabilities();
+    return new TrainingClient(this.#connection, (created as { model_id: string }).model_id, { baseModel });
   }
 
   /**
@@ -220,7 +221,10 @@ export class ServiceClient {
       body.type = "load_weights";
       await this.#submitAndPoll("api/v1/load_weights", body, "LoadWeights", signal, true);
       // The id is derived, as the official client does: the load was the model's request 0.
-      return new TrainingClient(this.#connection, `${sessionId}:train:${modelSeqId}`);
+      await this.#connection.prefetchCapabilities();
+      return new TrainingClient(this.#connection, `${sessionId}:train:${modelSeqId}`, {
+        baseModel: options.baseModel,
+      });
     }
     const info = await this.getWeightsInfo(path, options);
     const lora: Record<string, unknown> = { rank: info.lora_rank ?? 32 };

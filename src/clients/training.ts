@@ -70,19 +70,21 @@ type Submission = (seqId: number) => HttpRequest;
 export class TrainingClient {
   /** The training run id, e.g. `<session>:train:0`. */
   readonly modelId: string;
+  /** The base model, when known (used to check inputs against its context length). */
+  readonly baseModel: string | undefined;
   readonly #connection: Connection;
   /** Next seq_id; 0 was the model's creation. */
-  #nextSeqId: number;
+  #nextSeqId = 1;
   /** Settles when the latest operation has been accepted (or failed to be). */
   #turn: Promise<void> = Promise.resolve();
   /** Set when a submission failed for good: later operations would run out of order. */
   #brokenBy: Error | undefined;
 
   /** @internal Use `ServiceClient.createLoraTrainingClient` or `createTrainingClientFromState`. */
-  constructor(connection: Connection, modelId: string, nextSeqId = 1) {
+  constructor(connection: Connection, modelId: string, options: { baseModel?: string } = {}) {
     this.#connection = connection;
     this.modelId = modelId;
-    this.#nextSeqId = nextSeqId;
+    this.baseModel = options.baseModel;
   }
 
   /**
@@ -116,7 +118,9 @@ export class TrainingClient {
     forwardOnly: boolean,
     options: CallOptions | undefined,
   ): APIFuture<ForwardBackwardOutput> {
-    validateForwardBackwardInput(data, lossFn, lossFnConfig);
+    validateForwardBackwardInput(data, lossFn, lossFnConfig, {
+      maxContextLength: this.#connection.contextLength(this.baseModel),
+    });
     const flags = this.#connection.serverFlags;
     const chunks = chunkData(data, {
       maxDatums: flags.fwdbwd_max_chunk_len ?? DEFAULT_CHUNK_LIMITS.maxDatums,
@@ -237,7 +241,10 @@ export class TrainingClient {
     }));
     if (!result.sampling_session_id)
       throw new TinkerError("save_weights_for_sampler returned no sampling_session_id");
-    return new SamplingClient(this.#connection, result.sampling_session_id, options.retryConfig);
+    return new SamplingClient(this.#connection, result.sampling_session_id, {
+      retryConfig: options.retryConfig,
+      baseModel: this.baseModel,
+    });
   }
 
   /** A sampler for a saved sampler checkpoint (`tinker://…/sampler_weights/…`). */
@@ -245,7 +252,7 @@ export class TrainingClient {
     modelPath: string,
     options: CallOptions & { retryConfig?: RetryConfig } = {},
   ): Promise<SamplingClient> {
-    return createSamplingSession(this.#connection, { ...options, modelPath });
+    return createSamplingSession(this.#connection, { ...options, modelPath }, this.baseModel);
   }
 
   /** Model metadata, including the tokenizer id. Not ordered with the other operations. */

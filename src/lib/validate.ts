@@ -22,12 +22,40 @@ const REQUIRED_INPUTS: Record<LossFnType, readonly string[]> = {
   dro: ["target_tokens", "logprobs", "advantages"],
 };
 
+/** Every input a loss reads; anything else is a mistake the server would ignore or reject. */
+const ALLOWED_INPUTS: Record<LossFnType, readonly string[]> = {
+  cross_entropy: ["target_tokens", "weights"],
+  importance_sampling: ["target_tokens", "logprobs", "advantages", "weights"],
+  ppo: ["target_tokens", "logprobs", "advantages", "weights"],
+  cispo: ["target_tokens", "logprobs", "advantages", "weights"],
+  dro: ["target_tokens", "logprobs", "advantages", "weights"],
+};
+
+/**
+ * `loss_fn_config` keys per loss. The public docs name the PPO/CISPO clip bounds
+ * `clip_low_threshold`/`clip_high_threshold`; the official SDK's own tests use `clip_low`/`clip_high`,
+ * so both spellings pass.
+ */
+const ALLOWED_CONFIG: Record<LossFnType, readonly string[]> = {
+  cross_entropy: [],
+  importance_sampling: [],
+  ppo: ["clip_low_threshold", "clip_high_threshold", "clip_low", "clip_high"],
+  cispo: ["clip_low_threshold", "clip_high_threshold", "clip_low", "clip_high"],
+  dro: ["beta"],
+};
+
 const MAX_INT32 = 2 ** 31 - 1;
+
+export interface InputLimits {
+  /** The base model's context window, when known (from get_server_capabilities). */
+  maxContextLength?: number;
+}
 
 export function validateForwardBackwardInput(
   data: readonly Datum[],
   lossFn: string,
   lossFnConfig: Record<string, number> | undefined,
+  limits: InputLimits = {},
 ): void {
   const issues: ValidationIssue[] = [];
   if (!LOSS_FUNCTIONS.includes(lossFn as LossFnType)) {
@@ -37,13 +65,18 @@ export function validateForwardBackwardInput(
     });
   }
   if (!Array.isArray(data) || data.length === 0) issues.push({ path: "data", message: "No data provided" });
+  const allowedConfig = ALLOWED_CONFIG[lossFn as LossFnType];
   for (const [key, value] of Object.entries(lossFnConfig ?? {})) {
     if (typeof value !== "number" || !Number.isFinite(value)) {
       issues.push({ path: `loss_fn_config.${key}`, message: "must be a finite number" });
+    } else if (allowedConfig && !allowedConfig.includes(key)) {
+      const expected =
+        allowedConfig.length > 0 ? `; expected ${allowedConfig.join(", ")}` : " (it takes none)";
+      issues.push({ path: `loss_fn_config.${key}`, message: `is not a ${lossFn} option${expected}` });
     }
   }
   (Array.isArray(data) ? data : []).forEach((datum, i) => {
-    checkDatum(datum, `data[${i}]`, REQUIRED_INPUTS[lossFn as LossFnType] ?? [], issues);
+    checkDatum(datum, `data[${i}]`, lossFn as LossFnType, limits, issues);
   });
   if (issues.length > 0) throw new ValidationError(issues);
 }
@@ -51,14 +84,23 @@ export function validateForwardBackwardInput(
 function checkDatum(
   datum: Datum,
   path: string,
-  required: readonly string[],
+  lossFn: LossFnType,
+  limits: InputLimits,
   issues: ValidationIssue[],
 ): void {
+  const required = REQUIRED_INPUTS[lossFn] ?? [];
+  const allowed = ALLOWED_INPUTS[lossFn];
   if (typeof datum !== "object" || datum === null) {
     issues.push({ path, message: "must be a Datum object" });
     return;
   }
   const length = checkModelInput(datum.model_input, `${path}.model_input`, issues, { trainable: true });
+  if (length !== undefined && limits.maxContextLength !== undefined && length > limits.maxContextLength) {
+    issues.push({
+      path: `${path}.model_input`,
+      message: `has ${length} tokens, more than the model's context length ${limits.maxContextLength}`,
+    });
+  }
   const inputs = datum.loss_fn_inputs ?? {};
   for (const key of required) {
     if (!(key in inputs))
@@ -66,6 +108,13 @@ function checkDatum(
   }
   for (const [key, tensor] of Object.entries(inputs)) {
     const tensorPath = `${path}.loss_fn_inputs.${key}`;
+    if (allowed && !allowed.includes(key)) {
+      issues.push({
+        path: tensorPath,
+        message: `is not an input of ${lossFn}; expected ${allowed.join(", ")}`,
+      });
+      continue;
+    }
     const elements = checkTensor(tensor, tensorPath, issues);
     if (elements !== undefined && length !== undefined && leadingDim(tensor) !== length) {
       issues.push({
@@ -112,6 +161,27 @@ export function checkModelInput(
           issues.push({
             path: chunkPath,
             message: "image_asset_pointer chunks cannot be trained on; send image bytes",
+          });
+        }
+        if (chunk.format !== "png" && chunk.format !== "jpeg") {
+          issues.push({
+            path: `${chunkPath}.format`,
+            message: `must be "png" or "jpeg", got ${JSON.stringify(chunk.format)}`,
+          });
+        }
+        if (
+          chunk.expected_tokens !== undefined &&
+          !(Number.isInteger(chunk.expected_tokens) && chunk.expected_tokens > 0)
+        ) {
+          issues.push({
+            path: `${chunkPath}.expected_tokens`,
+            message: `must be a positive integer, got ${chunk.expected_tokens}`,
+          });
+        } else if (trainable && chunk.expected_tokens === undefined) {
+          // Without it the loss inputs cannot be aligned with the input's token positions.
+          issues.push({
+            path: `${chunkPath}.expected_tokens`,
+            message: "is required for image chunks in training data",
           });
         }
         if (chunk.expected_tokens === undefined) length = undefined;
