@@ -152,9 +152,9 @@ function validateCustomLossData(data: readonly Datum[]): void {
 }
 
 /**
- * Step 2: the datum as given, with zero weights added when it has none. The weights only shape the
- * forward's reported loss; the server's own default (all ones) would be just as harmless, but
- * zeros are what the official client sends.
+ * Step 2: the datum as given, with zero weights added when it has none. The forward needs no
+ * weights, but cross_entropy expects them (PROTOCOL.md §3.3); zeros, as the official client
+ * sends, leave the forward's reported loss at 0 instead of a number that means nothing.
  */
 function withDefaultWeights(datum: Datum): Datum {
   if (datum.loss_fn_inputs["weights"] !== undefined) return datum;

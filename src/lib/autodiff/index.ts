@@ -9,6 +9,7 @@
  *   const [dLp] = gradients(loss, [lp]);          // Float64Array [0, −1, −1]
  */
 export { add, div, maximum, minimum, mul, sub } from "./binary.js";
+export { concat } from "./concat.js";
 export { gradients, type ValueAndGradients, valueAndGrad } from "./gradients.js";
 export { dot, mean, sum } from "./reduce.js";
 export { constant, detach, type Operand, type Shape, Tensor, variable } from "./tensor.js";
