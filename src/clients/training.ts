@@ -13,6 +13,7 @@ import type { HttpRequest } from "../core/http.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { chunkData, DEFAULT_CHUNK_LIMITS, mergeForwardBackwardOutputs } from "../lib/chunking.js";
+import { type CustomLoss, forwardBackwardCustom } from "../lib/custom-loss.js";
 import { validateAdamParams, validateForwardBackwardInput } from "../lib/validate.js";
 import { ForwardBackwardOutputSchema } from "../wire/json-schemas.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
@@ -109,6 +110,16 @@ export class TrainingClient {
     options?: CallOptions,
   ): APIFuture<ForwardBackwardOutput> {
     return this.#forwardBackward(data, lossFn, lossFnConfig, true, options);
+  }
+
+  /**
+   * Forward and backward pass on a loss computed here on the client from the per-token logprobs
+   * (PROTOCOL.md §7.2; see `forwardBackwardCustom` in lib/custom-loss.ts). It runs as two operations
+   * of this run, a forward and then a forward_backward; submit the next operation (e.g. optimStep)
+   * once the returned future's `requestId` has resolved, or it will run between the two.
+   */
+  forwardBackwardCustom(data: Datum[], loss: CustomLoss, options?: CallOptions): APIFuture<ForwardBackwardOutput> {
+    return forwardBackwardCustom(this, data, loss, options);
   }
 
   #forwardBackward(
