@@ -7,6 +7,12 @@ import { RateLimitError, ValidationError, type ValidationIssue } from "../core/e
 import { withGenericRetries } from "../core/generic-retry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { pollFuture, type ResultDecoder } from "../futures/poller.js";
+import {
+  type LoadTokenizerOptions,
+  loadTokenizer,
+  resolveTokenizerId,
+  type Tokenizer,
+} from "../lib/tokenizer/index.js";
 import { checkModelInput } from "../lib/validate.js";
 import { SampleResponseSchema } from "../wire/json-schemas.js";
 import { decodeSampleResponse } from "../wire/protobuf/index.js";
@@ -139,6 +145,11 @@ export class SamplingClient {
       },
       { signal, billingPauseMs: this.#connection.billingPauseMs },
     );
+  }
+
+  /** The tokenizer of this sampler's base model (resolved as the official client does). */
+  async getTokenizer(options: CallOptions & LoadTokenizerOptions = {}): Promise<Tokenizer> {
+    return loadTokenizer(resolveTokenizerId({ model_name: await this.getBaseModel(options) }), options);
   }
 
   /** Log-probabilities of the prompt's own tokens; the first position is null. */

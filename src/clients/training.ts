@@ -14,6 +14,12 @@ import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { chunkData, DEFAULT_CHUNK_LIMITS, mergeForwardBackwardOutputs } from "../lib/chunking.js";
 import { type CustomLoss, forwardBackwardCustom } from "../lib/custom-loss.js";
+import {
+  type LoadTokenizerOptions,
+  loadTokenizer,
+  resolveTokenizerId,
+  type Tokenizer,
+} from "../lib/tokenizer/index.js";
 import { validateAdamParams, validateForwardBackwardInput } from "../lib/validate.js";
 import { ForwardBackwardOutputSchema } from "../wire/json-schemas.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
@@ -47,6 +53,8 @@ export const DEFAULT_ADAM_PARAMS: Required<AdamParams> = {
   weight_decay: 0.0,
   grad_clip_norm: 0.0,
 };
+
+export type GetTokenizerOptions = CallOptions & LoadTokenizerOptions;
 
 export interface SaveStateOptions extends CallOptions {
   /** Delete the checkpoint after this many seconds (default: never). */
@@ -118,7 +126,11 @@ export class TrainingClient {
    * of this run, a forward and then a forward_backward; submit the next operation (e.g. optimStep)
    * once the returned future's `requestId` has resolved, or it will run between the two.
    */
-  forwardBackwardCustom(data: Datum[], loss: CustomLoss, options?: CallOptions): APIFuture<ForwardBackwardOutput> {
+  forwardBackwardCustom(
+    data: Datum[],
+    loss: CustomLoss,
+    options?: CallOptions,
+  ): APIFuture<ForwardBackwardOutput> {
     return forwardBackwardCustom(this, data, loss, options);
   }
 
@@ -283,6 +295,14 @@ export class TrainingClient {
         ),
       { signal },
     );
+  }
+
+  /**
+   * The model's tokenizer, resolved from `get_info` as the official client does. Hub downloads use
+   * the runtime's fetch, never this client's (which may be the local backend's).
+   */
+  async getTokenizer(options: GetTokenizerOptions = {}): Promise<Tokenizer> {
+    return loadTokenizer(resolveTokenizerId(await this.getInfo(options)), options);
   }
 
   /** Releases the run's resources on the server; later operations on it fail. */

@@ -53,7 +53,9 @@ export function resolveTokenizerId(info: TokenizerInfo): string {
   if (explicit !== undefined && explicit !== null && explicit !== "") return canonicalTokenizerId(explicit);
   const modelName = info.model_data?.model_name ?? info.model_name;
   if (modelName === undefined || modelName === null || modelName === "") {
-    throw new TokenizerError("cannot resolve a tokenizer: the model info has neither tokenizer_id nor model_name");
+    throw new TokenizerError(
+      "cannot resolve a tokenizer: the model info has neither tokenizer_id nor model_name",
+    );
   }
   return canonicalTokenizerId(tokenizerIdForModelName(modelName));
 }
