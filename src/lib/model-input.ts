@@ -3,7 +3,13 @@
  * `TensorData`, `Datum`), so ported code reads the same.
  */
 import { ValidationError } from "../core/errors.js";
-import type { DType, ModelInput as WireModelInput, TensorData as WireTensorData } from "../wire/types.js";
+import { base64ToBytes } from "../internal/base64.js";
+import type {
+  DType,
+  ModelInputChunk,
+  ModelInput as WireModelInput,
+  TensorData as WireTensorData,
+} from "../wire/types.js";
 
 export type ModelInput = WireModelInput;
 export const ModelInput = {
@@ -23,7 +29,54 @@ export const ModelInput = {
   empty(): WireModelInput {
     return { chunks: [] };
   },
+  /**
+   * Length in tokens: text tokens plus each image's `expected_tokens` (required here, as in the
+   * official client, since an image's token count is otherwise unknown) and each audio chunk's frames.
+   */
+  length(input: WireModelInput): number {
+    let total = 0;
+    input.chunks.forEach((chunk, i) => {
+      if (chunk.type === "encoded_text") total += chunk.tokens.length;
+      else if (chunk.type === "dmel") total += dmelLength(chunk.dmel);
+      else if (chunk.expected_tokens !== undefined) total += chunk.expected_tokens;
+      else
+        throw new ValidationError([
+          { path: `chunks[${i}].expected_tokens`, message: "is needed to know the length" },
+        ]);
+    });
+    return total;
+  },
+  /** A new input with `chunk` added at the end (the original is not changed). */
+  append(input: WireModelInput, chunk: ModelInputChunk): WireModelInput {
+    return { chunks: [...input.chunks, chunk] };
+  },
+  /** A new input with one more token, as a one-token text chunk (like the official `append_int`). */
+  appendInt(input: WireModelInput, token: number): WireModelInput {
+    return { chunks: [...input.chunks, { type: "encoded_text", tokens: [token] }] };
+  },
 };
+
+/**
+ * Frames of a DMel "TensorContainer": optional marker byte 254, a dtype byte, a LEB128 `ndim`,
+ * then LEB128 dims; the length is dim 0 (PROTOCOL.md §3.1).
+ */
+function dmelLength(base64: string): number {
+  const bytes = base64ToBytes(base64);
+  let offset = bytes[0] === 254 ? 1 : 0;
+  offset++; // dtype
+  const readVarint = () => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = bytes[offset++];
+      if (byte === undefined)
+        throw new ValidationError([{ path: "dmel", message: "truncated TensorContainer header" }]);
+      value += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return value;
+    }
+  };
+  const ndim = readVarint();
+  return ndim === 0 ? 1 : readVarint();
+}
 
 export type TensorData = WireTensorData;
 export const TensorData = {
