@@ -1,6 +1,34 @@
 /** tinker-ts: the public surface. Everything here runs on any runtime with web-standard fetch. */
 
 export type { CallOptions } from "./clients/call-options.js";
+export type {
+  AuditLogEntry,
+  AuditLogResponse,
+  BillingEventInfo,
+  BillingUsageEvent,
+  BillingUsageResponse,
+  Checkpoint,
+  CheckpointArchiveUrlResponse,
+  CheckpointsListResponse,
+  Cursor,
+  GetSessionResponse,
+  ListSessionsResponse,
+  TrainingRun,
+  TrainingRunsResponse,
+  WhoamiResponse,
+} from "./clients/rest/schemas.js";
+export {
+  type AccessScope,
+  type AccessScopeOptions,
+  type ArchiveUrlOptions,
+  type AuditLogOptions,
+  type BillingUsageOptions,
+  type ExportSessionTraceOptions,
+  type ListOptions,
+  type ListSessionsOptions,
+  type ListTrainingRunsOptions,
+  RestClient,
+} from "./clients/rest.js";
 export { type SampleOptions, SamplingClient } from "./clients/sampling.js";
 export type { RetryConfig } from "./clients/sampling-retry.js";
 export {
@@ -39,9 +67,46 @@ export {
   type ValidationIssue,
 } from "./core/errors.js";
 export type { FetchLike } from "./core/http.js";
+export type { JwtClaims } from "./core/jwt.js";
+export type {
+  Telemetry,
+  TelemetryBatch,
+  TelemetryEvent,
+  TelemetrySeverity,
+} from "./core/telemetry.js";
 export { APIFuture, type ResultOptions } from "./futures/api-future.js";
 export type { FutureEvent, FutureRequestType } from "./futures/poller.js";
+export * as autodiff from "./lib/autodiff/index.js";
+export {
+  CUSTOM_LOSS_METRIC,
+  type CustomGradientFn,
+  type CustomGradientResult,
+  type CustomLoss,
+  type CustomLossFn,
+  type CustomLossResult,
+  type CustomLossTrainer,
+  forwardBackwardCustom,
+} from "./lib/custom-loss.js";
 export { datum, ModelInput, TensorData } from "./lib/model-input.js";
+export { PagePromise } from "./lib/pagination.js";
+export { type CheckpointType, type ParsedTinkerPath, parseTinkerPath } from "./lib/tinker-path.js";
+export {
+  BYTE_LEVEL_TOKENIZER_ID,
+  ByteLevelTokenizer,
+  type ChatTemplate,
+  clearTokenizerCache,
+  type DecodeOptions,
+  type EncodeOptions,
+  type LoadTokenizerOptions,
+  loadTokenizer,
+  resolveTokenizerId,
+  type Tokenizer,
+  TokenizerError,
+  type TokenizerFetch,
+  type TokenizerFileLoader,
+  type TokenizerInfo,
+  tokenizerFromJSON,
+} from "./lib/tokenizer/index.js";
 export { VERSION } from "./version.js";
 export type {
   GetInfoResponse,

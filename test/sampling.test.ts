@@ -123,7 +123,9 @@ describe("logprobs", () => {
     expect(logprobs[0]).toBeNull();
     const fromForward = forward.loss_fn_outputs[0]!.logprobs!.data;
     expect(logprobs.slice(1)).toHaveLength(fromForward.length);
-    logprobs.slice(1).forEach((lp, i) => expect(lp).toBeCloseTo(fromForward[i]!, 5));
+    logprobs.slice(1).forEach((lp, i) => {
+      expect(lp).toBeCloseTo(fromForward[i]!, 5);
+    });
   });
 
   it("computes logprobs for many prompts in input order", async () => {

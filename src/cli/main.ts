@@ -1,7 +1,7 @@
 /**
  * The tinker-ts command line. `serve` runs the embedded backend over HTTP:
  *
- *   tinker-ts serve [--port 8000] [--host 127.0.0.1]
+ *   tinker-ts serve [--port 8000] [--host 127.0.0.1] [--api-key K]... [--jwt] [--jwt-ttl S]
  */
 import { parseArgs } from "node:util";
 import { serve } from "./serve.js";
@@ -12,6 +12,9 @@ Commands:
   serve     Run the embedded Tinker-compatible backend over HTTP
             --port N      port to listen on (default 8000; 0 picks a free one)
             --host H      address to bind (default 127.0.0.1, loopback only)
+            --api-key K   accept only this API key (repeatable; default any non-empty key)
+            --jwt         require the JWT exchange (POST /api/v1/auth/token) like the service
+            --jwt-ttl S   lifetime of issued JWTs in seconds (default 3600; implies --jwt)
   help      Show this text
 `;
 
@@ -24,6 +27,9 @@ async function main(argv: string[]): Promise<number> {
         options: {
           port: { type: "string", default: "8000" },
           host: { type: "string", default: "127.0.0.1" },
+          "api-key": { type: "string", multiple: true },
+          jwt: { type: "boolean", default: false },
+          "jwt-ttl": { type: "string" },
         },
       });
       const port = Number(values.port);
@@ -31,7 +37,17 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`invalid --port ${values.port}\n`);
         return 2;
       }
-      const server = await serve({ port, host: values.host! });
+      const ttlSeconds = values["jwt-ttl"] === undefined ? undefined : Number(values["jwt-ttl"]);
+      if (ttlSeconds !== undefined && !(ttlSeconds > 0)) {
+        process.stderr.write(`invalid --jwt-ttl ${values["jwt-ttl"]}\n`);
+        return 2;
+      }
+      const server = await serve({
+        port,
+        host: values.host!,
+        apiKeys: values["api-key"],
+        jwt: values.jwt || ttlSeconds !== undefined ? { ttlSeconds } : undefined,
+      });
       process.stdout.write(`tinker-ts local backend listening on ${server.url}\n`);
       const stop = () => {
         void server.close().then(() => process.exit(0));

@@ -8,12 +8,17 @@
  * first training or sampling use. The wire effect is the same: REST-only use creates no session.
  */
 
-import type * as v from "valibot";
+import * as v from "valibot";
+import { JwtCredentials } from "../core/auth/jwt-credentials.js";
+import { type CredentialProvider, credentialFrom } from "../core/auth/provider.js";
+import { configCredential, exchangeCredential, plainApiKey } from "../core/auth/sources.js";
 import type { ResolvedConfig } from "../core/config.js";
 import { APIStatusError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { platformHeaders } from "../core/headers.js";
 import { HttpClient, type HttpRequest } from "../core/http.js";
+import { decodeJwtClaims, type JwtClaims } from "../core/jwt.js";
+import { type TelemetryBatch, TelemetryQueue } from "../core/telemetry.js";
 import { unrefTimer } from "../internal/timers.js";
 import { PROTOCOL_SDK_VERSION } from "../version.js";
 import {
@@ -21,12 +26,19 @@ import {
   ClientConfigResponseSchema,
   CreateSessionResponseSchema,
   DynamicConfigResponseSchema,
+  type GetServerCapabilitiesResponse,
+  GetServerCapabilitiesResponseSchema,
   parseResponse,
 } from "../wire/schemas.js";
 import { SampleDispatcher } from "./sample-dispatch.js";
 
 /** Official default of `sample_dispatch_bytes_semaphore_size`: 10 MiB. */
 const DEFAULT_SAMPLE_DISPATCH_BYTES = 10 * 1024 * 1024;
+
+/** `POST /api/v1/auth/token` answers `{"jwt": "<JWT>"}` (PROTOCOL.md §2.2.6). */
+const AuthTokenResponseSchema = v.looseObject({ jwt: v.pipe(v.string(), v.minLength(1)) });
+/** Anything but this literal answer makes telemetry retry the batch (§11, gotcha 13). */
+const TelemetryResponseSchema = v.object({ status: v.literal("accepted") });
 
 export class Connection {
   readonly http: HttpClient;
@@ -38,20 +50,38 @@ export class Connection {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #modelSeqId = 0;
   #sampleDispatcher: SampleDispatcher | undefined;
+  #capabilities: GetServerCapabilitiesResponse | undefined;
+  #capabilitiesPrefetch: Promise<void> | undefined;
   #samplingSessionSeqId = 0;
   #closed = false;
   /** Time of the last successful heartbeat (ms since epoch), for diagnostics. */
   lastHeartbeatAt: number | undefined;
+  /**
+   * The `X-API-Key` of every request: the raw credential until the handshake has decided (§1.4),
+   * then the API key or a refreshing JWT.
+   */
+  #credentials: CredentialProvider;
+  /** Set in JWT mode: the token whose claims `identity()` reads. */
+  #jwt: JwtCredentials | undefined;
+  /** Aborted by close(): ends start-up retry waits. */
+  readonly #stop = new AbortController();
+  /** Telemetry of this client (§11); a no-op when disabled. */
+  readonly telemetry: TelemetryQueue;
 
   constructor(config: ResolvedConfig) {
     this.config = config;
+    this.#credentials = credentialFrom(configCredential(config.credentials));
     this.http = new HttpClient({
       baseURL: config.baseURL,
       fetch: config.fetch,
       defaultHeaders: { ...platformHeaders(), ...config.defaultHeaders },
-      credential: () => config.apiKey,
+      credential: () => this.#credentials.credential(),
       maxRetries: config.maxRetries,
       timeoutMs: config.timeoutMs,
+    });
+    this.telemetry = new TelemetryQueue({
+      enabled: config.telemetry,
+      send: (batch, lastAttempt) => this.#sendTelemetry(batch, lastAttempt),
     });
   }
 
@@ -67,26 +97,34 @@ export class Connection {
 
   async #handshake(): Promise<ClientConfigResponse> {
     const body = { sdk_version: PROTOCOL_SDK_VERSION };
-    const config = await withGenericRetries(() =>
-      this.requestJson(
-        { method: "POST", path: "api/v1/client/config", json: body },
-        ClientConfigResponseSchema,
-        "client config",
-      ),
-    );
-    try {
-      await withGenericRetries(() =>
+    // close() ends the retry waits, so a client closed during start-up keeps no timer.
+    const signal = this.#stop.signal;
+    const config = await withGenericRetries(
+      () =>
         this.requestJson(
-          {
-            method: "POST",
-            path: "api/v1/client/dynamic_config",
-            json: body,
-            timeoutMs: 10_000,
-            maxRetries: 0,
-          },
-          DynamicConfigResponseSchema,
-          "dynamic config",
+          { method: "POST", path: "api/v1/client/config", json: body, signal },
+          ClientConfigResponseSchema,
+          "client config",
         ),
+      { signal },
+    );
+    await this.#authenticate(config);
+    try {
+      await withGenericRetries(
+        () =>
+          this.requestJson(
+            {
+              method: "POST",
+              path: "api/v1/client/dynamic_config",
+              json: body,
+              timeoutMs: 10_000,
+              maxRetries: 0,
+              signal,
+            },
+            DynamicConfigResponseSchema,
+            "dynamic config",
+          ),
+        { signal },
       );
     } catch (error) {
       // A 404 means an older server without dynamic config: defaults apply.
@@ -94,6 +132,75 @@ export class Connection {
     }
     this.#clientConfigValue = config;
     return config;
+  }
+
+  /**
+   * §1.4 steps 2–3, between client/config and dynamic_config: decide what every later request sends
+   * as `X-API-Key`. In JWT mode the first token is fetched here, through the generic retry loop.
+   */
+  async #authenticate(flags: ClientConfigResponse): Promise<void> {
+    const sources = this.config.credentials;
+    if (!flags.pjwt_auth_enabled) {
+      const apiKey = plainApiKey(sources);
+      const sendApiKey = () => Promise.resolve(apiKey);
+      this.#useCredentials(credentialFrom(sendApiKey), undefined);
+      return;
+    }
+    const credential = exchangeCredential(sources, flags);
+    const jwt = new JwtCredentials(async () => this.#exchangeForJwt(await credential()));
+    await withGenericRetries(() => jwt.refresh(), { signal: this.#stop.signal });
+    this.#useCredentials(jwt, jwt);
+  }
+
+  #useCredentials(credentials: CredentialProvider, jwt: JwtCredentials | undefined): void {
+    this.#credentials.close();
+    this.#credentials = credentials;
+    this.#jwt = jwt;
+    // Closed while the token was being fetched: its refresh timer must not outlive the client.
+    if (this.#closed) credentials.close();
+  }
+
+  /** `POST /api/v1/auth/token` (one attempt): the body is `{}`, the credential goes in `X-API-Key`. */
+  async #exchangeForJwt(credential: string): Promise<string> {
+    const response = await this.http.request({
+      method: "POST",
+      path: "api/v1/auth/token",
+      json: {},
+      credential,
+      signal: this.#stop.signal,
+    });
+    return parseResponse(AuthTokenResponseSchema, response.json(), "auth/token").jwt;
+  }
+
+  /**
+   * The JWT that carries the caller's identity (the official `get_identity_jwt`): the exchanged
+   * token in JWT mode, refreshed first when close to expiry; else an identity token given as the API
+   * key (`iss` starting with `passport-`); else undefined. Performs the handshake if needed.
+   */
+  async identityJwt(): Promise<string | undefined> {
+    await this.clientConfig();
+    if (this.#jwt) return this.#jwt.credential();
+    const apiKey = this.config.credentials.apiKey;
+    const issuer = apiKey?.startsWith("eyJ") ? decodeJwtClaims(apiKey)?.iss : undefined;
+    return typeof issuer === "string" && issuer.startsWith("passport-") ? apiKey : undefined;
+  }
+
+  /** The claims (`sub`, `email`, `iss`, `exp`, …) of `identityJwt()`, for whoami (§2.7.10). */
+  async identity(): Promise<JwtClaims | undefined> {
+    const token = await this.identityJwt();
+    return token === undefined ? undefined : decodeJwtClaims(token);
+  }
+
+  /** One telemetry batch; only exactly `{"status": "accepted"}` counts as delivered (§11). */
+  async #sendTelemetry(batch: TelemetryBatch, lastAttempt: boolean): Promise<void> {
+    // A client that never reached the server does not start its handshake at close for telemetry.
+    if (lastAttempt && this.#clientConfig === undefined) return;
+    await this.clientConfig();
+    await this.requestJson(
+      { method: "POST", path: "api/v1/telemetry", json: batch, timeoutMs: 5_000, maxRetries: 0 },
+      TelemetryResponseSchema,
+      "telemetry",
+    );
   }
 
   /**
@@ -129,7 +236,10 @@ export class Connection {
       CreateSessionResponseSchema,
       "create_session",
     );
-    if (!this.#closed) this.#startHeartbeat(response.session_id);
+    if (!this.#closed) {
+      this.#startHeartbeat(response.session_id);
+      this.telemetry.startSession(response.session_id);
+    }
     return response.session_id;
   }
 
@@ -168,6 +278,41 @@ export class Connection {
     return (this.serverFlags.billing_exception_max_pause_duration_sec ?? 3600) * 1000;
   }
 
+  /** `GET get_server_capabilities`, through the generic retry loop; the answer is remembered. */
+  async fetchCapabilities(signal?: AbortSignal): Promise<GetServerCapabilitiesResponse> {
+    await this.clientConfig();
+    const capabilities = await withGenericRetries(
+      () =>
+        this.requestJson(
+          { method: "GET", path: "api/v1/get_server_capabilities", signal },
+          GetServerCapabilitiesResponseSchema,
+          "get_server_capabilities",
+        ),
+      { signal },
+    );
+    this.#capabilities = capabilities;
+    return capabilities;
+  }
+
+  /**
+   * Reads the capabilities once, in the background, so that inputs can be checked against the
+   * model's context length. Failure is fine: servers without the endpoint simply skip that check.
+   */
+  prefetchCapabilities(): Promise<void> {
+    this.#capabilitiesPrefetch ??= this.fetchCapabilities().then(
+      () => {},
+      () => {},
+    );
+    return this.#capabilitiesPrefetch;
+  }
+
+  /** The context length of `baseModel`, if the capabilities are known and list it. */
+  contextLength(baseModel: string | undefined): number | undefined {
+    if (baseModel === undefined) return undefined;
+    const model = this.#capabilities?.supported_models.find((m) => m.model_name === baseModel);
+    return model?.max_context_length ?? undefined;
+  }
+
   nextModelSeqId(): number {
     return this.#modelSeqId++;
   }
@@ -190,10 +335,16 @@ export class Connection {
     return this.#closed;
   }
 
-  /** Stops the heartbeat. No timer of this client survives it. */
-  close(): void {
+  /**
+   * Stops the heartbeat, the token refresh and telemetry: no timer of this client survives it. Queued
+   * telemetry gets one last, bounded attempt; the promise settles after it and never rejects.
+   */
+  close(): Promise<void> {
     this.#closed = true;
+    this.#stop.abort();
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
+    this.#credentials.close();
+    return this.telemetry.close();
   }
 }

@@ -6,6 +6,7 @@
 import { type ClientOptions, resolveConfig } from "../core/config.js";
 import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
+import type { Telemetry } from "../core/telemetry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { ForwardBackwardOutputSchema, SampleResponseSchema } from "../wire/json-schemas.js";
@@ -13,7 +14,6 @@ import { decodeForwardBackwardOutput, decodeSampleResponse } from "../wire/proto
 import {
   CreateModelResponseSchema,
   type GetServerCapabilitiesResponse,
-  GetServerCapabilitiesResponseSchema,
   LoadWeightsResponseSchema,
   OptimStepResponseSchema,
   SaveWeightsForSamplerResponseSchema,
@@ -166,9 +166,17 @@ export class ServiceClient {
     );
   }
 
-  /** Stops the session heartbeat; nothing of this client keeps running afterwards. */
+  /** Custom telemetry events and an explicit flush (PROTOCOL.md §11); a no-op when off. */
+  get telemetry(): Telemetry {
+    return this.#connection.telemetry;
+  }
+
+  /**
+   * Stops the heartbeat and every other timer, and sends what telemetry is queued (one bounded
+   * attempt); nothing of this client keeps running afterwards.
+   */
   async close(): Promise<void> {
-    this.#connection.close();
+    await this.#connection.close();
   }
 
   async #createModel(

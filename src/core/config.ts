@@ -3,15 +3,26 @@
  * official defaults. Also the API key check of §1.3, done before anything is sent.
  */
 
+import { type CredentialSources, userCredentialSource } from "./auth/sources.js";
+import { credentialCommand } from "./credential-command.js";
 import { readEnv } from "./env.js";
 import { ValidationError } from "./errors.js";
 import type { FetchLike } from "./http.js";
+import { telemetryEnabledByEnv } from "./telemetry.js";
 
 export const DEFAULT_BASE_URL = "https://tinker.thinkingmachines.dev/services/tinker-prod";
 
 export interface ClientOptions {
   /** `tml-…` API key or a Tinker JWT (`eyJ…`). Default: `TINKER_API_KEY`. */
   apiKey?: string;
+  /**
+   * Returns a fresh credential, called for every token request when the server uses JWT auth: the
+   * portable form of `TINKER_CREDENTIAL_CMD` (which it replaces when both are set). It is used when no
+   * API key is set, or always when the server asks for dynamic credentials (PROTOCOL.md §1.4).
+   */
+  credentialProvider?: () => Promise<string> | string;
+  /** Send telemetry (PROTOCOL.md §11). Default: on, unless `TINKER_TELEMETRY` says otherwise. */
+  telemetry?: boolean;
   /** Default: `TINKER_BASE_URL`, else the Tinker service. */
   baseURL?: string;
   /** Any fetch: the runtime's (default), a proxy's, or the local backend's `local.fetch`. */
@@ -33,7 +44,11 @@ export interface ClientOptions {
 }
 
 export interface ResolvedConfig {
+  /** The API key; `""` when the credential comes from `credentialProvider` or `TINKER_CREDENTIAL_CMD`. */
   apiKey: string;
+  /** Where credentials come from; the handshake decides which is used for what (see core/auth). */
+  credentials: CredentialSources;
+  telemetry: boolean;
   baseURL: string;
   fetch: FetchLike | undefined;
   maxRetries: number;
@@ -46,8 +61,7 @@ export interface ResolvedConfig {
 }
 
 export function resolveConfig(options: ClientOptions): ResolvedConfig {
-  const apiKey = options.apiKey ?? readEnv("TINKER_API_KEY");
-  checkApiKey(apiKey);
+  const credentials = resolveCredentials(options);
   const maxRetries = options.maxRetries ?? 10;
   const timeoutMs = options.timeout ?? 60_000;
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
@@ -56,7 +70,9 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
   if (!(timeoutMs > 0))
     throw new ValidationError([{ path: "timeout", message: "must be a positive number of ms" }]);
   return {
-    apiKey,
+    apiKey: credentials.apiKey ?? "",
+    credentials,
+    telemetry: options.telemetry ?? telemetryEnabledByEnv(),
     baseURL: options.baseURL ?? readEnv("TINKER_BASE_URL") ?? DEFAULT_BASE_URL,
     fetch: options.fetch,
     maxRetries,
@@ -69,18 +85,42 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
   };
 }
 
+/**
+ * The API key and the dynamic credential (option, else `TINKER_CREDENTIAL_CMD`). As in the official
+ * client, a missing or malformed key is an error only when there is no dynamic credential to use
+ * instead.
+ */
+function resolveCredentials(options: ClientOptions): CredentialSources {
+  const apiKey = options.apiKey ?? readEnv("TINKER_API_KEY");
+  const command = readEnv("TINKER_CREDENTIAL_CMD");
+  const dynamic = options.credentialProvider
+    ? userCredentialSource(options.credentialProvider)
+    : command !== undefined
+      ? credentialCommand(command)
+      : undefined;
+  if (dynamic === undefined) {
+    checkApiKey(apiKey);
+    return { apiKey, dynamic };
+  }
+  return { apiKey: apiKey !== undefined && isWellFormedKey(apiKey) ? apiKey : undefined, dynamic };
+}
+
 /** The official client accepts keys that start with `tml-` and JWTs (`eyJ`). */
+function isWellFormedKey(apiKey: string): boolean {
+  return apiKey.startsWith("tml-") || apiKey.startsWith("eyJ");
+}
+
 function checkApiKey(apiKey: string | undefined): asserts apiKey is string {
   if (apiKey === undefined) {
     throw new ValidationError([
       {
         path: "apiKey",
         message:
-          "The apiKey client option must be set either by passing apiKey to the client or by setting the TINKER_API_KEY environment variable",
+          "The apiKey client option must be set either by passing apiKey to the client or by setting the TINKER_API_KEY environment variable (or use TINKER_CREDENTIAL_CMD or the credentialProvider option)",
       },
     ]);
   }
-  if (!apiKey.startsWith("tml-") && !apiKey.startsWith("eyJ")) {
+  if (!isWellFormedKey(apiKey)) {
     // Never echo the key itself: it is a secret even when malformed.
     throw new ValidationError([{ path: "apiKey", message: "The api_key must start with the 'tml-' prefix" }]);
   }

@@ -34,6 +34,12 @@ export interface HttpRequest {
    * which gives statuses such as 408 and 410 their own meaning.
    */
   returnErrorResponses?: boolean;
+  /**
+   * `"manual"`: do not follow redirects; a 3xx answer is returned as the response (used by the
+   * checkpoint archive call, whose 302 `Location` is the result). Browsers hide such an answer
+   * behind an opaque response with status 0, which is returned too so the caller can say so.
+   */
+  redirect?: "follow" | "manual";
 }
 
 export interface HttpResponse {
@@ -112,6 +118,8 @@ export class HttpClient {
         searchParams: compactQuery(req.query),
         signal: req.signal,
         timeout: timeoutMs,
+        redirect: req.redirect,
+        throwHttpErrors: req.redirect === "manual" ? (status) => !isUnfollowedRedirect(status) : true,
         retry: {
           limit: maxRetries,
           methods: ["get", "post", "put", "delete"],
@@ -202,6 +210,11 @@ function mapError(error: unknown, signal: AbortSignal | undefined): Error {
       cause: error,
     },
   );
+}
+
+/** A 3xx, or the status 0 of the opaque response a browser gives for an unfollowed redirect. */
+function isUnfollowedRedirect(status: number): boolean {
+  return status === 0 || (status >= 300 && status < 400);
 }
 
 function ensureTrailingSlash(url: string): string {

@@ -37,6 +37,7 @@ export interface LocalBackendOptions {
 interface Session {
   id: string;
   lastHeartbeatAt: number;
+  userMetadata: Record<string, string>;
 }
 
 interface TrainingRun {
@@ -75,6 +76,28 @@ export interface Checkpoint {
   public: boolean;
 }
 
+/** One audit log entry (PROTOCOL.md §2.7.8). */
+interface AuditEvent {
+  timestamp: Date;
+  event: string;
+  modelId: string;
+  tinkerPath?: string;
+}
+
+export type AccessScope = "owned" | "accessible";
+
+/** A page of a REST list: where it starts and how long it may be. */
+export interface PageRequest {
+  limit: number;
+  offset: number;
+}
+
+/** Who owns everything in this single-user backend (`TrainingRun.model_owner`, billing `user_id`). */
+const LOCAL_USER = "local-user";
+/** How long an archive URL stays valid, as the service's default. */
+const ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
+const HOUR_MS = 3_600_000;
+
 export interface LoraRequest {
   rank: number;
   seed?: number;
@@ -91,6 +114,12 @@ export class LocalBackend {
   readonly #samplers = new Map<string, Sampler>();
   readonly #checkpoints = new Map<string, Checkpoint>();
   readonly #baseModels = new Map<string, BaseModel>();
+  /** The project of each session that was assigned one (`PUT sessions/{id}/project`). */
+  readonly #sessionProjects = new Map<string, string>();
+  /** Audit events that leave no trace in the state itself: deletes, visibility and TTL changes. */
+  readonly #auditEvents: AuditEvent[] = [];
+  /** Sessions whose trace export was started: the next poll finds it ready. */
+  readonly #traceExports = new Set<string>();
 
   constructor(options: LocalBackendOptions = {}) {
     this.#options = { acceptAnyBaseModel: options.acceptAnyBaseModel ?? true };
@@ -104,9 +133,10 @@ export class LocalBackend {
     };
   }
 
-  createSession(): string {
+  createSession(options: { projectId?: string; userMetadata?: Record<string, string> } = {}): string {
     const id = `session-${uuid4()}`;
-    this.#sessions.set(id, { id, lastHeartbeatAt: Date.now() });
+    this.#sessions.set(id, { id, lastHeartbeatAt: Date.now(), userMetadata: options.userMetadata ?? {} });
+    if (options.projectId !== undefined) this.#sessionProjects.set(id, options.projectId);
     return id;
   }
 
@@ -453,6 +483,281 @@ export class LocalBackend {
     return requestId;
   }
 
+  // REST endpoints (PROTOCOL.md §2.7). One local user owns everything, so both access scopes see
+  // the same runs and sessions. Lists are in creation order (stable offsets while new items arrive),
+  // except user checkpoints, which the protocol lists newest first.
+
+  /** `GET training_runs`: runs, optionally of one project (the project of the run's session). */
+  listTrainingRuns(page: PageRequest, _scope: AccessScope, projectId: string | undefined): unknown {
+    const runs = [...this.#runs.values()].filter(
+      (run) => projectId === undefined || this.#sessionProjects.get(run.sessionId) === projectId,
+    );
+    return {
+      training_runs: runs
+        .slice(page.offset, page.offset + page.limit)
+        .map((run) => this.#trainingRunJson(run)),
+      cursor: { offset: page.offset, limit: page.limit, total_count: runs.length },
+    };
+  }
+
+  /** `GET training_runs/{id}`. Unloaded runs are still runs: their history stays readable. */
+  getTrainingRun(runId: string, _scope: AccessScope): unknown {
+    return this.#trainingRunJson(this.#knownRun(runId));
+  }
+
+  /** `GET training_runs/{id}/checkpoints`: every live checkpoint of the run, oldest first. */
+  listRunCheckpoints(runId: string): unknown {
+    this.#knownRun(runId);
+    return { checkpoints: this.#liveCheckpoints(runId).map(checkpointJson), cursor: null };
+  }
+
+  /** `GET checkpoints`: every live checkpoint of every run, newest first. */
+  listUserCheckpoints(page: PageRequest): unknown {
+    // Reversed first, so checkpoints saved within the same millisecond still come newest first.
+    const all = this.#liveCheckpoints()
+      .reverse()
+      .sort((a, b) => b.time.getTime() - a.time.getTime());
+    return {
+      checkpoints: all.slice(page.offset, page.offset + page.limit).map(checkpointJson),
+      cursor: { offset: page.offset, limit: page.limit, total_count: all.length },
+    };
+  }
+
+  /** `DELETE training_runs/{id}/checkpoints/{checkpoint_id}`. */
+  deleteCheckpoint(runId: string, checkpointId: string): void {
+    const checkpoint = this.#restCheckpoint(runId, checkpointId);
+    this.#checkpoints.delete(checkpoint.tinkerPath);
+    this.#audit("checkpoint.deleted", checkpoint);
+  }
+
+  /** `POST` / `DELETE …/publish`: 409 when the checkpoint already has the requested visibility. */
+  setCheckpointPublic(runId: string, checkpointId: string, visible: boolean): void {
+    const checkpoint = this.#restCheckpoint(runId, checkpointId);
+    if (checkpoint.public === visible) {
+      throw new HttpError(
+        409,
+        `checkpoint ${checkpoint.tinkerPath} is already ${visible ? "public" : "private"}`,
+      );
+    }
+    checkpoint.public = visible;
+    this.#audit(visible ? "checkpoint.published" : "checkpoint.unpublished", checkpoint);
+  }
+
+  /** `PUT …/ttl`: expire `ttlSeconds` from now, or never (`null`). */
+  setCheckpointTtl(runId: string, checkpointId: string, ttlSeconds: number | null): void {
+    if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) {
+      throw new HttpError(400, `ttl_seconds must be a positive integer or null, got ${ttlSeconds}`);
+    }
+    const checkpoint = this.#restCheckpoint(runId, checkpointId);
+    checkpoint.expiresAt = ttlSeconds === null ? null : new Date(Date.now() + ttlSeconds * 1000);
+    this.#audit("checkpoint.ttl_set", checkpoint);
+  }
+
+  /**
+   * `GET …/archive`, answered in the 200 JSON form (`{url, expires}`), which every client and every
+   * runtime can read (a 302 is invisible to browser scripts). The URL names the archive under
+   * `baseUrl`; serving the archive itself is not implemented yet.
+   */
+  checkpointArchive(runId: string, checkpointId: string, baseUrl: string): unknown {
+    const checkpoint = this.#restCheckpoint(runId, checkpointId);
+    return {
+      url: `${baseUrl}/api/v1/checkpoint_archives/${checkpoint.runId}/${checkpoint.kind}/${checkpoint.name}.tar`,
+      expires: new Date(Date.now() + ARCHIVE_URL_LIFETIME_MS).toISOString(),
+    };
+  }
+
+  /** `GET sessions`: ids of every session ever created. */
+  listSessions(page: PageRequest, _scope: AccessScope): unknown {
+    const ids = [...this.#sessions.keys()];
+    return { sessions: ids.slice(page.offset, page.offset + page.limit) };
+  }
+
+  /** `GET sessions/{id}`: the runs and samplers the session created. */
+  getSessionInfo(sessionId: string, _scope: AccessScope): unknown {
+    this.#session(sessionId);
+    const samplerPrefix = `${sessionId}:sample:`;
+    return {
+      training_run_ids: [...this.#runs.values()]
+        .filter((r) => r.sessionId === sessionId)
+        .map((r) => r.modelId),
+      sampler_ids: [...this.#samplers.keys()].filter((id) => id.startsWith(samplerPrefix)),
+    };
+  }
+
+  /** `PUT sessions/{id}/project`. */
+  assignSessionProject(sessionId: string, projectId: string): void {
+    this.#session(sessionId);
+    this.#sessionProjects.set(sessionId, projectId);
+  }
+
+  /**
+   * `GET sessions/{id}/trace_export`: the first poll starts the export ("pending"), later polls find
+   * it ready, with a URL of the trace under `baseUrl` (served by `sessionTrace`).
+   */
+  traceExport(sessionId: string, baseUrl: string): unknown {
+    this.#session(sessionId);
+    if (!this.#traceExports.has(sessionId)) {
+      this.#traceExports.add(sessionId);
+      return { status: "pending" };
+    }
+    return { status: "ready", url: `${baseUrl}/api/v1/sessions/${sessionId}/trace` };
+  }
+
+  /**
+   * The exported trace: the session's run creations and checkpoint saves as instant events of the
+   * Chrome trace format, which Perfetto opens.
+   */
+  sessionTrace(sessionId: string): unknown {
+    this.#session(sessionId);
+    const events = this.#derivedAuditEvents().filter(
+      (event) => this.#runs.get(event.modelId)?.sessionId === sessionId,
+    );
+    return {
+      traceEvents: events.map((event) => ({
+        name: event.event,
+        ph: "i",
+        s: "p",
+        ts: event.timestamp.getTime() * 1000,
+        pid: 1,
+        tid: 1,
+        args: { model_id: event.modelId, tinker_path: event.tinkerPath },
+      })),
+    };
+  }
+
+  /**
+   * `GET audit`: one UTC day (`YYYY-MM-DD`) of run creations and checkpoint saves (read from the
+   * state) plus the recorded deletes, visibility and TTL changes.
+   */
+  auditLog(eventType: "all" | "checkpoints", day: string): unknown {
+    const entries = [...this.#derivedAuditEvents(), ...this.#auditEvents]
+      .filter((event) => event.timestamp.toISOString().slice(0, 10) === day)
+      .filter((event) => eventType === "all" || event.event.startsWith("checkpoint."))
+      .sort((a, b) => a.timestamp.getTime() - b.timestamp.getTime());
+    return {
+      entries: entries.map((event) => ({
+        timestamp: event.timestamp.toISOString(),
+        event: event.event,
+        model_id: event.modelId,
+        tinker_path: event.tinkerPath ?? null,
+      })),
+    };
+  }
+
+  /**
+   * `GET billing/usage/events`: hourly buckets of checkpoint saves per session and base model in
+   * [start, end). Training and sampling tokens are not metered by this backend.
+   */
+  billingUsage(start: Date, end: Date): unknown {
+    const buckets = new Map<string, { bucketStart: number; run: TrainingRun; count: number }>();
+    for (const checkpoint of this.#checkpoints.values()) {
+      const time = checkpoint.time.getTime();
+      const run = this.#runs.get(checkpoint.runId);
+      if (!run || time < start.getTime() || time >= end.getTime()) continue;
+      const bucketStart = Math.floor(time / HOUR_MS) * HOUR_MS;
+      const key = `${bucketStart}|${run.sessionId}|${run.baseModel}`;
+      const bucket = buckets.get(key) ?? { bucketStart, run, count: 0 };
+      bucket.count++;
+      buckets.set(key, bucket);
+    }
+    const data = [...buckets.values()]
+      .sort((a, b) => a.bucketStart - b.bucketStart)
+      .map(({ bucketStart, run, count }) => ({
+        bucket_start: new Date(bucketStart).toISOString(),
+        bucket_end: new Date(bucketStart + HOUR_MS).toISOString(),
+        base_model: run.baseModel,
+        user_id: LOCAL_USER,
+        user_name: LOCAL_USER,
+        session_id: run.sessionId,
+        project_id: this.#sessionProjects.get(run.sessionId) ?? null,
+        event_info: { type: "checkpoint", count },
+      }));
+    const sessions = Object.fromEntries(
+      data.map((event) => [
+        event.session_id,
+        { user_metadata: this.#sessions.get(event.session_id)?.userMetadata ?? {} },
+      ]),
+    );
+    return { data, sessions };
+  }
+
+  #trainingRunJson(run: TrainingRun): unknown {
+    const checkpoints = this.#liveCheckpoints(run.modelId);
+    const last = (kind: Checkpoint["kind"]) => checkpoints.filter((c) => c.kind === kind).at(-1);
+    const lastTraining = last("weights");
+    const lastSampler = last("sampler_weights");
+    return {
+      training_run_id: run.modelId,
+      base_model: run.baseModel,
+      model_owner: LOCAL_USER,
+      is_lora: true,
+      corrupted: run.corrupted,
+      lora_rank: run.lora.rank,
+      last_request_time: run.lastRequestAt.toISOString(),
+      last_checkpoint: lastTraining ? checkpointJson(lastTraining) : null,
+      last_sampler_checkpoint: lastSampler ? checkpointJson(lastSampler) : null,
+      user_metadata: run.userMetadata ?? {},
+    };
+  }
+
+  /** Checkpoints that have not expired (of one run, or all), oldest first. */
+  #liveCheckpoints(runId?: string): Checkpoint[] {
+    const now = Date.now();
+    return [...this.#checkpoints.values()]
+      .filter((c) => runId === undefined || c.runId === runId)
+      .filter((c) => c.expiresAt === null || c.expiresAt.getTime() > now)
+      .sort((a, b) => a.time.getTime() - b.time.getTime());
+  }
+
+  /** A run for the REST endpoints: 404 if unknown, but unloaded runs are found. */
+  #knownRun(runId: string): TrainingRun {
+    const run = this.#runs.get(runId);
+    if (!run) throw new HttpError(404, `training run not found: ${runId}`);
+    return run;
+  }
+
+  /** A checkpoint addressed as the REST endpoints do: run id and `weights/<name>` or `sampler_weights/<name>`. */
+  #restCheckpoint(runId: string, checkpointId: string): Checkpoint {
+    const [kind, name, ...rest] = checkpointId.split("/");
+    if ((kind !== "weights" && kind !== "sampler_weights") || !name || rest.length > 0) {
+      throw new HttpError(
+        400,
+        `invalid checkpoint id "${checkpointId}": expected weights/<name> or sampler_weights/<name>`,
+      );
+    }
+    const path = `tinker://${runId}/${checkpointId}`;
+    const checkpoint = this.#checkpoints.get(path);
+    if (!checkpoint || (checkpoint.expiresAt !== null && checkpoint.expiresAt.getTime() <= Date.now())) {
+      throw new HttpError(404, `checkpoint not found: ${path}`);
+    }
+    return checkpoint;
+  }
+
+  #audit(event: string, checkpoint: Checkpoint): void {
+    this.#auditEvents.push({
+      timestamp: new Date(),
+      event,
+      modelId: checkpoint.runId,
+      tinkerPath: checkpoint.tinkerPath,
+    });
+  }
+
+  /** Events the state itself records: run creations and the saves of the checkpoints that exist. */
+  #derivedAuditEvents(): AuditEvent[] {
+    const created = [...this.#runs.values()].map((run) => ({
+      timestamp: run.createdAt,
+      event: "training_run.created",
+      modelId: run.modelId,
+    }));
+    const saved = [...this.#checkpoints.values()].map((c) => ({
+      timestamp: c.time,
+      event: "checkpoint.saved",
+      modelId: c.runId,
+      tinkerPath: c.tinkerPath,
+    }));
+    return [...created, ...saved];
+  }
+
   /** Runs `job` for a model in seq_id order; a repeated seq_id returns the first request id. */
   #ordered(modelId: string, seqId: number, job: (run: TrainingRun) => FutureOutcome): string {
     const run = this.#run(modelId);
@@ -561,4 +866,17 @@ function checkCheckpointName(name: string): void {
   if (name === "" || name.includes("/")) {
     throw new HttpError(400, `invalid checkpoint name "${name}": it must be non-empty and contain no "/"`);
   }
+}
+
+/** The protocol's Checkpoint (PROTOCOL.md §3.9). */
+function checkpointJson(checkpoint: Checkpoint): unknown {
+  return {
+    checkpoint_id: `${checkpoint.kind}/${checkpoint.name}`,
+    checkpoint_type: checkpoint.kind === "weights" ? "training" : "sampler",
+    time: checkpoint.time.toISOString(),
+    tinker_path: checkpoint.tinkerPath,
+    size_bytes: checkpoint.state.length,
+    public: checkpoint.public,
+    expires_at: checkpoint.expiresAt?.toISOString() ?? null,
+  };
 }

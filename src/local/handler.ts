@@ -5,11 +5,12 @@
  */
 import { decodeForwardBackwardRequest } from "../wire/protobuf/index.js";
 import type { Datum, ModelInput } from "../wire/types.js";
+import { createLocalAuth, type LocalAuthOptions } from "./auth.js";
 import type { LocalBackend } from "./backend.js";
 import type { FutureOutcome } from "./future-store.js";
 import { errorResponse, HttpError, jsonResponse, protobufResponse } from "./responses.js";
 
-export interface HandlerOptions {
+export interface HandlerOptions extends LocalAuthOptions {
   /** How long `retrieve_future` holds a poll open before answering try_again. Default 5 s. */
   longPollMs?: number;
   /** Answer metadata-only (§4.5) for results above this many bytes. Default 1 MiB. */
@@ -27,15 +28,17 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
   const longPollMs = options.longPollMs ?? 5_000;
   const metadataThreshold = options.metadataOnlyThresholdBytes ?? 1024 * 1024;
   const closing = new AbortController();
+  const auth = createLocalAuth(options);
 
   const routes: [string, RegExp, Route][] = [
     ["GET", /^healthz$/, () => jsonResponse({ status: "ok" })],
+    ["POST", /^auth\/token$/, (request) => auth.issueToken(request)],
     [
       "POST",
       /^client\/config$/,
       () =>
         jsonResponse({
-          pjwt_auth_enabled: false,
+          pjwt_auth_enabled: auth.jwtEnabled,
           // The official client's Rust transport works too, but plain httpx avoids surprises.
           use_pyqwest_transport: false,
           proto_compress_fwdbwd: false,
@@ -50,8 +53,12 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
       "POST",
       /^create_session$/,
       async (request) => {
-        await readJson(request);
-        return jsonResponse({ type: "create_session", session_id: backend.createSession() });
+        const body = await readJson(request);
+        const sessionId = backend.createSession({
+          projectId: typeof body.project_id === "string" ? body.project_id : undefined,
+          userMetadata: optionalMetadata(body),
+        });
+        return jsonResponse({ type: "create_session", session_id: sessionId });
       },
     ],
     [
@@ -264,6 +271,138 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
         return answerOutcome(outcome, wantsProtobuf, body.allow_metadata_only === true, metadataThreshold);
       },
     ],
+    // REST endpoints (PROTOCOL.md §2.7). Answers the client ignores are `{}`.
+    [
+      "GET",
+      /^training_runs$/,
+      (request) => {
+        const query = new URL(request.url).searchParams;
+        const projectId = query.get("project_id") ?? undefined;
+        return jsonResponse(backend.listTrainingRuns(pageQuery(query, 20), scopeQuery(query), projectId));
+      },
+    ],
+    [
+      "GET",
+      /^training_runs\/([^/]+)$/,
+      (request, [runId]) =>
+        jsonResponse(backend.getTrainingRun(pathParam(runId), scopeQuery(new URL(request.url).searchParams))),
+    ],
+    [
+      "GET",
+      /^training_runs\/([^/]+)\/checkpoints$/,
+      (_request, [runId]) => jsonResponse(backend.listRunCheckpoints(pathParam(runId))),
+    ],
+    [
+      "DELETE",
+      checkpointRoute(""),
+      (_request, [runId, checkpointId]) => {
+        backend.deleteCheckpoint(pathParam(runId), pathParam(checkpointId));
+        return jsonResponse({});
+      },
+    ],
+    [
+      "POST",
+      checkpointRoute("/publish"),
+      (_request, [runId, checkpointId]) => {
+        backend.setCheckpointPublic(pathParam(runId), pathParam(checkpointId), true);
+        return jsonResponse({});
+      },
+    ],
+    [
+      "DELETE",
+      checkpointRoute("/publish"),
+      (_request, [runId, checkpointId]) => {
+        backend.setCheckpointPublic(pathParam(runId), pathParam(checkpointId), false);
+        return jsonResponse({});
+      },
+    ],
+    [
+      "PUT",
+      checkpointRoute("/ttl"),
+      async (request, [runId, checkpointId]) => {
+        const body = await readJson(request);
+        const ttl = body.ttl_seconds;
+        // An explicit null removes the expiry, so a missing key is not the same as null.
+        if (!("ttl_seconds" in body) || (ttl !== null && typeof ttl !== "number")) {
+          throw new HttpError(422, "ttl_seconds must be an integer or null");
+        }
+        backend.setCheckpointTtl(pathParam(runId), pathParam(checkpointId), ttl as number | null);
+        return jsonResponse({});
+      },
+    ],
+    [
+      "GET",
+      checkpointRoute("/archive"),
+      (request, [runId, checkpointId]) =>
+        jsonResponse(
+          backend.checkpointArchive(pathParam(runId), pathParam(checkpointId), baseUrlOf(request)),
+        ),
+    ],
+    [
+      "GET",
+      /^checkpoints$/,
+      (request) =>
+        jsonResponse(backend.listUserCheckpoints(pageQuery(new URL(request.url).searchParams, 100))),
+    ],
+    [
+      "GET",
+      /^sessions$/,
+      (request) => {
+        const query = new URL(request.url).searchParams;
+        return jsonResponse(backend.listSessions(pageQuery(query, 20), scopeQuery(query)));
+      },
+    ],
+    [
+      "GET",
+      /^sessions\/([^/]+)$/,
+      (request, [sessionId]) =>
+        jsonResponse(
+          backend.getSessionInfo(pathParam(sessionId), scopeQuery(new URL(request.url).searchParams)),
+        ),
+    ],
+    [
+      "PUT",
+      /^sessions\/([^/]+)\/project$/,
+      async (request, [sessionId]) => {
+        const projectId = (await readJson(request)).project_id;
+        if (typeof projectId !== "string" || projectId === "") {
+          throw new HttpError(400, "project_id must be a non-empty string");
+        }
+        backend.assignSessionProject(pathParam(sessionId), projectId);
+        return jsonResponse({});
+      },
+    ],
+    [
+      "GET",
+      /^sessions\/([^/]+)\/trace_export$/,
+      (request, [sessionId]) => jsonResponse(backend.traceExport(pathParam(sessionId), baseUrlOf(request))),
+    ],
+    [
+      "GET",
+      /^sessions\/([^/]+)\/trace$/,
+      (_request, [sessionId]) => jsonResponse(backend.sessionTrace(pathParam(sessionId))),
+    ],
+    [
+      "GET",
+      /^audit$/,
+      (request) => {
+        const query = new URL(request.url).searchParams;
+        const eventType = query.get("event_type") ?? "all";
+        if (eventType !== "all" && eventType !== "checkpoints") {
+          throw new HttpError(400, `event_type must be "all" or "checkpoints", got "${eventType}"`);
+        }
+        return jsonResponse(backend.auditLog(eventType, dayQuery(query)));
+      },
+    ],
+    [
+      "GET",
+      /^billing\/usage\/events$/,
+      (request) => {
+        const query = new URL(request.url).searchParams;
+        const [start, end] = billingWindowQuery(query);
+        return jsonResponse(backend.billingUsage(start, end));
+      },
+    ],
   ];
 
   async function handle(request: Request): Promise<Response> {
@@ -272,7 +411,7 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     if (marker < 0) return errorResponse(new HttpError(404, `not found: ${url.pathname}`));
     const path = url.pathname.slice(marker + "/api/v1/".length);
     try {
-      if (!request.headers.get("x-api-key")) throw new HttpError(401, "missing X-API-Key header");
+      await auth.check(request, path);
       for (const [method, pattern, route] of routes) {
         const match = pattern.exec(path);
         if (match && method === request.method) return await route(request, match.slice(1));
@@ -422,4 +561,84 @@ function optionalMetadata(body: Record<string, unknown>): Record<string, string>
     metadata[key] = entry;
   }
   return metadata;
+}
+
+/**
+ * A route under `training_runs/{run_id}/checkpoints/{checkpoint_id}`. Checkpoint ids contain a `/`
+ * (`weights/<name>`), sent unencoded by the official client; a client that encodes it as `%2F`
+ * is understood too. Segment counts keep the routes apart (`…/weights/publish` is a checkpoint).
+ */
+function checkpointRoute(suffix: "" | "/publish" | "/ttl" | "/archive"): RegExp {
+  return new RegExp(`^training_runs/([^/]+)/checkpoints/([^/]+/[^/]+|[^/]*%2[Ff][^/]*)${suffix}$`);
+}
+
+/** A captured path segment, percent-decoded (clients may encode the `:` of run ids). */
+function pathParam(value: string | undefined): string {
+  try {
+    return decodeURIComponent(value ?? "");
+  } catch {
+    throw new HttpError(400, `invalid percent-encoding in ${JSON.stringify(value)}`);
+  }
+}
+
+/** The URL this backend is served under (origin and any prefix before `/api/v1/`), for links. */
+function baseUrlOf(request: Request): string {
+  const url = new URL(request.url);
+  return url.origin + url.pathname.slice(0, url.pathname.indexOf("/api/v1/"));
+}
+
+function pageQuery(query: URLSearchParams, defaultLimit: number): { limit: number; offset: number } {
+  const limit = integerQuery(query, "limit", defaultLimit);
+  if (limit < 1) throw new HttpError(400, "limit must be at least 1");
+  return { limit, offset: integerQuery(query, "offset", 0) };
+}
+
+function integerQuery(query: URLSearchParams, name: string, fallback: number): number {
+  const text = query.get(name);
+  if (text === null) return fallback;
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isInteger(value) || value < 0) {
+    throw new HttpError(400, `${name} must be a non-negative integer, got "${text}"`);
+  }
+  return value;
+}
+
+function scopeQuery(query: URLSearchParams): "owned" | "accessible" {
+  const scope = query.get("access_scope") ?? "owned";
+  if (scope !== "owned" && scope !== "accessible") {
+    throw new HttpError(400, `access_scope must be "owned" or "accessible", got "${scope}"`);
+  }
+  return scope;
+}
+
+/** The audit log's `day` (`YYYY-MM-DD`); today (UTC) when absent. */
+function dayQuery(query: URLSearchParams): string {
+  const day = query.get("day");
+  if (day === null) return new Date().toISOString().slice(0, 10);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day) || Number.isNaN(Date.parse(day))) {
+    throw new HttpError(400, `day must be YYYY-MM-DD, got "${day}"`);
+  }
+  return day;
+}
+
+const HOUR_MS = 3_600_000;
+
+/** `starting_on` and `ending_before`: required, whole UTC hours, in order, at most 14 days apart. */
+function billingWindowQuery(query: URLSearchParams): [Date, Date] {
+  const instant = (name: string): Date => {
+    const text = query.get(name);
+    const date = text === null ? undefined : new Date(text);
+    if (!date || Number.isNaN(date.getTime())) {
+      throw new HttpError(400, `${name} must be an RFC 3339 timestamp`);
+    }
+    if (date.getTime() % HOUR_MS !== 0) throw new HttpError(400, `${name} must be a whole UTC hour`);
+    return date;
+  };
+  const start = instant("starting_on");
+  const end = instant("ending_before");
+  if (end.getTime() <= start.getTime()) throw new HttpError(400, "ending_before must be after starting_on");
+  if (end.getTime() - start.getTime() > 14 * 24 * HOUR_MS) {
+    throw new HttpError(400, "the window must not exceed 14 days");
+  }
+  return [start, end];
 }

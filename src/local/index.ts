@@ -11,10 +11,15 @@ import { LocalBackend, type LocalBackendOptions } from "./backend.js";
 import { type ChaosRule, withChaos } from "./chaos.js";
 import { createHandler, type HandlerOptions } from "./handler.js";
 
+export { LOCAL_JWT_ISSUER, type LocalAuthOptions } from "./auth.js";
 export { BUILTIN_BASE_MODEL } from "./backend.js";
 export type { ChaosRule } from "./chaos.js";
 export { BOS_TOKEN, decodeTokens, EOS_TOKEN, encodeText, TOKENIZER_ID } from "./engine/index.js";
 
+/**
+ * Also the access rules (from HandlerOptions): `apiKeys` restricts the accepted API keys, `jwt`
+ * turns on the JWT exchange of PROTOCOL.md §1.4 (`{ ttlSeconds?, secret? }`).
+ */
 export interface LocalTinkerOptions extends LocalBackendOptions, HandlerOptions {
   /** Faults to inject before the real backend answers (for testing retry logic). */
   chaos?: ChaosRule[];

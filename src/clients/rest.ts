@@ -1,0 +1,528 @@
+/**
+ * RestClient: training runs, checkpoints, sessions, samplers, audit log and billing usage
+ * (PROTOCOL.md §2.7, FEATURES.md §1.4). Using it creates no session: the connection only performs
+ * the client-config handshake. Every call goes through the generic retry loop (§5.2), as the
+ * official client's do, and accepts `{ signal, timeout }`.
+ *
+ * Ids are inserted into paths without URL-encoding, as the official client does: run ids contain
+ * `:` and checkpoint ids contain `/` (`weights/<name>`), and servers route on exactly that.
+ */
+import type * as v from "valibot";
+import { APIError, ResponseValidationError, ValidationError } from "../core/errors.js";
+import { withGenericRetries } from "../core/generic-retry.js";
+import type { HttpRequest } from "../core/http.js";
+import { abortError, sleep } from "../internal/sleep.js";
+import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
+import { parseTinkerPath } from "../lib/tinker-path.js";
+import {
+  type GetSamplerResponse,
+  GetSamplerResponseSchema,
+  type WeightsInfoResponse,
+  WeightsInfoResponseSchema,
+} from "../wire/schemas.js";
+import { type CallOptions, withTimeout } from "./call-options.js";
+import type { Connection } from "./connection.js";
+import { DEFAULT_BUILDING_RETRY_DELAY_MS, requestArchiveUrl } from "./rest/archive.js";
+import {
+  type AuditLogResponse,
+  AuditLogResponseSchema,
+  type BillingUsageResponse,
+  BillingUsageResponseSchema,
+  type Checkpoint,
+  type CheckpointArchiveUrlResponse,
+  type CheckpointsListResponse,
+  CheckpointsListResponseSchema,
+  type GetSessionResponse,
+  GetSessionResponseSchema,
+  type ListSessionsResponse,
+  ListSessionsResponseSchema,
+  TraceExportResponseSchema,
+  type TrainingRun,
+  TrainingRunSchema,
+  type TrainingRunsResponse,
+  TrainingRunsResponseSchema,
+  type WhoamiResponse,
+} from "./rest/schemas.js";
+import { auditDay, billingWindow } from "./rest/time-params.js";
+import { whoamiFromClaims } from "./rest/whoami.js";
+
+/** `owned`: your own runs and sessions; `accessible`: also those shared with you. */
+export type AccessScope = "owned" | "accessible";
+
+export interface AccessScopeOptions extends CallOptions {
+  /** Default `owned`. */
+  accessScope?: AccessScope;
+}
+
+/**
+ * Options of the paged list calls. `timeout` applies to each page request; `signal` to the whole
+ * walk.
+ */
+export interface ListOptions extends CallOptions {
+  /** Page size. */
+  limit?: number;
+  /** Where the (first) page starts. Default 0. */
+  offset?: number;
+}
+
+export interface ListTrainingRunsOptions extends ListOptions {
+  /** Default `owned`. */
+  accessScope?: AccessScope;
+  /** Only runs of this project. */
+  projectId?: string;
+}
+
+export interface ListSessionsOptions extends ListOptions {
+  /** Default `owned`. */
+  accessScope?: AccessScope;
+}
+
+export interface ArchiveUrlOptions extends CallOptions {
+  /** Wait between attempts while the server answers 503 (archive still being built). Default 30 000. */
+  buildingRetryDelayMs?: number;
+}
+
+export interface ExportSessionTraceOptions extends CallOptions {
+  /** Interval between status polls while the export runs. Default 5 000. */
+  pollIntervalMs?: number;
+}
+
+export interface AuditLogOptions extends CallOptions {
+  /** Default `all`. */
+  eventType?: "all" | "checkpoints";
+  /** The UTC day to list (a Date, or `YYYY-MM-DD`). Default: today, decided by the server. */
+  day?: Date | string;
+}
+
+export interface BillingUsageOptions extends CallOptions {
+  /** Start of the window: a whole UTC hour, as a Date or an RFC 3339 timestamp. */
+  startingOn: Date | string;
+  /** End of the window (exclusive): a whole UTC hour at most 14 days after `startingOn`. */
+  endingBefore: Date | string;
+}
+
+const DEFAULT_TRACE_POLL_MS = 5_000;
+
+export class RestClient {
+  readonly #connection: Connection;
+
+  /** @internal Use `ServiceClient.createRestClient`. */
+  constructor(connection: Connection) {
+    this.#connection = connection;
+  }
+
+  // Training runs ----------------------------------------------------------------------------------
+
+  /** One training run: its model, LoRA rank, last checkpoints, metadata and `corrupted` flag. */
+  async getTrainingRun(trainingRunId: string, options: AccessScopeOptions = {}): Promise<TrainingRun> {
+    requireId(trainingRunId, "trainingRunId");
+    return this.#getJson(
+      { path: `api/v1/training_runs/${trainingRunId}`, query: { access_scope: scope(options) } },
+      TrainingRunSchema,
+      "training run",
+      options,
+    );
+  }
+
+  /** The training run that saved the checkpoint at `tinkerPath`. */
+  async getTrainingRunByTinkerPath(
+    tinkerPath: string,
+    options: AccessScopeOptions = {},
+  ): Promise<TrainingRun> {
+    return this.getTrainingRun(parseTinkerPath(tinkerPath).trainingRunId, options);
+  }
+
+  /**
+   * Training runs, 20 per page by default: await it for one page (with its cursor), or iterate it
+   * with `for await` for every run from `offset` on.
+   */
+  listTrainingRuns(options: ListTrainingRunsOptions = {}): PagePromise<TrainingRunsResponse, TrainingRun> {
+    const { limit, offset } = pageWindow(options, 20);
+    const accessScope = scope(options);
+    return new PagePromise(
+      {
+        fetchPage: (pageOffset) =>
+          this.#getJson(
+            {
+              path: "api/v1/training_runs",
+              query: {
+                limit,
+                offset: pageOffset,
+                access_scope: accessScope,
+                project_id: options.projectId,
+              },
+            },
+            TrainingRunsResponseSchema,
+            "training runs",
+            options,
+          ),
+        items: (page) => page.training_runs,
+        nextOffset: (page) => nextOffsetFromCursor(page.cursor, page.training_runs.length),
+      },
+      offset,
+    );
+  }
+
+  // Checkpoints ------------------------------------------------------------------------------------
+
+  /** The training and sampler checkpoints of one run. */
+  async listCheckpoints(trainingRunId: string, options: CallOptions = {}): Promise<CheckpointsListResponse> {
+    requireId(trainingRunId, "trainingRunId");
+    return this.#getJson(
+      { path: `api/v1/training_runs/${trainingRunId}/checkpoints` },
+      CheckpointsListResponseSchema,
+      "checkpoints",
+      options,
+    );
+  }
+
+  /**
+   * All your checkpoints across runs, newest first, 100 per page by default: await it for one page,
+   * or iterate it with `for await` for every checkpoint from `offset` on.
+   */
+  listUserCheckpoints(options: ListOptions = {}): PagePromise<CheckpointsListResponse, Checkpoint> {
+    const { limit, offset } = pageWindow(options, 100);
+    return new PagePromise(
+      {
+        fetchPage: (pageOffset) =>
+          this.#getJson(
+            { path: "api/v1/checkpoints", query: { limit, offset: pageOffset } },
+            CheckpointsListResponseSchema,
+            "user checkpoints",
+            options,
+          ),
+        items: (page) => page.checkpoints,
+        nextOffset: (page) => nextOffsetFromCursor(page.cursor, page.checkpoints.length),
+      },
+      offset,
+    );
+  }
+
+  /**
+   * A signed download URL of the checkpoint's archive and when it expires. The server may take a
+   * while to build the archive; the call waits for it (see ArchiveUrlOptions).
+   */
+  async getCheckpointArchiveUrl(
+    trainingRunId: string,
+    checkpointId: string,
+    options: ArchiveUrlOptions = {},
+  ): Promise<CheckpointArchiveUrlResponse> {
+    const path = `${checkpointPath(trainingRunId, checkpointId)}/archive`;
+    await this.#connection.clientConfig();
+    const signal = withTimeout(options);
+    const buildingRetryDelayMs = options.buildingRetryDelayMs ?? DEFAULT_BUILDING_RETRY_DELAY_MS;
+    return this.#withRetries(
+      () => requestArchiveUrl(this.#connection.http, path, { signal, buildingRetryDelayMs }),
+      signal,
+    );
+  }
+
+  async getCheckpointArchiveUrlFromTinkerPath(
+    tinkerPath: string,
+    options: ArchiveUrlOptions = {},
+  ): Promise<CheckpointArchiveUrlResponse> {
+    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
+    return this.getCheckpointArchiveUrl(trainingRunId, checkpointId, options);
+  }
+
+  async deleteCheckpoint(
+    trainingRunId: string,
+    checkpointId: string,
+    options: CallOptions = {},
+  ): Promise<void> {
+    await this.#send({ method: "DELETE", path: checkpointPath(trainingRunId, checkpointId) }, options);
+  }
+
+  async deleteCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
+    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
+    await this.deleteCheckpoint(trainingRunId, checkpointId, options);
+  }
+
+  /**
+   * Makes a checkpoint public (owner only). Note: the server answers 409 if it already is, and 409
+   * is retried by the generic loop like the official client does, so that case fails only after
+   * the retry window (5 minutes) or your `timeout`.
+   */
+  async publishCheckpoint(
+    trainingRunId: string,
+    checkpointId: string,
+    options: CallOptions = {},
+  ): Promise<void> {
+    const path = `${checkpointPath(trainingRunId, checkpointId)}/publish`;
+    await this.#send({ method: "POST", path }, options);
+  }
+
+  async publishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
+    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
+    await this.publishCheckpoint(trainingRunId, checkpointId, options);
+  }
+
+  /** Makes a checkpoint private again (the server answers 409 if it already is; see publish). */
+  async unpublishCheckpoint(
+    trainingRunId: string,
+    checkpointId: string,
+    options: CallOptions = {},
+  ): Promise<void> {
+    const path = `${checkpointPath(trainingRunId, checkpointId)}/publish`;
+    await this.#send({ method: "DELETE", path }, options);
+  }
+
+  async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
+    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
+    await this.unpublishCheckpoint(trainingRunId, checkpointId, options);
+  }
+
+  /** Expires the checkpoint `ttlSeconds` from now, or never with `null`. */
+  async setCheckpointTtl(
+    trainingRunId: string,
+    checkpointId: string,
+    ttlSeconds: number | null,
+    options: CallOptions = {},
+  ): Promise<void> {
+    if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) {
+      throw new ValidationError([
+        { path: "ttlSeconds", message: `must be a positive integer or null, got ${ttlSeconds}` },
+      ]);
+    }
+    const path = `${checkpointPath(trainingRunId, checkpointId)}/ttl`;
+    // An explicit null is how the protocol says "remove the expiry".
+    await this.#send({ method: "PUT", path, json: { ttl_seconds: ttlSeconds } }, options);
+  }
+
+  async setCheckpointTtlFromTinkerPath(
+    tinkerPath: string,
+    ttlSeconds: number | null,
+    options: CallOptions = {},
+  ): Promise<void> {
+    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
+    await this.setCheckpointTtl(trainingRunId, checkpointId, ttlSeconds, options);
+  }
+
+  /** The base model and LoRA settings of a checkpoint; works for other users' public checkpoints. */
+  async getWeightsInfoByTinkerPath(
+    tinkerPath: string,
+    options: CallOptions = {},
+  ): Promise<WeightsInfoResponse> {
+    // Sent as given, not parsed: other Tinker-compatible servers use other path shapes.
+    requireId(tinkerPath, "tinkerPath");
+    return this.#requestJson(
+      { method: "POST", path: "api/v1/weights_info", json: { tinker_path: tinkerPath } },
+      WeightsInfoResponseSchema,
+      "weights_info",
+      options,
+    );
+  }
+
+  // Sessions ---------------------------------------------------------------------------------------
+
+  /** The training runs and samplers a session created. */
+  async getSession(sessionId: string, options: AccessScopeOptions = {}): Promise<GetSessionResponse> {
+    requireId(sessionId, "sessionId");
+    return this.#getJson(
+      { path: `api/v1/sessions/${sessionId}`, query: { access_scope: scope(options) } },
+      GetSessionResponseSchema,
+      "session",
+      options,
+    );
+  }
+
+  /**
+   * Ids of every session you created (not only active ones), 20 per page by default: await it for
+   * one page, or iterate it with `for await` for every id from `offset` on. There is no cursor: a
+   * page shorter than `limit` is the last.
+   */
+  listSessions(options: ListSessionsOptions = {}): PagePromise<ListSessionsResponse, string> {
+    const { limit, offset } = pageWindow(options, 20);
+    const accessScope = scope(options);
+    return new PagePromise(
+      {
+        fetchPage: (pageOffset) =>
+          this.#getJson(
+            {
+              path: "api/v1/sessions",
+              query: { limit, offset: pageOffset, access_scope: accessScope },
+            },
+            ListSessionsResponseSchema,
+            "sessions",
+            options,
+          ),
+        items: (page) => page.sessions,
+        nextOffset: (page, pageOffset) => nextOffsetByPageSize(pageOffset, page.sessions.length, limit),
+      },
+      offset,
+    );
+  }
+
+  /** Moves a session and all its runs into a project (one way). */
+  async assignSessionProject(sessionId: string, projectId: string, options: CallOptions = {}): Promise<void> {
+    requireId(sessionId, "sessionId");
+    requireId(projectId, "projectId");
+    await this.#send(
+      { method: "PUT", path: `api/v1/sessions/${sessionId}/project`, json: { project_id: projectId } },
+      options,
+    );
+  }
+
+  /**
+   * Exports a timeline (Perfetto) of the session's requests and returns its signed URL. The first
+   * request starts the export; the call then polls until it is ready or has failed.
+   */
+  async exportSessionTrace(sessionId: string, options: ExportSessionTraceOptions = {}): Promise<string> {
+    requireId(sessionId, "sessionId");
+    const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_TRACE_POLL_MS;
+    // One signal for the whole export, so `timeout` bounds the wait, not each poll.
+    const signal = withTimeout(options);
+    for (;;) {
+      const answer = await this.#getJson(
+        { path: `api/v1/sessions/${sessionId}/trace_export` },
+        TraceExportResponseSchema,
+        "trace export",
+        { signal },
+      );
+      if (answer.status === "ready") {
+        if (answer.url) return answer.url;
+        throw new ResponseValidationError("trace export", answer, [
+          { path: "url", message: 'required when status is "ready"' },
+        ]);
+      }
+      if (answer.status === "failed") {
+        throw new APIError(`Session trace export failed: ${answer.error ?? "no reason given"}`, {
+          body: answer,
+        });
+      }
+      await sleep(pollIntervalMs, signal);
+    }
+  }
+
+  // Identity, samplers, audit, billing ------------------------------------------------------------
+
+  /**
+   * Who the caller is, read from the claims (`sub`, `email`) of the identity JWT: the token of the
+   * JWT exchange when the server uses JWT auth, or an identity token given as the API key. Sends
+   * nothing beyond the start-up handshake. Fails with a ValidationError when the client
+   * authenticates with a plain `tml-` API key, which carries no identity.
+   */
+  async whoami(options: CallOptions = {}): Promise<WhoamiResponse> {
+    const signal = withTimeout(options);
+    return whoamiFromClaims(await untilAborted(this.#connection.identity(), signal));
+  }
+
+  /** A sampler's base model and checkpoint path. */
+  async getSampler(samplerId: string, options: CallOptions = {}): Promise<GetSamplerResponse> {
+    requireId(samplerId, "samplerId");
+    return this.#getJson(
+      { path: `api/v1/samplers/${samplerId}` },
+      GetSamplerResponseSchema,
+      "get_sampler",
+      options,
+    );
+  }
+
+  /** The organisation's audit log for one UTC day (needs an admin role). */
+  async getAuditLog(options: AuditLogOptions = {}): Promise<AuditLogResponse> {
+    const eventType = options.eventType ?? "all";
+    if (eventType !== "all" && eventType !== "checkpoints") {
+      throw new ValidationError([{ path: "eventType", message: `must be "all" or "checkpoints"` }]);
+    }
+    const day = options.day === undefined ? undefined : auditDay(options.day);
+    return this.#getJson(
+      { path: "api/v1/audit", query: { event_type: eventType, day } },
+      AuditLogResponseSchema,
+      "audit log",
+      options,
+    );
+  }
+
+  /** Hourly usage buckets (tokens, checkpoints, storage) of a window of at most 14 days. */
+  async getBillingUsage(options: BillingUsageOptions): Promise<BillingUsageResponse> {
+    const window = billingWindow(options.startingOn, options.endingBefore);
+    return this.#getJson(
+      { path: "api/v1/billing/usage/events", query: window },
+      BillingUsageResponseSchema,
+      "billing usage",
+      options,
+    );
+  }
+
+  // Plumbing ---------------------------------------------------------------------------------------
+
+  #getJson<S extends v.GenericSchema>(
+    request: Pick<HttpRequest, "path" | "query">,
+    schema: S,
+    what: string,
+    options: CallOptions,
+  ): Promise<v.InferOutput<S>> {
+    return this.#requestJson({ method: "GET", ...request }, schema, what, options);
+  }
+
+  async #requestJson<S extends v.GenericSchema>(
+    request: Omit<HttpRequest, "signal">,
+    schema: S,
+    what: string,
+    options: CallOptions,
+  ): Promise<v.InferOutput<S>> {
+    await this.#connection.clientConfig();
+    const signal = withTimeout(options);
+    return this.#withRetries(
+      () => this.#connection.requestJson({ ...request, signal }, schema, what),
+      signal,
+    );
+  }
+
+  /** A call whose answer carries nothing the caller needs (the official client ignores it too). */
+  async #send(request: Omit<HttpRequest, "signal">, options: CallOptions): Promise<void> {
+    await this.#connection.clientConfig();
+    const signal = withTimeout(options);
+    await this.#withRetries(() => this.#connection.http.request({ ...request, signal }), signal);
+  }
+
+  #withRetries<T>(call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    return withGenericRetries(call, { signal, billingPauseMs: this.#connection.billingPauseMs });
+  }
+}
+
+/** `promise`, or the signal's error as soon as it fires (the work itself goes on, shared). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function scope(options: { accessScope?: AccessScope }): AccessScope {
+  const accessScope = options.accessScope ?? "owned";
+  if (accessScope !== "owned" && accessScope !== "accessible") {
+    throw new ValidationError([{ path: "accessScope", message: `must be "owned" or "accessible"` }]);
+  }
+  return accessScope;
+}
+
+function pageWindow(options: ListOptions, defaultLimit: number): { limit: number; offset: number } {
+  const limit = options.limit ?? defaultLimit;
+  const offset = options.offset ?? 0;
+  const issues = [];
+  if (!Number.isInteger(limit) || limit < 1) {
+    issues.push({ path: "limit", message: `must be a positive integer, got ${limit}` });
+  }
+  if (!Number.isInteger(offset) || offset < 0) {
+    issues.push({ path: "offset", message: `must be a non-negative integer, got ${offset}` });
+  }
+  if (issues.length > 0) throw new ValidationError(issues);
+  return { limit, offset };
+}
+
+function requireId(value: string, path: string): void {
+  if (typeof value !== "string" || value === "") {
+    throw new ValidationError([{ path, message: "must be a non-empty string" }]);
+  }
+}
+
+/** `api/v1/training_runs/<run>/checkpoints/<kind>/<name>`. */
+function checkpointPath(trainingRunId: string, checkpointId: string): string {
+  requireId(trainingRunId, "trainingRunId");
+  requireId(checkpointId, "checkpointId");
+  return `api/v1/training_runs/${trainingRunId}/checkpoints/${checkpointId}`;
+}
