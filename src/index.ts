@@ -66,7 +66,7 @@ export {
   ValidationError,
   type ValidationIssue,
 } from "./core/errors.js";
-export type { FetchLike } from "./core/http.js";
+export type { FetchLike, ResponseInfo } from "./core/http.js";
 export type { JwtClaims } from "./core/jwt.js";
 export type {
   Telemetry,

@@ -181,3 +181,36 @@ describe("train and sample on the local backend", () => {
     expect(after).toBeLessThanOrEqual(before);
   });
 });
+
+describe("raw responses", () => {
+  it("shows every response's status and headers to onResponse, retries included", async () => {
+    const seen: {
+      method: string;
+      path: string;
+      status: number;
+      contentType: string | null;
+      retry: number;
+    }[] = [];
+    const t = setup({
+      local: { chaos: [{ endpoint: "get_info", status: 503, headers: { "retry-after-ms": "5" } }] },
+      client: {
+        onResponse: (info) =>
+          seen.push({
+            method: info.method,
+            path: new URL(info.url).pathname,
+            status: info.status,
+            contentType: info.headers.get("content-type"),
+            retry: info.retryCount,
+          }),
+      },
+    });
+    const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 });
+    await training.getInfo();
+    const getInfo = seen.filter((s) => s.path.endsWith("/get_info"));
+    expect(getInfo).toEqual([
+      { method: "POST", path: "/api/v1/get_info", status: 503, contentType: "application/json", retry: 0 },
+      { method: "POST", path: "/api/v1/get_info", status: 200, contentType: "application/json", retry: 1 },
+    ]);
+    expect(seen.some((s) => s.path.endsWith("/retrieve_future"))).toBe(true);
+  });
+});

@@ -78,6 +78,7 @@ export class Connection {
       credential: () => this.#credentials.credential(),
       maxRetries: config.maxRetries,
       timeoutMs: config.timeoutMs,
+      onResponse: config.onResponse,
     });
     this.telemetry = new TelemetryQueue({
       enabled: config.telemetry,

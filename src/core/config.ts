@@ -7,7 +7,7 @@ import { type CredentialSources, userCredentialSource } from "./auth/sources.js"
 import { credentialCommand } from "./credential-command.js";
 import { readEnv } from "./env.js";
 import { ValidationError } from "./errors.js";
-import type { FetchLike } from "./http.js";
+import type { FetchLike, ResponseInfo } from "./http.js";
 import { telemetryEnabledByEnv } from "./telemetry.js";
 
 export const DEFAULT_BASE_URL = "https://tinker.thinkingmachines.dev/services/tinker-prod";
@@ -41,6 +41,11 @@ export interface ClientOptions {
   userMetadata?: Record<string, string>;
   /** Interval of the session heartbeat in ms. Default 10 000. */
   heartbeatIntervalMs?: number;
+  /**
+   * Called with the status and headers of every HTTP response (retried attempts included), for
+   * those who want raw response data such as request-id or rate-limit headers.
+   */
+  onResponse?: (info: ResponseInfo) => void;
 }
 
 export interface ResolvedConfig {
@@ -58,6 +63,7 @@ export interface ResolvedConfig {
   tags: string[];
   userMetadata: Record<string, string>;
   heartbeatIntervalMs: number;
+  onResponse: ((info: ResponseInfo) => void) | undefined;
 }
 
 export function resolveConfig(options: ClientOptions): ResolvedConfig {
@@ -82,6 +88,7 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
     tags: options.tags ?? parseTags(readEnv("TINKER_TAGS")),
     userMetadata: options.userMetadata ?? {},
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+    onResponse: options.onResponse,
   };
 }
 

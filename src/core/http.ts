@@ -53,7 +53,20 @@ export interface HttpResponse {
   text(): string;
 }
 
+/** What `onResponse` sees of every HTTP response, retried attempts included. */
+export interface ResponseInfo {
+  method: string;
+  /** The request URL (credentials travel in a header, never in the URL). */
+  url: string;
+  status: number;
+  headers: Headers;
+  /** 0 for the first attempt of a call, 1 for its first transport retry, … */
+  retryCount: number;
+}
+
 export interface HttpClientOptions {
+  /** Raw access to every response's status and headers (request ids, rate-limit headers, …). */
+  onResponse?: (info: ResponseInfo) => void;
   baseURL: string;
   fetch?: FetchLike;
   /** Headers sent on every request (platform headers, Cloudflare Access, user defaults). */
@@ -138,6 +151,23 @@ export class HttpClient {
           delay: (attemptCount) => serverDelay ?? transportBackoffMs(attemptCount - 1),
         },
         hooks: {
+          afterResponse: [
+            ({ request, response, retryCount }) => {
+              const observe = this.#options.onResponse;
+              if (!observe) return;
+              try {
+                observe({
+                  method: request.method,
+                  url: request.url,
+                  status: response.status,
+                  headers: response.headers,
+                  retryCount,
+                });
+              } catch {
+                // An observer's bug must not break the call it observes.
+              }
+            },
+          ],
           beforeRetry: [
             ({ request, retryCount }) => {
               request.headers.set("x-stainless-retry-count", String(retryCount));
