@@ -32,6 +32,11 @@ export interface LocalBackendOptions {
    * Default true.
    */
   acceptAnyBaseModel?: boolean;
+  /**
+   * Called each time a training operation is applied, with its run and seq_id (an audit for soak
+   * tests: every seq_id must be applied exactly once, retries and faults notwithstanding).
+   */
+  onApplied?: (modelId: string, seqId: number) => void;
 }
 
 interface Session {
@@ -122,7 +127,18 @@ export class LocalBackend {
   readonly #traceExports = new Set<string>();
 
   constructor(options: LocalBackendOptions = {}) {
-    this.#options = { acceptAnyBaseModel: options.acceptAnyBaseModel ?? true };
+    this.#options = {
+      acceptAnyBaseModel: options.acceptAnyBaseModel ?? true,
+      onApplied: options.onApplied ?? (() => {}),
+    };
+  }
+
+  /**
+   * Test hook: flags a run as corrupted (`TrainingRun.corrupted`, PROTOCOL.md §3.9), as the service
+   * does when a model's state is lost; its later training operations fail with a server error.
+   */
+  markCorrupted(modelId: string, corrupted = true): void {
+    this.#knownRun(modelId).corrupted = corrupted;
   }
 
   capabilities(): { supported_models: { model_name: string; max_context_length: number }[] } {
@@ -210,7 +226,8 @@ export class LocalBackend {
     overwrite: boolean,
   ): string {
     checkCheckpointName(name);
-    return this.#ordered(modelId, seqId, (run) => {
+    const request = { op: "save_weights", name, ttlSeconds, overwrite };
+    return this.#ordered(modelId, seqId, request, (run) => {
       const path = `tinker://${modelId}/weights/${name}`;
       if (this.#checkpoints.has(path) && !overwrite) {
         throw new EngineError(`checkpoint ${path} already exists; pass overwrite to replace it`);
@@ -222,7 +239,7 @@ export class LocalBackend {
 
   /** load_weights into an existing run (`load_state`, `load_state_with_optimizer`). */
   loadWeights(modelId: string, seqId: number, path: string, withOptimizer: boolean): string {
-    return this.#ordered(modelId, seqId, (run) => {
+    return this.#ordered(modelId, seqId, { op: "load_weights", path, withOptimizer }, (run) => {
       run.model.importState(this.#trainingCheckpoint(path).state, { withOptimizer });
       return { kind: "json", body: { path, model_id: modelId, type: "load_weights" } };
     });
@@ -340,7 +357,8 @@ export class LocalBackend {
     lossFnConfig: Record<string, number> | undefined,
     forwardOnly: boolean,
   ): string {
-    return this.#ordered(modelId, seqId, (run) => {
+    const request = { op: "forward_backward", data, lossFn, lossFnConfig, forwardOnly };
+    return this.#ordered(modelId, seqId, request, (run) => {
       const batch = data.map((datum, i) => ({
         tokens: modelInputTokens(datum.model_input, i),
         lossFnInputs: lossInputs(datum),
@@ -358,7 +376,7 @@ export class LocalBackend {
   }
 
   optimStep(modelId: string, seqId: number, adam: Record<string, number>): string {
-    return this.#ordered(modelId, seqId, (run) => {
+    return this.#ordered(modelId, seqId, { op: "optim_step", adam }, (run) => {
       const metrics = run.model.optimStep({
         learningRate: adam.learning_rate ?? 1e-4,
         beta1: adam.beta1 ?? 0.9,
@@ -387,7 +405,9 @@ export class LocalBackend {
       throw new HttpError(400, "save_weights_for_sampler needs either path or sampling_session_seq_id");
     }
     if (name !== undefined) checkCheckpointName(name);
-    return this.#ordered(modelId, seqId, (run) => {
+    // A retried unnamed save takes a new sampling_session_seq_id per attempt (PROTOCOL.md §13.29),
+    // so it is not part of what identifies the request.
+    return this.#ordered(modelId, seqId, { op: "save_weights_for_sampler", name, ttlSeconds }, (run) => {
       if (name !== undefined) {
         const state = run.model.exportState({ withOptimizer: false });
         const checkpoint = this.#storeCheckpoint(run, "sampler_weights", name, state, ttlSeconds);
@@ -759,11 +779,29 @@ export class LocalBackend {
   }
 
   /** Runs `job` for a model in seq_id order; a repeated seq_id returns the first request id. */
-  #ordered(modelId: string, seqId: number, job: (run: TrainingRun) => FutureOutcome): string {
+  /**
+   * Runs `job` for a model in seq_id order. A repeated seq_id with the same request is a retry and
+   * gets the first request id (so it is applied once); with a different request it is refused.
+   */
+  #ordered(
+    modelId: string,
+    seqId: number,
+    request: unknown,
+    job: (run: TrainingRun) => FutureOutcome,
+  ): string {
     const run = this.#run(modelId);
     run.lastRequestAt = new Date();
-    const known = run.queue.requestIdFor(seqId);
-    if (known !== undefined) return known;
+    const fingerprint = fingerprintOf(request);
+    const known = run.queue.submitted(seqId);
+    if (known !== undefined) {
+      if (known.fingerprint !== fingerprint) {
+        throw new HttpError(
+          400,
+          `seq_id ${seqId} of ${modelId} was already used by a different request; a retry must repeat it exactly`,
+        );
+      }
+      return known.requestId;
+    }
     if (seqId < run.queue.nextSeqId) {
       throw new HttpError(
         400,
@@ -771,10 +809,14 @@ export class LocalBackend {
       );
     }
     const requestId = this.futures.create();
-    run.queue.submit(seqId, requestId, () =>
+    run.queue.submit(seqId, requestId, fingerprint, () =>
       this.futures.settle(
         requestId,
-        outcomeOf(() => job(run)),
+        outcomeOf(() => {
+          if (run.corrupted) throw new Error(`model ${modelId} is in a corrupted state`);
+          this.#options.onApplied(modelId, seqId);
+          return job(run);
+        }),
       ),
     );
     return requestId;
@@ -879,4 +921,12 @@ function checkpointJson(checkpoint: Checkpoint): unknown {
     public: checkpoint.public,
     expires_at: checkpoint.expiresAt?.toISOString() ?? null,
   };
+}
+
+/** A compact identity of a request's content, to tell a retry from a conflicting reuse of a seq_id. */
+function fingerprintOf(request: unknown): string {
+  const text = JSON.stringify(request);
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return `${text.length}:${hash.toString(16)}`;
 }

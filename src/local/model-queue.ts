@@ -10,18 +10,24 @@ interface QueuedJob {
   run: () => Promise<void> | void;
 }
 
+/** What was submitted under a seq_id: its request id and a fingerprint of its content. */
+export interface Submitted {
+  requestId: string;
+  fingerprint: string;
+}
+
 export class ModelQueue {
   #nextSeqId: number;
   readonly #waiting = new Map<number, QueuedJob>();
-  readonly #seen = new Map<number, string>();
+  readonly #seen = new Map<number, Submitted>();
   #draining = false;
 
   constructor(firstSeqId = 1) {
     this.#nextSeqId = firstSeqId;
   }
 
-  /** The request id already given to this seq_id, if it was submitted before. */
-  requestIdFor(seqId: number): string | undefined {
+  /** What was already submitted under this seq_id, if anything. */
+  submitted(seqId: number): Submitted | undefined {
     return this.#seen.get(seqId);
   }
 
@@ -30,8 +36,8 @@ export class ModelQueue {
   }
 
   /** Queues a job; it runs when every lower seq_id has run. */
-  submit(seqId: number, requestId: string, run: QueuedJob["run"]): void {
-    this.#seen.set(seqId, requestId);
+  submit(seqId: number, requestId: string, fingerprint: string, run: QueuedJob["run"]): void {
+    this.#seen.set(seqId, { requestId, fingerprint });
     this.#waiting.set(seqId, { requestId, run });
     void this.#drain();
   }
