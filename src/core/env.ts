@@ -9,7 +9,12 @@ interface DenoLike {
 export function readEnv(name: string): string | undefined {
   const g = globalThis as { process?: { env?: Record<string, string | undefined> }; Deno?: DenoLike };
   if (g.process?.env) {
-    return emptyToUndefined(g.process.env[name]);
+    // Deno 2 has a global `process` whose env throws without --allow-env.
+    try {
+      return emptyToUndefined(g.process.env[name]);
+    } catch {
+      return undefined;
+    }
   }
   if (g.Deno?.env) {
     try {
