@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+/**
+ * The runtime matrix over the packed package (`npm run test:runtimes`).
+ *
+ * 1. Builds the package with the repo's own tsup config in a scratch copy of the sources, `npm
+ *    pack`s it, and installs the tarball into a scratch app outside the repo with
+ *    `npm install --prefer-offline` (its dependencies come from npm's cache).
+ * 2. Bundles runtime-tests/ against the installed package with esbuild: one ES module (workerd,
+ *    Chromium) and one IIFE (edge-runtime). Chromium also loads the unbundled dist through an
+ *    import map.
+ * 3. Runs runtime-tests/scenario.mjs in every runtime, each in its own process, and prints one line
+ *    per runtime. Exits 1 if any runtime fails.
+ *
+ * Options: --no-build (pack the checkout's current dist/ as is, e.g. right after `npm test`),
+ *          --only=node-esm,deno,... (a subset), --all (also the opt-in runtimes marked optional),
+ *          --keep (leave the scratch folder and print its path), --json (the raw JSON lines too).
+ */
+import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { bin, installTarball, line, pack, root, run, stagePackage } from "./lib/package-stage.mjs";
+
+const tests = join(root, "runtime-tests");
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(`--${name}`);
+const only = args
+  .find((a) => a.startsWith("--only="))
+  ?.slice(7)
+  .split(",");
+
+const started = performance.now();
+const scratch = mkdtempSync(join(tmpdir(), "tinker-ts-runtimes-"));
+const app = join(scratch, "app");
+const bundles = join(scratch, "bundles");
+
+async function prepare() {
+  const pkg = await stagePackage(scratch, { build: !flag("no-build") });
+  const tarball = await pack(pkg, scratch);
+  // A package.json + node_modules: Node and Bun resolve from it, and so does Deno (BYONM).
+  await installTarball(tarball, app);
+  for (const f of readdirSync(tests)) {
+    if (/^(scenario|entry-|worker|global)/.test(f)) cpSync(join(tests, f), join(app, f));
+  }
+  // Bundles for the runtimes without node_modules resolution, made from the installed package.
+  const esbuild = await import("esbuild");
+  const common = {
+    absWorkingDir: app,
+    bundle: true,
+    platform: "browser",
+    target: "es2022",
+    logLevel: "error",
+    legalComments: "none",
+  };
+  await Promise.all([
+    esbuild.build({
+      ...common,
+      entryPoints: ["worker.mjs"],
+      format: "esm",
+      outfile: join(bundles, "worker.js"),
+    }),
+    esbuild.build({
+      ...common,
+      entryPoints: ["global.mjs"],
+      format: "esm",
+      outfile: join(bundles, "browser.js"),
+    }),
+    esbuild.build({
+      ...common,
+      entryPoints: ["global.mjs"],
+      format: "iife",
+      outfile: join(bundles, "edge.js"),
+    }),
+  ]);
+  return tarball;
+}
+
+const denoEnv = { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" };
+const runtimes = [
+  { name: "node-esm", cmd: process.execPath, argv: ["entry-esm.mjs", "node-esm"] },
+  { name: "node-cjs", cmd: process.execPath, argv: ["entry-cjs.cjs", "node-cjs"] },
+  // BYONM: bare specifiers resolve from the app's node_modules because it has a package.json.
+  // Only env access is granted (no net, no files): the scenario's fetch is in process.
+  {
+    name: "deno",
+    cmd: bin("deno"),
+    argv: ["run", "--no-lock", "--allow-env", "entry-esm.mjs", "deno"],
+    env: denoEnv,
+  },
+  // Deno with no permission at all: Deno 2's `process.env` throws NotCapable without --allow-env,
+  // so the SDK must guard every read of it (src/core/env.ts).
+  {
+    name: "deno-no-env",
+    cmd: bin("deno"),
+    argv: ["run", "--no-lock", "entry-esm.mjs", "deno-no-env"],
+    env: denoEnv,
+  },
+  { name: "bun-esm", cmd: bin("bun"), argv: ["entry-esm.mjs", "bun-esm"] },
+  { name: "bun-cjs", cmd: bin("bun"), argv: ["entry-cjs.cjs", "bun-cjs"] },
+  {
+    name: "workerd",
+    cmd: process.execPath,
+    argv: [join(tests, "run-workerd.mjs"), join(bundles, "worker.js")],
+  },
+  {
+    name: "edge-runtime",
+    cmd: process.execPath,
+    argv: [join(tests, "run-edge.mjs"), join(bundles, "edge.js")],
+  },
+  {
+    name: "chromium",
+    cmd: process.execPath,
+    argv: [join(tests, "run-chromium.mjs"), "chromium", "bundle", join(bundles, "browser.js")],
+  },
+  // The published dist/*.js themselves, unbundled, through an import map.
+  {
+    name: "chromium-esm",
+    cmd: process.execPath,
+    argv: [join(tests, "run-chromium.mjs"), "chromium-esm", "esm", app],
+  },
+];
+
+const unknown = only?.filter((name) => !runtimes.some((r) => r.name === name)) ?? [];
+if (unknown.length) {
+  console.log(`unknown runtime ${unknown.join(", ")}; known: ${runtimes.map((r) => r.name).join(", ")}`);
+  rmSync(scratch, { recursive: true, force: true });
+  process.exit(2);
+}
+
+const fmt = (x) => (typeof x === "number" ? x.toFixed(2) : String(x));
+/** Problems on one line: each one's first two lines (message and top frame), 400 characters at most. */
+const oneLine = (problems) => {
+  const text = problems.map((p) => String(p).trim().split("\n").slice(0, 2).join(" ").replace(/\s+/g, " "));
+  const joined = text.join("; ");
+  return joined.length > 400 ? `${joined.slice(0, 400)}…` : joined;
+};
+
+let failed = 0;
+try {
+  const t0 = performance.now();
+  const tarball = await prepare();
+  const how = flag("no-build") ? "packed from dist/" : "built, packed";
+  console.log(
+    line(
+      true,
+      "pack",
+      (performance.now() - t0) / 1000,
+      `${tarball.split("/").at(-1)} ${how}, installed, bundled`,
+    ),
+  );
+} catch (error) {
+  console.log(line(false, "pack", (performance.now() - started) / 1000, oneLine([error.message ?? error])));
+  console.log(String(error.message ?? error));
+  failed++;
+}
+
+if (!failed) {
+  for (const runtime of runtimes) {
+    if (only ? !only.includes(runtime.name) : runtime.optional && !flag("all")) continue;
+    const t0 = performance.now();
+    let result;
+    let raw = "";
+    try {
+      const { stdout } = await run(runtime.cmd, runtime.argv, {
+        cwd: app,
+        env: runtime.env,
+        timeout: 90_000,
+      });
+      raw = stdout.trim().split("\n").at(-1);
+      result = JSON.parse(raw);
+    } catch (error) {
+      raw = error.stdout ?? "";
+      result = {
+        ok: false,
+        problems: [
+          String(error.message ?? error)
+            .trim()
+            .split("\n")
+            .slice(0, 8)
+            .join(" | "),
+        ],
+      };
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const ok = result.ok === true && result.runtime === runtime.name;
+    if (!ok) failed++;
+    const detail = result.losses
+      ? `loss ${result.losses.map(fmt).join("→")}  sample [${result.tokens}]  runs ${result.runs}` +
+        `  errors ${result.errors.join(",")}  randomUUID ${result.randomUUID ? "yes" : "no"}  (${result.engine})` +
+        (result.problems?.length ? `  PROBLEMS ${oneLine(result.problems)}` : "")
+      : `PROBLEMS ${oneLine(result.problems ?? [raw])}`;
+    console.log(line(ok, runtime.name, seconds, detail));
+    if (flag("json") && raw) console.log(`     ${raw}`);
+  }
+}
+
+const total = ((performance.now() - started) / 1000).toFixed(1);
+console.log(`${failed ? `${failed} failed` : "all passed"} in ${total}s`);
+if (flag("keep")) console.log(`scratch kept at ${scratch}`);
+else rmSync(scratch, { recursive: true, force: true });
+process.exitCode = failed ? 1 : 0;
