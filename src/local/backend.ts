@@ -6,6 +6,7 @@
 import { uuid4 } from "../internal/uuid.js";
 import { encodeForwardBackwardOutput, encodeSampleResponse } from "../wire/protobuf/index.js";
 import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse } from "../wire/types.js";
+import { ArchiveUrlSigner, buildCheckpointArchive } from "./archive.js";
 import {
   type BaseModel,
   createBaseModel,
@@ -575,14 +576,38 @@ export class LocalBackend {
 
   /**
    * `GET …/archive`, answered in the 200 JSON form (`{url, expires}`), which every client and every
-   * runtime can read (a 302 is invisible to browser scripts). The URL names the archive under
-   * `baseUrl`; serving the archive itself is not implemented yet.
+   * runtime can read (a 302 is invisible to browser scripts). The URL is `<baseUrl>/archives/<token>`,
+   * outside `/api/v1/`: the HMAC-signed, expiring token is the credential, as in a cloud storage
+   * signed URL, so it is fetched without an API key (see archive.ts and `checkpointArchiveDownload`).
    */
-  checkpointArchive(runId: string, checkpointId: string, baseUrl: string): unknown {
+  async checkpointArchive(runId: string, checkpointId: string, baseUrl: string): Promise<unknown> {
     const checkpoint = this.#restCheckpoint(runId, checkpointId);
+    const expiresAt = Date.now() + ARCHIVE_URL_LIFETIME_MS;
+    const token = await this.#archiveSigner.sign({
+      runId: checkpoint.runId,
+      checkpointId: `${checkpoint.kind}/${checkpoint.name}`,
+      expiresAt,
+    });
+    return { url: `${baseUrl}/archives/${token}`, expires: new Date(expiresAt).toISOString() };
+  }
+
+  readonly #archiveSigner = new ArchiveUrlSigner();
+
+  /**
+   * `GET <base>/archives/<token>`: the checkpoint's tar archive (PEFT adapter, see archive.ts).
+   * 403 for a token this backend did not sign, 410 once it expired, 404 if the checkpoint is gone.
+   */
+  async checkpointArchiveDownload(token: string): Promise<{ bytes: Uint8Array; filename: string }> {
+    const check = await this.#archiveSigner.verify(token);
+    if (!check.ok) {
+      throw check.reason === "expired"
+        ? new HttpError(410, "this archive URL has expired; request a new one")
+        : new HttpError(403, "invalid archive URL signature");
+    }
+    const checkpoint = this.#restCheckpoint(check.grant.runId, check.grant.checkpointId);
     return {
-      url: `${baseUrl}/api/v1/checkpoint_archives/${checkpoint.runId}/${checkpoint.kind}/${checkpoint.name}.tar`,
-      expires: new Date(Date.now() + ARCHIVE_URL_LIFETIME_MS).toISOString(),
+      bytes: buildCheckpointArchive(checkpoint),
+      filename: `${checkpoint.runId}_${checkpoint.kind}_${checkpoint.name}.tar`.replace(/[^\w.-]/g, "_"),
     };
   }
 

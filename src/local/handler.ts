@@ -333,10 +333,20 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     [
       "GET",
       checkpointRoute("/archive"),
-      (request, [runId, checkpointId]) =>
-        jsonResponse(
-          backend.checkpointArchive(pathParam(runId), pathParam(checkpointId), baseUrlOf(request)),
-        ),
+      async (request, [runId, checkpointId]) => {
+        const archive = await backend.checkpointArchive(
+          pathParam(runId),
+          pathParam(checkpointId),
+          baseUrlOf(request),
+        );
+        // Clients before 0.22.2 ask `accept: application/gzip` and take only a 302 (Location, and
+        // Expires as an HTTP-date); a 200 makes them fail (PROTOCOL.md §2.7.5, §12.2).
+        if ((request.headers.get("accept") ?? "").includes("application/gzip")) {
+          const { url, expires } = archive as { url: string; expires: string };
+          return jsonResponse(archive, 302, { location: url, expires: new Date(expires).toUTCString() });
+        }
+        return jsonResponse(archive);
+      },
     ],
     [
       "GET",
@@ -408,6 +418,9 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
   async function handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const marker = url.pathname.indexOf("/api/v1/");
+    // Signed archive URLs live outside /api/v1/: the token is the credential, no API key needed.
+    const archive = marker < 0 ? /\/archives\/([^/]+)$/.exec(url.pathname) : null;
+    if (archive) return serveArchive(backend, request, archive[1]);
     if (marker < 0) return errorResponse(new HttpError(404, `not found: ${url.pathname}`));
     const path = url.pathname.slice(marker + "/api/v1/".length);
     try {
@@ -431,6 +444,27 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
       backend.futures.releaseAll();
     },
   };
+}
+
+/** `GET|HEAD <base>/archives/<token>`: a checkpoint archive behind a signed, expiring URL. */
+async function serveArchive(backend: LocalBackend, request: Request, token: string): Promise<Response> {
+  try {
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      throw new HttpError(405, `method ${request.method} not allowed on archive URLs`);
+    }
+    const { bytes, filename } = await backend.checkpointArchiveDownload(token);
+    return new Response(request.method === "HEAD" ? null : (bytes as Uint8Array<ArrayBuffer>), {
+      headers: {
+        "content-type": "application/x-tar",
+        "content-length": String(bytes.length),
+        "content-disposition": `attachment; filename="${filename}"`,
+        "cache-control": "private, no-store",
+      },
+    });
+  } catch (error) {
+    if (error instanceof HttpError) return errorResponse(error);
+    return errorResponse(new HttpError(500, error instanceof Error ? error.message : String(error)));
+  }
 }
 
 function futureAccepted(requestId: string, modelId: string): Response {
