@@ -89,6 +89,17 @@ export {
 } from "./lib/custom-loss.js";
 export { datum, ModelInput, TensorData } from "./lib/model-input.js";
 export { PagePromise } from "./lib/pagination.js";
+export {
+  monitorRun,
+  RecoveryError,
+  type RecoveryEvent,
+  type RecoveryOptions,
+  type RecoveryResult,
+  type RecoveryService,
+  type RunMonitor,
+  type RunMonitorOptions,
+  recover,
+} from "./lib/recovery.js";
 export { type CheckpointType, type ParsedTinkerPath, parseTinkerPath } from "./lib/tinker-path.js";
 export {
   BYTE_LEVEL_TOKENIZER_ID,

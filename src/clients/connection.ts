@@ -79,6 +79,7 @@ export class Connection {
       maxRetries: config.maxRetries,
       timeoutMs: config.timeoutMs,
       onResponse: config.onResponse,
+      maxResponseBytes: config.maxResponseBytes,
     });
     this.telemetry = new TelemetryQueue({
       enabled: config.telemetry,

@@ -373,7 +373,10 @@ export class TrainingClient {
 
     const submit = async (index: number): Promise<string> => {
       const request = submissions[index]!(firstSeqId + index);
-      const response = await withGenericRetries(() => http.request({ ...request, signal }), { signal });
+      const response = await withGenericRetries(() => http.request({ ...request, signal }), {
+        signal,
+        billingPauseMs: this.#connection.billingPauseMs,
+      });
       return parseResponse(UntypedAPIFutureSchema, response.json(), `${requestType} submission`).request_id;
     };
 
@@ -406,7 +409,15 @@ export class TrainingClient {
       const roundtripSeconds = (Date.now() - startedAt) / 1000;
       return Promise.all(
         requestIds.map((requestId) =>
-          pollFuture(http, { requestId, requestType, decoder, roundtripSeconds, signal, onEvent: emit }),
+          pollFuture(http, {
+            requestId,
+            requestType,
+            decoder,
+            roundtripSeconds,
+            signal,
+            onEvent: emit,
+            billingPauseMs: this.#connection.billingPauseMs,
+          }),
         ),
       );
     });

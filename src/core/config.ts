@@ -46,6 +46,8 @@ export interface ClientOptions {
    * those who want raw response data such as request-id or rate-limit headers.
    */
   onResponse?: (info: ResponseInfo) => void;
+  /** Largest response body accepted, in bytes. Default 100 MiB. */
+  maxResponseBytes?: number;
 }
 
 export interface ResolvedConfig {
@@ -64,6 +66,7 @@ export interface ResolvedConfig {
   userMetadata: Record<string, string>;
   heartbeatIntervalMs: number;
   onResponse: ((info: ResponseInfo) => void) | undefined;
+  maxResponseBytes: number | undefined;
 }
 
 export function resolveConfig(options: ClientOptions): ResolvedConfig {
@@ -73,7 +76,8 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
     throw new ValidationError([{ path: "maxRetries", message: "must be a non-negative integer" }]);
   }
-  if (!(timeoutMs > 0))
+  // A finite number within setTimeout's range (a larger or infinite delay fires at once).
+  if (typeof timeoutMs !== "number" || !(timeoutMs > 0) || timeoutMs > 2_147_483_647)
     throw new ValidationError([{ path: "timeout", message: "must be a positive number of ms" }]);
   return {
     apiKey: credentials.apiKey ?? "",
@@ -89,6 +93,7 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
     userMetadata: options.userMetadata ?? {},
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
     onResponse: options.onResponse,
+    maxResponseBytes: options.maxResponseBytes,
   };
 }
 

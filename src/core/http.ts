@@ -75,7 +75,15 @@ export interface HttpClientOptions {
   credential: () => Promise<string> | string;
   maxRetries: number;
   timeoutMs: number;
+  /**
+   * Largest response body accepted, in bytes (default 100 MiB): a hostile or broken server cannot
+   * make the client buffer without bound. A larger answer fails the call with an APIError.
+   */
+  maxResponseBytes?: number;
 }
+
+/** Default of `maxResponseBytes`. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 100 * 1024 * 1024;
 
 const decoder = new TextDecoder();
 
@@ -88,7 +96,12 @@ export class HttpClient {
     this.#ky = ky.create({
       prefix: ensureTrailingSlash(options.baseURL),
       // ky always calls fetch with a Request, so a Request-only fetch (the local backend's) fits.
-      fetch: options.fetch as typeof globalThis.fetch | undefined,
+      // Redirects are followed here, not by fetch, so credentials never go to another origin; bodies
+      // are size-limited as they stream in.
+      fetch: guardedFetch(
+        (request) => (options.fetch ?? (globalThis.fetch as FetchLike))(request),
+        options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      ) as typeof globalThis.fetch,
       throwHttpErrors: true,
     });
   }
@@ -266,4 +279,89 @@ function compactQuery(query: HttpRequest["query"]): Record<string, string> | und
 function formatSeconds(ms: number): string {
   const seconds = ms / 1000;
   return Number.isInteger(seconds) ? String(seconds) : seconds.toFixed(1);
+}
+
+/** Headers that carry credentials: never sent to another origin (PROTOCOL.md §13.28). */
+function isCredentialHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return (
+    lower === "x-api-key" ||
+    lower === "authorization" ||
+    lower === "cookie" ||
+    lower === "proxy-authorization" ||
+    lower.startsWith("cf-access-")
+  );
+}
+
+const MAX_REDIRECTS = 20;
+
+/**
+ * Wraps fetch so that (1) redirects are followed by the SDK, dropping credential headers when the
+ * target is another origin, and (2) response bodies larger than `maxBytes` fail as they stream in.
+ * Calls that ask for `redirect: "manual"` get the 3xx as it is.
+ */
+function guardedFetch(fetch: (request: Request) => Promise<Response>, maxBytes: number) {
+  return async (request: Request): Promise<Response> => {
+    if (request.redirect !== "follow") return limitBody(await fetch(request), maxBytes);
+    const body =
+      request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
+    let url = request.url;
+    let method = request.method;
+    let payload: ArrayBuffer | undefined = body;
+    const headers = new Headers(request.headers);
+    for (let hop = 0; ; hop++) {
+      const response = await fetch(
+        new Request(url, { method, headers, body: payload, redirect: "manual", signal: request.signal }),
+      );
+      const location = response.headers.get("location");
+      if (response.status < 300 || response.status >= 400 || location === null) {
+        return limitBody(response, maxBytes);
+      }
+      await response.body?.cancel();
+      if (hop >= MAX_REDIRECTS) throw new APIConnectionError(`Too many redirects (${MAX_REDIRECTS})`);
+      const next = new URL(location, url);
+      if (next.origin !== new URL(url).origin) {
+        for (const name of [...headers.keys()]) if (isCredentialHeader(name)) headers.delete(name);
+      }
+      if (
+        response.status === 303 ||
+        ((response.status === 301 || response.status === 302) && method === "POST")
+      ) {
+        method = "GET";
+        payload = undefined;
+        headers.delete("content-type");
+        headers.delete("content-encoding");
+      }
+      url = next.href;
+    }
+  };
+}
+
+function responseTooLarge(maxBytes: number): APIError {
+  return new APIError(`Response body exceeds the limit of ${maxBytes} bytes`);
+}
+
+/** The response, with a body that errors once more than `maxBytes` have arrived. */
+function limitBody(response: Response, maxBytes: number): Response {
+  const declared = Number(response.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    void response.body?.cancel();
+    throw responseTooLarge(maxBytes);
+  }
+  if (!response.body) return response;
+  let received = 0;
+  const limited = response.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        received += chunk.byteLength;
+        if (received > maxBytes) controller.error(responseTooLarge(maxBytes));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(limited, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }

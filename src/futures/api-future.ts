@@ -98,7 +98,11 @@ export class APIFuture<T> implements PromiseLike<T> {
           ? undefined
           : setTimeout(() => {
               cleanup();
-              reject(new APITimeoutError(`Timed out after ${timeout} ms waiting for the result`));
+              reject(
+                new APITimeoutError(
+                  `Timed out after ${timeout} ms waiting for the result${this.#queueNote()}`,
+                ),
+              );
             }, timeout);
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -136,6 +140,13 @@ export class APIFuture<T> implements PromiseLike<T> {
     } finally {
       this.#listeners.delete(listener);
     }
+  }
+
+  /** ` (queue_state: …, reason: …)` when the last reported queue state was not `active`. */
+  #queueNote(): string {
+    const last = [...this.#history].reverse().find((e) => e.type === "queue_state");
+    if (last?.type !== "queue_state" || last.queueState === "active") return "";
+    return ` (queue_state: ${last.queueState}${last.reason ? `, reason: ${last.reason}` : ""})`;
   }
 
   #finish(): void {

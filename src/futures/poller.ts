@@ -8,9 +8,11 @@ import type * as v from "valibot";
 import type { RequestFailureCategory } from "../core/errors.js";
 import {
   APIConnectionError,
+  APITimeoutError,
   APIUserAbortError,
   FutureRetrieveError,
   RequestFailedError,
+  ResponseValidationError,
 } from "../core/errors.js";
 import type { HttpClient, HttpResponse } from "../core/http.js";
 import { pollBackoffMs } from "../core/retry-policy.js";
@@ -64,6 +66,32 @@ const MAX_CONSECUTIVE_BAD_REQUESTS = 3;
 const BILLING_RETRY_MS = 5_000;
 
 export async function pollFuture<T>(http: HttpClient, options: PollOptions<T>): Promise<T> {
+  let queue: { queueState: string; reason: string | undefined } | undefined;
+  try {
+    return await pollLoop(http, {
+      ...options,
+      onEvent: (event) => {
+        if (event.type === "queue_state") queue = event;
+        options.onEvent?.(event);
+      },
+    });
+  } catch (error) {
+    // A caller's timeout that ends a queued request says where it was stuck (PROTOCOL.md §10.3).
+    if (error instanceof APITimeoutError && queue && queue.queueState !== "active") {
+      const reason = queue.reason ? `, reason: ${queue.reason}` : "";
+      throw new APITimeoutError(
+        `Request timed out while queued (queue_state: ${queue.queueState}${reason})`,
+        {
+          requestId: options.requestId,
+          body: { queue_state: queue.queueState, queue_state_reason: queue.reason },
+        },
+      );
+    }
+    throw error;
+  }
+}
+
+async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T> {
   const { requestId, requestType, decoder, signal } = options;
   let allowMetadataOnly = true;
   let backoffCount = 0;
@@ -93,7 +121,9 @@ export async function pollFuture<T>(http: HttpClient, options: PollOptions<T>): 
         returnErrorResponses: true,
       });
     } catch (error) {
-      if (error instanceof APIUserAbortError || !(error instanceof APIConnectionError)) throw error;
+      // The caller's signal (or timeout) ended the poll: not a connection problem to retry.
+      if (signal?.aborted || error instanceof APIUserAbortError || !(error instanceof APIConnectionError))
+        throw error;
       const delayMs = pollBackoffMs(backoffCount++);
       options.onEvent?.({ type: "retry", status: undefined, delayMs, iteration });
       await sleep(delayMs, signal);
@@ -115,7 +145,13 @@ export async function pollFuture<T>(http: HttpClient, options: PollOptions<T>): 
             },
           );
         }
-        return decoder.protobuf(response.body);
+        try {
+          return decoder.protobuf(response.body);
+        } catch (error) {
+          // Bytes that do not form the expected message are a bad answer, like a JSON schema mismatch.
+          const message = error instanceof Error ? error.message : String(error);
+          throw new ResponseValidationError(`${requestType} result`, undefined, [{ path: "", message }]);
+        }
       }
       const body = response.json();
       if (matches(TryAgainResponseSchema, body)) {

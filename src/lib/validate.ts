@@ -65,7 +65,8 @@ export function validateForwardBackwardInput(
     });
   }
   if (!Array.isArray(data) || data.length === 0) issues.push({ path: "data", message: "No data provided" });
-  const allowedConfig = ALLOWED_CONFIG[lossFn as LossFnType];
+  const known = LOSS_FUNCTIONS.includes(lossFn as LossFnType);
+  const allowedConfig = known ? ALLOWED_CONFIG[lossFn as LossFnType] : undefined;
   for (const [key, value] of Object.entries(lossFnConfig ?? {})) {
     if (typeof value !== "number" || !Number.isFinite(value)) {
       issues.push({ path: `loss_fn_config.${key}`, message: "must be a finite number" });
@@ -88,8 +89,10 @@ function checkDatum(
   limits: InputLimits,
   issues: ValidationIssue[],
 ): void {
-  const required = REQUIRED_INPUTS[lossFn] ?? [];
-  const allowed = ALLOWED_INPUTS[lossFn];
+  // Own keys only: a loss named like an Object.prototype member ("toString") must not find one.
+  const known = Object.hasOwn(REQUIRED_INPUTS, lossFn);
+  const required = known ? REQUIRED_INPUTS[lossFn] : [];
+  const allowed = known ? ALLOWED_INPUTS[lossFn] : undefined;
   if (typeof datum !== "object" || datum === null) {
     issues.push({ path, message: "must be a Datum object" });
     return;
