@@ -41,6 +41,17 @@ const image = (extra: Record<string, unknown>) =>
 const CASES: [string, () => unknown, RegExp][] = [
   ["unknown loss", () => training.forwardBackward([good], "mse" as never), /^loss_fn$/],
   ["no data", () => training.forwardBackward([], "cross_entropy"), /^data$/],
+  // fast-check found it: an object without toString must not turn the error into a TypeError.
+  [
+    "loss that cannot be printed",
+    () => training.forwardBackward([good], { toString: false } as never),
+    /^loss_fn$/,
+  ],
+  [
+    "token that cannot be printed",
+    () => sampler.sample({ chunks: [{ type: "encoded_text", tokens: [Object.create(null)] }] }, 1, {}),
+    /tokens\[0\]$/,
+  ],
   [
     "non-finite config",
     () => training.forwardBackward([good], "dro", { beta: Number.NaN }),

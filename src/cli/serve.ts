@@ -18,6 +18,13 @@ export interface RunningServer {
 
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const local = createLocalTinker(options);
+  // A data directory that cannot be opened fails the start, not the first request.
+  try {
+    await local.ready;
+  } catch (error) {
+    await local.close();
+    throw error;
+  }
   const server = createServer((req, res) => {
     handleNodeRequest(local.fetch, req, res).catch((error) => {
       res.statusCode = 500;
@@ -29,6 +36,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
+  }).catch(async (error) => {
+    await local.close();
+    throw error;
   });
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
@@ -36,8 +46,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     url: `http://${host}:${address.port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        local.close();
-        server.close(() => resolve());
+        const closed = local.close();
+        server.close(() => void closed.then(() => resolve()));
         server.closeAllConnections();
       }),
   };

@@ -7,10 +7,12 @@
  * Ids are inserted into paths without URL-encoding, as the official client does: run ids contain
  * `:` and checkpoint ids contain `/` (`weights/<name>`), and servers route on exactly that.
  */
+
 import type * as v from "valibot";
 import { APIError, ResponseValidationError, ValidationError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import type { HttpRequest } from "../core/http.js";
+import { describeValue } from "../internal/describe.js";
 import { abortError, sleep } from "../internal/sleep.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
 import { parseTinkerPath } from "../lib/tinker-path.js";
@@ -281,7 +283,10 @@ export class RestClient {
   ): Promise<void> {
     if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) {
       throw new ValidationError([
-        { path: "ttlSeconds", message: `must be a positive integer or null, got ${ttlSeconds}` },
+        {
+          path: "ttlSeconds",
+          message: `must be a positive integer or null, got ${describeValue(ttlSeconds)}`,
+        },
       ]);
     }
     const path = `${checkpointPath(trainingRunId, checkpointId)}/ttl`;
@@ -505,10 +510,10 @@ function pageWindow(options: ListOptions, defaultLimit: number): { limit: number
   const offset = options.offset ?? 0;
   const issues = [];
   if (!Number.isInteger(limit) || limit < 1) {
-    issues.push({ path: "limit", message: `must be a positive integer, got ${limit}` });
+    issues.push({ path: "limit", message: `must be a positive integer, got ${describeValue(limit)}` });
   }
   if (!Number.isInteger(offset) || offset < 0) {
-    issues.push({ path: "offset", message: `must be a non-negative integer, got ${offset}` });
+    issues.push({ path: "offset", message: `must be a non-negative integer, got ${describeValue(offset)}` });
   }
   if (issues.length > 0) throw new ValidationError(issues);
   return { limit, offset };

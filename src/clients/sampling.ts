@@ -3,10 +3,12 @@
  * the next per-client `seq_id` once and keeps it across submission retries and 429 back-offs
  * (PROTOCOL.md §6.4); the retry handler (§5.4) re-runs a failed attempt with a new one.
  */
+
 import { RateLimitError, ValidationError, type ValidationIssue } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { pollFuture, type ResultDecoder } from "../futures/poller.js";
+import { describeValue } from "../internal/describe.js";
 import {
   type LoadTokenizerOptions,
   loadTokenizer,
@@ -241,30 +243,48 @@ function validateSampleRequest(
     }
   }
   if (!Number.isInteger(numSamples) || numSamples < 1) {
-    issues.push({ path: "num_samples", message: `must be a positive integer, got ${numSamples}` });
+    issues.push({
+      path: "num_samples",
+      message: `must be a positive integer, got ${describeValue(numSamples)}`,
+    });
   }
   const p = params ?? {};
   if (p.max_tokens !== undefined && (!Number.isInteger(p.max_tokens) || p.max_tokens < 1)) {
     issues.push({
       path: "sampling_params.max_tokens",
-      message: `must be a positive integer, got ${p.max_tokens}`,
+      message: `must be a positive integer, got ${describeValue(p.max_tokens)}`,
     });
   }
   if (p.temperature !== undefined && !(p.temperature >= 0)) {
-    issues.push({ path: "sampling_params.temperature", message: `must be ≥ 0, got ${p.temperature}` });
+    issues.push({
+      path: "sampling_params.temperature",
+      message: `must be ≥ 0, got ${describeValue(p.temperature)}`,
+    });
   }
   if (p.top_p !== undefined && !(p.top_p > 0 && p.top_p <= 1)) {
-    issues.push({ path: "sampling_params.top_p", message: `must be in (0, 1], got ${p.top_p}` });
+    issues.push({
+      path: "sampling_params.top_p",
+      message: `must be in (0, 1], got ${describeValue(p.top_p)}`,
+    });
   }
   if (p.top_k !== undefined && (!Number.isInteger(p.top_k) || (p.top_k < 1 && p.top_k !== -1))) {
-    issues.push({ path: "sampling_params.top_k", message: `must be -1 (no limit) or ≥ 1, got ${p.top_k}` });
+    issues.push({
+      path: "sampling_params.top_k",
+      message: `must be -1 (no limit) or ≥ 1, got ${describeValue(p.top_k)}`,
+    });
   }
   if (p.seed !== undefined && !Number.isInteger(p.seed)) {
-    issues.push({ path: "sampling_params.seed", message: `must be an integer, got ${p.seed}` });
+    issues.push({
+      path: "sampling_params.seed",
+      message: `must be an integer, got ${describeValue(p.seed)}`,
+    });
   }
   const k = options.topkPromptLogprobs;
   if (k !== undefined && (!Number.isInteger(k) || k < 0)) {
-    issues.push({ path: "topk_prompt_logprobs", message: `must be a non-negative integer, got ${k}` });
+    issues.push({
+      path: "topk_prompt_logprobs",
+      message: `must be a non-negative integer, got ${describeValue(k)}`,
+    });
   }
   if (issues.length > 0) throw new ValidationError(issues);
 }

@@ -3,12 +3,14 @@
  * (client config, dynamic config) happens on first use, the session on the first training or
  * sampling client.
  */
+
 import { type ClientOptions, resolveConfig } from "../core/config.js";
 import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import type { Telemetry } from "../core/telemetry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
+import { describeValue } from "../internal/describe.js";
 import { ForwardBackwardOutputSchema, SampleResponseSchema } from "../wire/json-schemas.js";
 import { decodeForwardBackwardOutput, decodeSampleResponse } from "../wire/protobuf/index.js";
 import {
@@ -291,9 +293,9 @@ function loraConfig(options: LoraTrainingOptions): Record<string, unknown> {
   const rank = options.rank ?? 32;
   const issues: ValidationIssue[] = [];
   if (!Number.isInteger(rank) || rank < 1)
-    issues.push({ path: "rank", message: `must be a positive integer, got ${rank}` });
+    issues.push({ path: "rank", message: `must be a positive integer, got ${describeValue(rank)}` });
   if (options.seed !== undefined && !Number.isInteger(options.seed)) {
-    issues.push({ path: "seed", message: `must be an integer, got ${options.seed}` });
+    issues.push({ path: "seed", message: `must be an integer, got ${describeValue(options.seed)}` });
   }
   const train_unembed = options.trainUnembed ?? true;
   const train_mlp = options.trainMlp ?? true;

@@ -2,7 +2,9 @@
  * Client-side checks of training input, so that bad input fails here with a ValidationError naming
  * the datum and field, before any request is sent (and before a seq_id is taken).
  */
+
 import { ValidationError, type ValidationIssue } from "../core/errors.js";
+import { describeValue } from "../internal/describe.js";
 import type { AdamParams, Datum, LossFnType, ModelInput, TensorData } from "../wire/types.js";
 
 export const LOSS_FUNCTIONS: readonly LossFnType[] = [
@@ -61,7 +63,7 @@ export function validateForwardBackwardInput(
   if (!LOSS_FUNCTIONS.includes(lossFn as LossFnType)) {
     issues.push({
       path: "loss_fn",
-      message: `unknown loss "${lossFn}"; expected one of ${LOSS_FUNCTIONS.join(", ")}`,
+      message: `unknown loss ${describeValue(lossFn)}; expected one of ${LOSS_FUNCTIONS.join(", ")}`,
     });
   }
   if (!Array.isArray(data) || data.length === 0) issues.push({ path: "data", message: "No data provided" });
@@ -90,7 +92,7 @@ function checkDatum(
   issues: ValidationIssue[],
 ): void {
   // Own keys only: a loss named like an Object.prototype member ("toString") must not find one.
-  const known = Object.hasOwn(REQUIRED_INPUTS, lossFn);
+  const known = typeof lossFn === "string" && Object.hasOwn(REQUIRED_INPUTS, lossFn);
   const required = known ? REQUIRED_INPUTS[lossFn] : [];
   const allowed = known ? ALLOWED_INPUTS[lossFn] : undefined;
   if (typeof datum !== "object" || datum === null) {
@@ -152,7 +154,10 @@ export function checkModelInput(
         for (let t = 0; t < chunk.tokens.length; t++) {
           const token = chunk.tokens[t]!;
           if (!Number.isInteger(token) || token < 0 || token > MAX_INT32) {
-            issues.push({ path: `${chunkPath}.tokens[${t}]`, message: `invalid token id ${token}` });
+            issues.push({
+              path: `${chunkPath}.tokens[${t}]`,
+              message: `invalid token id ${describeValue(token)}`,
+            });
             break;
           }
         }
@@ -178,7 +183,7 @@ export function checkModelInput(
         ) {
           issues.push({
             path: `${chunkPath}.expected_tokens`,
-            message: `must be a positive integer, got ${chunk.expected_tokens}`,
+            message: `must be a positive integer, got ${describeValue(chunk.expected_tokens)}`,
           });
         } else if (trainable && chunk.expected_tokens === undefined) {
           // Without it the loss inputs cannot be aligned with the input's token positions.
@@ -219,7 +224,10 @@ function checkTensor(tensor: TensorData, path: string, issues: ValidationIssue[]
   for (let i = 0; i < tensor.data.length; i++) {
     const x = tensor.data[i]!;
     if (typeof x !== "number" || Number.isNaN(x) || (tensor.dtype === "int64" && !Number.isInteger(x))) {
-      issues.push({ path: `${path}.data[${i}]`, message: `invalid ${tensor.dtype} value ${x}` });
+      issues.push({
+        path: `${path}.data[${i}]`,
+        message: `invalid ${tensor.dtype} value ${describeValue(x)}`,
+      });
       return undefined;
     }
   }
@@ -245,7 +253,7 @@ export function validateAdamParams(params: Required<AdamParams>): void {
   const check = (key: keyof AdamParams, ok: (x: number) => boolean, rule: string) => {
     const value = params[key];
     if (typeof value !== "number" || !Number.isFinite(value) || !ok(value)) {
-      issues.push({ path: `adam_params.${key}`, message: `${rule}, got ${value}` });
+      issues.push({ path: `adam_params.${key}`, message: `${rule}, got ${describeValue(value)}` });
     }
   };
   check("learning_rate", (x) => x >= 0, "must be ≥ 0");

@@ -22,6 +22,7 @@ import {
 import { type FutureOutcome, FutureStore } from "./future-store.js";
 import { ModelQueue } from "./model-queue.js";
 import { HttpError } from "./responses.js";
+import { defaultWarning, messageOf, type Store, type StoreCollection, type StoredRecord } from "./store.js";
 
 /** The model this backend ships. Any other name gets the same architecture with its own fixed weights. */
 export const BUILTIN_BASE_MODEL = "tinker-ts/byte-lm-tiny";
@@ -38,12 +39,31 @@ export interface LocalBackendOptions {
    * tests: every seq_id must be applied exactly once, retries and faults notwithstanding).
    */
   onApplied?: (modelId: string, seqId: number) => void;
+  /**
+   * Base models listed by `get_server_capabilities`. When given, only these names are accepted
+   * (plus the built-in model); by default the built-in model is listed and any name is accepted
+   * (see acceptAnyBaseModel).
+   */
+  models?: string[];
+  /**
+   * A session that has not sent a heartbeat for this long expires: new work in it (new models,
+   * samplers, training and sampling requests) answers 404, while its runs and checkpoints stay
+   * readable through the REST endpoints. Default 10 minutes.
+   */
+  sessionTtlMs?: number;
+  /** Where warnings go (damaged store records, failed writes). Default console.warn. */
+  onWarning?: (message: string) => void;
 }
+
+/** Default session lifetime without a heartbeat. */
+export const DEFAULT_SESSION_TTL_MS = 10 * 60_000;
 
 interface Session {
   id: string;
   lastHeartbeatAt: number;
   userMetadata: Record<string, string>;
+  createdAt: Date;
+  expired: boolean;
 }
 
 interface TrainingRun {
@@ -62,9 +82,13 @@ interface TrainingRun {
 
 interface Sampler {
   id: string;
+  sessionId: string;
   baseModel: string;
   modelPath: string | null;
   model: InferenceModel;
+  /** Weights of a sampler made from a run's current state (no checkpoint), kept for the store. */
+  state?: Uint8Array;
+  lora?: TrainingRun["lora"];
 }
 
 /** A saved checkpoint: training state (`weights/…`) or inference weights (`sampler_weights/…`). */
@@ -114,7 +138,15 @@ export interface LoraRequest {
 
 export class LocalBackend {
   readonly futures = new FutureStore();
-  readonly #options: Required<LocalBackendOptions>;
+  readonly #options: Required<Omit<LocalBackendOptions, "models">> & { models: string[] | undefined };
+  #store: Store | undefined;
+  /** Store writes not yet durable; answers wait for them (see flushWrites). */
+  readonly #writes = new Set<Promise<void>>();
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+  /** Creation order of persisted items (sessions, runs, checkpoints), kept across restarts. */
+  readonly #ordinals = new WeakMap<object, number>();
+  #nextOrdinal = 0;
   readonly #sessions = new Map<string, Session>();
   readonly #runs = new Map<string, TrainingRun>();
   readonly #samplers = new Map<string, Sampler>();
@@ -131,7 +163,317 @@ export class LocalBackend {
     this.#options = {
       acceptAnyBaseModel: options.acceptAnyBaseModel ?? true,
       onApplied: options.onApplied ?? (() => {}),
+      models: options.models,
+      sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
+      onWarning: options.onWarning ?? defaultWarning,
     };
+    if (!(this.#options.sessionTtlMs > 0)) throw new Error("sessionTtlMs must be positive");
+  }
+
+  /**
+   * Starts the expiry sweep once there is a session. Expiry is checked on every access anyway; the
+   * sweep marks expired sessions (and persists that). Unref'd: it never keeps a process alive.
+   */
+  #startSweep(): void {
+    if (this.#sweepTimer !== undefined || this.#closed) return;
+    this.#sweepTimer = setInterval(
+      () => this.#expireSessions(),
+      Math.min(60_000, Math.max(10, this.#options.sessionTtlMs / 2)),
+    );
+    (this.#sweepTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Stops the expiry timer and waits for pending store writes. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    await this.flushWrites();
+    await this.#store?.close();
+  }
+
+  // Persistence (docs/LOCAL_BACKEND.md, "Persistence"). What is written when:
+  //   session: at creation, project assignment and expiry (heartbeat times are not written: a
+  //            restarted backend gives every live session a fresh TTL);
+  //   run: at creation and after every applied training operation (its weights, optimizer state
+  //        and next seq_id), unload and corruption;
+  //   checkpoint: at save, publish/TTL changes; its file is removed at delete;
+  //   sampler: at creation.
+  // Every answer that reports such a change (the future's result, a REST response) is sent only
+  // after the write is durable. Pending gradients, in-flight futures and the audit log of
+  // deletes/visibility changes are not persisted.
+
+  /**
+   * Attaches a store and loads what it holds. Damaged or inconsistent items are skipped with a
+   * warning. Call once, before serving requests.
+   */
+  async attachStore(store: Store): Promise<void> {
+    const load = async (collection: StoreCollection, restore: (record: StoredRecord) => void) => {
+      // In creation order, as the REST lists are.
+      const records = (await store.load(collection)).sort((a, b) => recordOrder(a) - recordOrder(b));
+      for (const record of records) {
+        try {
+          restore(record);
+        } catch (error) {
+          this.#options.onWarning(`skipping ${collection} record ${record.key}: ${messageOf(error)}`);
+        }
+      }
+    };
+    await load("sessions", (record) => this.#restoreSession(record));
+    await load("runs", (record) => this.#restoreRun(record));
+    await load("checkpoints", (record) => this.#restoreCheckpoint(record));
+    await load("samplers", (record) => this.#restoreSampler(record));
+    this.#store = store;
+  }
+
+  /** Resolves when every store write started so far is durable (or has failed with a warning). */
+  async flushWrites(): Promise<void> {
+    while (this.#writes.size > 0) await Promise.allSettled([...this.#writes]);
+  }
+
+  #write(action: (store: Store) => Promise<void>, what: string): void {
+    const store = this.#store;
+    if (!store) return;
+    const write = action(store).catch((error) =>
+      this.#options.onWarning(`could not persist ${what}: ${messageOf(error)}`),
+    );
+    this.#writes.add(write);
+    void write.finally(() => this.#writes.delete(write));
+  }
+
+  #ordinal(item: object): number {
+    let ordinal = this.#ordinals.get(item);
+    if (ordinal === undefined) {
+      ordinal = this.#nextOrdinal++;
+      this.#ordinals.set(item, ordinal);
+    }
+    return ordinal;
+  }
+
+  #restoreOrdinal(item: object, record: StoredRecord): void {
+    const ordinal = (record.meta as { ordinal?: unknown }).ordinal;
+    if (typeof ordinal !== "number") return;
+    this.#ordinals.set(item, ordinal);
+    this.#nextOrdinal = Math.max(this.#nextOrdinal, ordinal + 1);
+  }
+
+  #persistSession(session: Session): void {
+    this.#write(
+      (store) =>
+        store.put("sessions", {
+          key: session.id,
+          meta: {
+            userMetadata: session.userMetadata,
+            projectId: this.#sessionProjects.get(session.id) ?? null,
+            createdAt: session.createdAt.toISOString(),
+            expired: session.expired,
+            ordinal: this.#ordinal(session),
+          },
+        }),
+      `session ${session.id}`,
+    );
+  }
+
+  #persistRun(run: TrainingRun): void {
+    if (!this.#store) return;
+    const data = run.model.exportState({ withOptimizer: true });
+    this.#write(
+      (store) =>
+        store.put("runs", {
+          key: run.modelId,
+          meta: {
+            sessionId: run.sessionId,
+            baseModel: run.baseModel,
+            lora: run.lora,
+            userMetadata: run.userMetadata ?? null,
+            createdAt: run.createdAt.toISOString(),
+            lastRequestAt: run.lastRequestAt.toISOString(),
+            unloaded: run.unloaded,
+            corrupted: run.corrupted,
+            nextSeqId: run.queue.nextSeqId,
+            ordinal: this.#ordinal(run),
+          },
+          data,
+        }),
+      `training run ${run.modelId}`,
+    );
+  }
+
+  #persistCheckpoint(checkpoint: Checkpoint): void {
+    this.#write(
+      (store) =>
+        store.put("checkpoints", {
+          key: checkpoint.tinkerPath,
+          meta: {
+            runId: checkpoint.runId,
+            kind: checkpoint.kind,
+            name: checkpoint.name,
+            baseModel: checkpoint.baseModel,
+            lora: checkpoint.lora,
+            time: checkpoint.time.toISOString(),
+            expiresAt: checkpoint.expiresAt?.toISOString() ?? null,
+            public: checkpoint.public,
+            ordinal: this.#ordinal(checkpoint),
+          },
+          data: checkpoint.state,
+        }),
+      `checkpoint ${checkpoint.tinkerPath}`,
+    );
+  }
+
+  #persistSampler(sampler: Sampler): void {
+    this.#write(
+      (store) =>
+        store.put("samplers", {
+          key: sampler.id,
+          meta: {
+            sessionId: sampler.sessionId,
+            baseModel: sampler.baseModel,
+            modelPath: sampler.modelPath,
+            lora: sampler.lora ?? null,
+          },
+          ...(sampler.state ? { data: sampler.state } : {}),
+        }),
+      `sampler ${sampler.id}`,
+    );
+  }
+
+  #restoreSession(record: StoredRecord): void {
+    const meta = record.meta as {
+      userMetadata: Record<string, string>;
+      projectId: string | null;
+      createdAt: string;
+      expired: boolean;
+    };
+    const session: Session = {
+      id: record.key,
+      lastHeartbeatAt: Date.now(),
+      userMetadata: meta.userMetadata ?? {},
+      createdAt: validDate(meta.createdAt),
+      expired: meta.expired === true,
+    };
+    this.#restoreOrdinal(session, record);
+    this.#sessions.set(record.key, session);
+    if (typeof meta.projectId === "string") this.#sessionProjects.set(record.key, meta.projectId);
+    this.#startSweep();
+  }
+
+  #restoreRun(record: StoredRecord): void {
+    const meta = record.meta as {
+      sessionId: string;
+      baseModel: string;
+      lora: TrainingRun["lora"];
+      userMetadata: Record<string, string> | null;
+      createdAt: string;
+      lastRequestAt: string;
+      unloaded: boolean;
+      corrupted: boolean;
+      nextSeqId: number;
+    };
+    if (!record.data) throw new Error("no model state");
+    if (!Number.isInteger(meta.nextSeqId)) throw new Error("no next seq_id");
+    const model = this.#modelFromState(meta.baseModel, meta.lora, record.data, true);
+    const run = this.#registerRun(
+      record.key,
+      meta.sessionId,
+      meta.baseModel,
+      meta.lora,
+      meta.userMetadata ?? undefined,
+      model,
+      meta.nextSeqId,
+    );
+    run.createdAt = validDate(meta.createdAt);
+    run.lastRequestAt = validDate(meta.lastRequestAt);
+    run.unloaded = meta.unloaded === true;
+    run.corrupted = meta.corrupted === true;
+    this.#restoreOrdinal(run, record);
+  }
+
+  #restoreCheckpoint(record: StoredRecord): void {
+    const meta = record.meta as {
+      runId: string;
+      kind: Checkpoint["kind"];
+      name: string;
+      baseModel: string;
+      lora: TrainingRun["lora"];
+      time: string;
+      expiresAt: string | null;
+      public: boolean;
+    };
+    if (!record.data) throw new Error("no model state");
+    if (meta.kind !== "weights" && meta.kind !== "sampler_weights") throw new Error("unknown kind");
+    // The engine format validates itself: a state that does not load is not served.
+    this.#modelFromState(meta.baseModel, meta.lora, record.data, meta.kind === "weights");
+    const checkpoint: Checkpoint = {
+      tinkerPath: record.key,
+      runId: meta.runId,
+      kind: meta.kind,
+      name: meta.name,
+      baseModel: meta.baseModel,
+      state: record.data,
+      lora: meta.lora,
+      time: validDate(meta.time),
+      expiresAt: meta.expiresAt === null ? null : validDate(meta.expiresAt),
+      public: meta.public === true,
+    };
+    this.#restoreOrdinal(checkpoint, record);
+    this.#checkpoints.set(record.key, checkpoint);
+  }
+
+  #restoreSampler(record: StoredRecord): void {
+    const meta = record.meta as {
+      sessionId: string;
+      baseModel: string;
+      modelPath: string | null;
+      lora: TrainingRun["lora"] | null;
+    };
+    let model: InferenceModel;
+    if (meta.modelPath !== null) {
+      const checkpoint = this.#checkpoints.get(meta.modelPath);
+      if (!checkpoint) throw new Error(`its checkpoint ${meta.modelPath} is gone`);
+      model = this.#modelFromState(checkpoint.baseModel, checkpoint.lora, checkpoint.state, false).snapshot();
+    } else if (record.data && meta.lora) {
+      model = this.#modelFromState(meta.baseModel, meta.lora, record.data, false).snapshot();
+    } else {
+      model = createInferenceModel(this.#baseModel(meta.baseModel));
+    }
+    this.#samplers.set(record.key, {
+      id: record.key,
+      sessionId: meta.sessionId,
+      baseModel: meta.baseModel,
+      modelPath: meta.modelPath,
+      model,
+      ...(record.data && meta.lora ? { state: record.data, lora: meta.lora } : {}),
+    });
+  }
+
+  /** A trainable model rebuilt from engine state bytes (validated by the engine). */
+  #modelFromState(
+    baseModel: string,
+    lora: TrainingRun["lora"],
+    state: Uint8Array,
+    withOptimizer: boolean,
+  ): TrainableModel {
+    const model = new TrainableModel(this.#baseModel(baseModel), {
+      ...lora,
+      seed: inspectState(state).lora.seed,
+    });
+    model.importState(state, { withOptimizer });
+    return model;
+  }
+
+  /** Marks the sessions whose heartbeats stopped as expired. */
+  #expireSessions(): void {
+    for (const session of this.#sessions.values()) {
+      if (!session.expired && this.#isExpired(session)) {
+        session.expired = true;
+        this.#persistSession(session);
+      }
+    }
+  }
+
+  #isExpired(session: Session): boolean {
+    return session.expired || Date.now() - session.lastHeartbeatAt > this.#options.sessionTtlMs;
   }
 
   /**
@@ -139,21 +481,33 @@ export class LocalBackend {
    * does when a model's state is lost; its later training operations fail with a server error.
    */
   markCorrupted(modelId: string, corrupted = true): void {
-    this.#knownRun(modelId).corrupted = corrupted;
+    const run = this.#knownRun(modelId);
+    run.corrupted = corrupted;
+    this.#persistRun(run);
   }
 
   capabilities(): { supported_models: { model_name: string; max_context_length: number }[] } {
     return {
-      supported_models: [
-        { model_name: BUILTIN_BASE_MODEL, max_context_length: DEFAULT_MODEL_CONFIG.maxSeqLen },
-      ],
+      supported_models: (this.#options.models ?? [BUILTIN_BASE_MODEL]).map((name) => ({
+        model_name: name,
+        max_context_length: DEFAULT_MODEL_CONFIG.maxSeqLen,
+      })),
     };
   }
 
   createSession(options: { projectId?: string; userMetadata?: Record<string, string> } = {}): string {
     const id = `session-${uuid4()}`;
-    this.#sessions.set(id, { id, lastHeartbeatAt: Date.now(), userMetadata: options.userMetadata ?? {} });
+    const session: Session = {
+      id,
+      lastHeartbeatAt: Date.now(),
+      userMetadata: options.userMetadata ?? {},
+      createdAt: new Date(),
+      expired: false,
+    };
+    this.#sessions.set(id, session);
     if (options.projectId !== undefined) this.#sessionProjects.set(id, options.projectId);
+    this.#persistSession(session);
+    this.#startSweep();
     return id;
   }
 
@@ -185,7 +539,7 @@ export class LocalBackend {
           throw new EngineError("at least one of train_attn, train_mlp, train_unembed must be true");
         }
         const model = new TrainableModel(this.#baseModel(baseModel), { ...settings, seed: lora.seed ?? 0 });
-        this.#registerRun(modelId, sessionId, baseModel, settings, userMetadata, model);
+        this.#persistRun(this.#registerRun(modelId, sessionId, baseModel, settings, userMetadata, model));
       }
       return { kind: "json", body: { model_id: modelId, type: "create_model" } };
     });
@@ -199,6 +553,7 @@ export class LocalBackend {
     lora: TrainingRun["lora"],
     userMetadata: Record<string, string> | undefined,
     model: TrainableModel,
+    nextSeqId = 1,
   ): TrainingRun {
     const now = new Date();
     const run: TrainingRun = {
@@ -208,7 +563,7 @@ export class LocalBackend {
       lora,
       userMetadata,
       model,
-      queue: new ModelQueue(1),
+      queue: new ModelQueue(nextSeqId),
       createdAt: now,
       lastRequestAt: now,
       unloaded: false,
@@ -268,7 +623,9 @@ export class LocalBackend {
         const seed = inspectState(checkpoint.state).lora.seed;
         const model = new TrainableModel(this.#baseModel(baseModel), { ...checkpoint.lora, seed });
         model.importState(checkpoint.state, { withOptimizer });
-        this.#registerRun(modelId, sessionId, baseModel, checkpoint.lora, userMetadata, model);
+        this.#persistRun(
+          this.#registerRun(modelId, sessionId, baseModel, checkpoint.lora, userMetadata, model),
+        );
       }
       return { kind: "json", body: { path, model_id: modelId, type: "load_weights" } };
     });
@@ -295,6 +652,7 @@ export class LocalBackend {
     const requestId = this.futures.create();
     this.#runLater(requestId, () => {
       run.unloaded = true;
+      this.#persistRun(run);
       return { kind: "json", body: { model_id: modelId, type: "unload_model" } };
     });
     return requestId;
@@ -321,6 +679,7 @@ export class LocalBackend {
       public: false,
     };
     this.#checkpoints.set(checkpoint.tinkerPath, checkpoint);
+    this.#persistCheckpoint(checkpoint);
     return checkpoint;
   }
 
@@ -415,7 +774,17 @@ export class LocalBackend {
         return { kind: "json", body: { path: checkpoint.tinkerPath, type: "save_weights_for_sampler" } };
       }
       const id = samplingSessionId(modelId, samplingSessionSeqId)!;
-      this.#samplers.set(id, { id, baseModel: run.baseModel, modelPath: null, model: run.model.snapshot() });
+      const sampler: Sampler = {
+        id,
+        sessionId: run.sessionId,
+        baseModel: run.baseModel,
+        modelPath: null,
+        model: run.model.snapshot(),
+        lora: run.lora,
+      };
+      if (this.#store) sampler.state = run.model.exportState({ withOptimizer: false });
+      this.#samplers.set(id, sampler);
+      this.#persistSampler(sampler);
       return { kind: "json", body: { sampling_session_id: id, type: "save_weights_for_sampler" } };
     });
   }
@@ -423,25 +792,25 @@ export class LocalBackend {
   createSamplingSession(sessionId: string, seqId: number, baseModel?: string, modelPath?: string): string {
     this.#session(sessionId);
     const id = `${sessionId}:sample:${seqId}`;
+    let sampler: Sampler;
     if (modelPath !== undefined) {
       const checkpoint = this.#checkpoints.get(modelPath);
       if (!checkpoint) throw new HttpError(404, `checkpoint not found: ${modelPath}`);
-      const model = new TrainableModel(this.#baseModel(checkpoint.baseModel), {
-        ...checkpoint.lora,
-        seed: inspectState(checkpoint.state).lora.seed,
-      });
-      model.importState(checkpoint.state, { withOptimizer: false });
-      this.#samplers.set(id, { id, baseModel: checkpoint.baseModel, modelPath, model: model.snapshot() });
+      const model = this.#modelFromState(checkpoint.baseModel, checkpoint.lora, checkpoint.state, false);
+      sampler = { id, sessionId, baseModel: checkpoint.baseModel, modelPath, model: model.snapshot() };
     } else if (baseModel !== undefined) {
-      this.#samplers.set(id, {
+      sampler = {
         id,
+        sessionId,
         baseModel,
         modelPath: null,
         model: createInferenceModel(this.#baseModel(baseModel)),
-      });
+      };
     } else {
       throw new HttpError(400, "create_sampling_session needs base_model or model_path");
     }
+    this.#samplers.set(id, sampler);
+    this.#persistSampler(sampler);
     return id;
   }
 
@@ -548,6 +917,10 @@ export class LocalBackend {
   deleteCheckpoint(runId: string, checkpointId: string): void {
     const checkpoint = this.#restCheckpoint(runId, checkpointId);
     this.#checkpoints.delete(checkpoint.tinkerPath);
+    this.#write(
+      (store) => store.delete("checkpoints", checkpoint.tinkerPath),
+      `deletion of ${checkpoint.tinkerPath}`,
+    );
     this.#audit("checkpoint.deleted", checkpoint);
   }
 
@@ -561,6 +934,7 @@ export class LocalBackend {
       );
     }
     checkpoint.public = visible;
+    this.#persistCheckpoint(checkpoint);
     this.#audit(visible ? "checkpoint.published" : "checkpoint.unpublished", checkpoint);
   }
 
@@ -571,6 +945,7 @@ export class LocalBackend {
     }
     const checkpoint = this.#restCheckpoint(runId, checkpointId);
     checkpoint.expiresAt = ttlSeconds === null ? null : new Date(Date.now() + ttlSeconds * 1000);
+    this.#persistCheckpoint(checkpoint);
     this.#audit("checkpoint.ttl_set", checkpoint);
   }
 
@@ -619,7 +994,7 @@ export class LocalBackend {
 
   /** `GET sessions/{id}`: the runs and samplers the session created. */
   getSessionInfo(sessionId: string, _scope: AccessScope): unknown {
-    this.#session(sessionId);
+    this.#knownSession(sessionId);
     const samplerPrefix = `${sessionId}:sample:`;
     return {
       training_run_ids: [...this.#runs.values()]
@@ -631,8 +1006,9 @@ export class LocalBackend {
 
   /** `PUT sessions/{id}/project`. */
   assignSessionProject(sessionId: string, projectId: string): void {
-    this.#session(sessionId);
+    const session = this.#knownSession(sessionId);
     this.#sessionProjects.set(sessionId, projectId);
+    this.#persistSession(session);
   }
 
   /**
@@ -640,7 +1016,7 @@ export class LocalBackend {
    * it ready, with a URL of the trace under `baseUrl` (served by `sessionTrace`).
    */
   traceExport(sessionId: string, baseUrl: string): unknown {
-    this.#session(sessionId);
+    this.#knownSession(sessionId);
     if (!this.#traceExports.has(sessionId)) {
       this.#traceExports.add(sessionId);
       return { status: "pending" };
@@ -653,7 +1029,7 @@ export class LocalBackend {
    * Chrome trace format, which Perfetto opens.
    */
   sessionTrace(sessionId: string): unknown {
-    this.#session(sessionId);
+    this.#knownSession(sessionId);
     const events = this.#derivedAuditEvents().filter(
       (event) => this.#runs.get(event.modelId)?.sessionId === sessionId,
     );
@@ -834,42 +1210,71 @@ export class LocalBackend {
       );
     }
     const requestId = this.futures.create();
-    run.queue.submit(seqId, requestId, fingerprint, () =>
-      this.futures.settle(
-        requestId,
-        outcomeOf(() => {
-          if (run.corrupted) throw new Error(`model ${modelId} is in a corrupted state`);
-          this.#options.onApplied(modelId, seqId);
-          return job(run);
-        }),
-      ),
-    );
+    run.queue.submit(seqId, requestId, fingerprint, async () => {
+      const outcome = outcomeOf(() => {
+        if (run.corrupted) throw new Error(`model ${modelId} is in a corrupted state`);
+        this.#options.onApplied(modelId, seqId);
+        return job(run);
+      });
+      // The run's state and next seq_id are durable before anyone learns the result.
+      this.#persistRun(run);
+      await this.flushWrites();
+      this.futures.settle(requestId, outcome);
+    });
     return requestId;
   }
 
   /** Runs `job` after the submission has been answered. */
   #runLater(requestId: string, job: () => FutureOutcome): void {
-    setTimeout(() => this.futures.settle(requestId, outcomeOf(job)), 0);
+    setTimeout(async () => {
+      const outcome = outcomeOf(job);
+      await this.flushWrites();
+      this.futures.settle(requestId, outcome);
+    }, 0);
   }
 
+  /** A session that may take new work: 404 if unknown or expired. */
   #session(id: string): Session {
+    const session = this.#knownSession(id);
+    this.#checkNotExpired(session);
+    return session;
+  }
+
+  /** A session for the REST endpoints: expired sessions stay readable. */
+  #knownSession(id: string): Session {
     const session = this.#sessions.get(id);
     if (!session) throw new HttpError(404, `session not found: ${id}`);
     return session;
+  }
+
+  #checkNotExpired(session: Session | undefined): void {
+    if (session && this.#isExpired(session)) {
+      throw new HttpError(
+        404,
+        `session ${session.id} has expired (no heartbeat for over ${this.#options.sessionTtlMs} ms); create a new session`,
+      );
+    }
   }
 
   #run(modelId: string): TrainingRun {
     const run = this.#runs.get(modelId);
     if (!run) throw new HttpError(404, `model not found: ${modelId}`);
     if (run.unloaded) throw new HttpError(410, `model ${modelId} was unloaded`);
+    this.#checkNotExpired(this.#sessions.get(run.sessionId));
     return run;
   }
 
   #baseModel(name: string): BaseModel {
     let base = this.#baseModels.get(name);
     if (!base) {
-      if (name !== BUILTIN_BASE_MODEL && !this.#options.acceptAnyBaseModel) {
-        throw new EngineError(`unknown base model "${name}"; this backend serves ${BUILTIN_BASE_MODEL}`);
+      const listed = this.#options.models;
+      const accepted =
+        name === BUILTIN_BASE_MODEL || (listed ? listed.includes(name) : this.#options.acceptAnyBaseModel);
+      if (!accepted) {
+        const served = listed
+          ? [BUILTIN_BASE_MODEL, ...listed.filter((m) => m !== BUILTIN_BASE_MODEL)]
+          : [BUILTIN_BASE_MODEL];
+        throw new EngineError(`unknown base model "${name}"; this backend serves ${served.join(", ")}`);
       }
       base = createBaseModel(DEFAULT_MODEL_CONFIG, hashSeed(name));
       this.#baseModels.set(name, base);
@@ -881,6 +1286,7 @@ export class LocalBackend {
     if (request.sampling_session_id !== undefined) {
       const sampler = this.#samplers.get(request.sampling_session_id);
       if (!sampler) throw new HttpError(404, `sampler not found: ${request.sampling_session_id}`);
+      this.#checkNotExpired(this.#sessions.get(sampler.sessionId));
       return sampler.model;
     }
     if (request.base_model !== undefined) return createInferenceModel(this.#baseModel(request.base_model));
@@ -922,6 +1328,18 @@ function lossInputs(datum: Datum): Record<string, number[]> {
   const inputs: Record<string, number[]> = {};
   for (const [key, tensor] of Object.entries(datum.loss_fn_inputs)) inputs[key] = tensor.data;
   return inputs;
+}
+
+/** Where a stored item was created among its kind (sessions, runs, checkpoints), for ordering. */
+function recordOrder(record: StoredRecord): number {
+  const ordinal = (record.meta as { ordinal?: unknown } | null)?.ordinal;
+  return typeof ordinal === "number" ? ordinal : 0;
+}
+
+function validDate(text: string): Date {
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) throw new Error(`invalid time ${text}`);
+  return date;
 }
 
 function numberOrUndefined(value: unknown): number | undefined {

@@ -3,6 +3,7 @@
  * and `retrieve_future` long-polls for it (PROTOCOL.md §4). A poll that finds nothing within the hold
  * time is answered `try_again`, as the service does.
  */
+import { uuid4 } from "../internal/uuid.js";
 
 export type FutureOutcome =
   | { kind: "json"; body: unknown }
@@ -18,9 +19,14 @@ interface FutureEntry {
 export class FutureStore {
   readonly #entries = new Map<string, FutureEntry>();
   #counter = 0;
+  /**
+   * Differs per backend instance, so a request id from before a restart (futures are not
+   * persisted) is answered 404, never with the result of a new future that reused its number.
+   */
+  readonly #prefix = `req-${uuid4().slice(0, 8)}`;
 
   create(): string {
-    const id = `req-${++this.#counter}`;
+    const id = `${this.#prefix}-${++this.#counter}`;
     this.#entries.set(id, { outcome: undefined, waiters: new Set() });
     return id;
   }

@@ -27,7 +27,6 @@ type Route = (request: Request, params: string[]) => Promise<Response> | Respons
 export function createHandler(backend: LocalBackend, options: HandlerOptions = {}) {
   const longPollMs = options.longPollMs ?? 5_000;
   const metadataThreshold = options.metadataOnlyThresholdBytes ?? 1024 * 1024;
-  const closing = new AbortController();
   const auth = createLocalAuth(options);
 
   const routes: [string, RegExp, Route][] = [
@@ -264,7 +263,8 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
         const body = await readJson(request);
         const requestId = requireString(body, "request_id");
         if (!backend.futures.has(requestId)) throw new HttpError(404, `unknown request_id ${requestId}`);
-        const outcome = await backend.futures.wait(requestId, longPollMs, closing.signal);
+        // close() wakes every held poll through releaseAll(), so no per-poll abort listener is needed.
+        const outcome = await backend.futures.wait(requestId, longPollMs);
         if (!outcome)
           return jsonResponse({ type: "try_again", request_id: requestId, queue_state: "active" });
         const wantsProtobuf = (request.headers.get("accept") ?? "").includes("application/x-protobuf");
@@ -440,7 +440,6 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     fetch: handle,
     /** Releases every held poll, so nothing keeps a timer after shutdown. */
     close: () => {
-      closing.abort();
       backend.futures.releaseAll();
     },
   };

@@ -1,4 +1,6 @@
 /** `tinker-ts serve`: the embedded Tinker-compatible backend over HTTP (see ../serve.ts). */
+import { readFile } from "node:fs/promises";
+import type { FaultPlan } from "../../local/index.js";
 import type { CommandSpec } from "../app.js";
 import { UsageError } from "../errors.js";
 import { serve } from "../serve.js";
@@ -30,6 +32,27 @@ export const serveCommands: CommandSpec[] = [
         value: "S",
         description: "lifetime of issued JWTs in seconds (default 3600; implies --jwt)",
       },
+      "data-dir": {
+        type: "string",
+        value: "DIR",
+        description: "keep sessions, runs, checkpoints and samplers in DIR so they survive a restart",
+      },
+      "session-ttl": {
+        type: "string",
+        value: "S",
+        description: "expire sessions without a heartbeat for S seconds (default 600)",
+      },
+      chaos: {
+        type: "string",
+        value: "FILE",
+        description: "inject faults from a seeded fault plan (JSON: {seed, rate, kinds, ...})",
+      },
+      models: {
+        type: "string",
+        value: "NAMES",
+        description:
+          "comma-separated base models to list and accept (default: the built-in one, any name accepted)",
+      },
     },
     async run(ctx) {
       const portText = (ctx.values.port as string | undefined) ?? "8000";
@@ -39,13 +62,38 @@ export const serveCommands: CommandSpec[] = [
       const ttlText = ctx.values["jwt-ttl"] as string | undefined;
       const ttlSeconds = ttlText === undefined ? undefined : Number(ttlText);
       if (ttlSeconds !== undefined && !(ttlSeconds > 0)) throw new UsageError(`invalid --jwt-ttl ${ttlText}`);
+      const sessionTtlText = ctx.values["session-ttl"] as string | undefined;
+      const sessionTtl = sessionTtlText === undefined ? undefined : Number(sessionTtlText);
+      if (sessionTtl !== undefined && !(sessionTtl > 0)) {
+        throw new UsageError(`invalid --session-ttl ${sessionTtlText}`);
+      }
+      const modelsText = ctx.values.models as string | undefined;
+      const models = modelsText
+        ?.split(",")
+        .map((name) => name.trim())
+        .filter((name) => name !== "");
+      if (models !== undefined && models.length === 0)
+        throw new UsageError("--models needs at least one name");
+      const chaosFile = ctx.values.chaos as string | undefined;
+      const faultPlan = chaosFile === undefined ? undefined : await readFaultPlan(chaosFile);
+      const apiKeys = ctx.values["api-key"] as string[] | undefined;
+      const dataDir = ctx.values["data-dir"] as string | undefined;
       const server = await serve({
         port,
         host: (ctx.values.host as string | undefined) ?? "127.0.0.1",
-        apiKeys: ctx.values["api-key"] as string[] | undefined,
+        apiKeys,
         jwt: ctx.values.jwt === true || ttlSeconds !== undefined ? { ttlSeconds } : undefined,
+        dataDir,
+        sessionTtlMs: sessionTtl === undefined ? undefined : sessionTtl * 1000,
+        faultPlan,
+        models,
       });
       ctx.io.stdout.write(`tinker-ts local backend listening on ${server.url}\n`);
+      if (dataDir !== undefined) ctx.io.stdout.write(`data directory: ${dataDir}\n`);
+      if (faultPlan) ctx.io.stdout.write(`injecting faults from ${chaosFile} (seed ${faultPlan.seed})\n`);
+      ctx.io.stdout.write(
+        `\nTo use it, set:\n  export TINKER_BASE_URL=${server.url} TINKER_API_KEY=${apiKeys?.[0] ?? "tml-local"}\n`,
+      );
       return new Promise<number>((resolve) => {
         const stop = () => {
           void server.close().then(() => resolve(0));
@@ -56,3 +104,33 @@ export const serveCommands: CommandSpec[] = [
     },
   },
 ];
+
+/** Reads and checks a fault plan file (FaultPlan of tinker-ts/local; docs/LOCAL_BACKEND.md). */
+async function readFaultPlan(file: string): Promise<FaultPlan> {
+  let plan: unknown;
+  try {
+    plan = JSON.parse(await readFile(file, "utf8"));
+  } catch (error) {
+    throw new UsageError(`cannot read --chaos ${file}: ${error instanceof Error ? error.message : error}`);
+  }
+  const p = plan as Partial<FaultPlan>;
+  if (
+    typeof p !== "object" ||
+    p === null ||
+    !Number.isInteger(p.seed) ||
+    typeof p.rate !== "number" ||
+    !(p.rate >= 0 && p.rate <= 1) ||
+    typeof p.kinds !== "object" ||
+    p.kinds === null
+  ) {
+    throw new UsageError(
+      `invalid fault plan in ${file}: expected {"seed": integer, "rate": 0..1, "kinds": {"http500": 1, ...}}`,
+    );
+  }
+  const known = ["http500", "http503", "http429", "drop", "reset", "poll408", "poll410", "delay"];
+  for (const kind of Object.keys(p.kinds)) {
+    if (!known.includes(kind))
+      throw new UsageError(`unknown fault kind "${kind}" in ${file} (known: ${known.join(", ")})`);
+  }
+  return p as FaultPlan;
+}
