@@ -484,7 +484,9 @@ describe("session, billing, sample", () => {
   it("exports a session trace to a file, or prints its URL", async () => {
     const urlOnly = await cli(["session", "export-trace", sessionId, "--url-only"]);
     expect(urlOnly.code).toBe(0);
-    expect(urlOnly.stdout.trim()).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/api\/v1\/sessions\/.+\/trace$/);
+    expect(urlOnly.stdout.trim()).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/api\/v1\/sessions\/.+\/trace\?token=[\w.-]+$/,
+    );
     const saved = await cli(["session", "export-trace", sessionId, "-o", "traces/t.pftrace"]);
     expect(saved.code, saved.stderr).toBe(0);
     const trace = JSON.parse(await readFile(join(work, "traces", "t.pftrace"), "utf8"));

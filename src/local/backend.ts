@@ -126,6 +126,9 @@ export interface PageRequest {
 const LOCAL_USER = "local-user";
 /** How long an archive URL stays valid, as the service's default. */
 const ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
+/** Signed trace-export URLs: grant kind (never a checkpoint id) and lifetime (SDK: "about 1 h"). */
+const TRACE_GRANT = "trace";
+const TRACE_URL_LIFETIME_MS = 60 * 60_000;
 const HOUR_MS = 3_600_000;
 
 export interface LoraRequest {
@@ -1015,13 +1018,29 @@ export class LocalBackend {
    * `GET sessions/{id}/trace_export`: the first poll starts the export ("pending"), later polls find
    * it ready, with a URL of the trace under `baseUrl` (served by `sessionTrace`).
    */
-  traceExport(sessionId: string, baseUrl: string): unknown {
+  async traceExport(sessionId: string, baseUrl: string): Promise<unknown> {
     this.#knownSession(sessionId);
     if (!this.#traceExports.has(sessionId)) {
       this.#traceExports.add(sessionId);
       return { status: "pending" };
     }
-    return { status: "ready", url: `${baseUrl}/api/v1/sessions/${sessionId}/trace` };
+    // A signed URL (SDK: "signed URL, about 1 h"): the HMAC token is the credential, so a plain GET
+    // without the API key can fetch it, like the archive URLs. Grant kind "trace" never names a checkpoint.
+    const token = await this.#archiveSigner.sign({
+      runId: sessionId,
+      checkpointId: TRACE_GRANT,
+      expiresAt: Date.now() + TRACE_URL_LIFETIME_MS,
+    });
+    return {
+      status: "ready",
+      url: `${baseUrl}/api/v1/sessions/${encodeURIComponent(sessionId)}/trace?token=${token}`,
+    };
+  }
+
+  /** True when `token` is an unexpired trace grant this backend signed for `sessionId`. */
+  async traceTokenValid(sessionId: string, token: string): Promise<boolean> {
+    const check = await this.#archiveSigner.verify(token);
+    return check.ok && check.grant.checkpointId === TRACE_GRANT && check.grant.runId === sessionId;
   }
 
   /**

@@ -385,7 +385,8 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     [
       "GET",
       /^sessions\/([^/]+)\/trace_export$/,
-      (request, [sessionId]) => jsonResponse(backend.traceExport(pathParam(sessionId), baseUrlOf(request))),
+      async (request, [sessionId]) =>
+        jsonResponse(await backend.traceExport(pathParam(sessionId), baseUrlOf(request))),
     ],
     [
       "GET",
@@ -424,7 +425,12 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     if (marker < 0) return errorResponse(new HttpError(404, `not found: ${url.pathname}`));
     const path = url.pathname.slice(marker + "/api/v1/".length);
     try {
-      await auth.check(request, path);
+      // A signed trace URL (`…/trace?token=`, from trace_export) carries its own credential.
+      const trace = /^sessions\/([^/]+)\/trace$/.exec(path);
+      const traceToken = trace && request.method === "GET" ? url.searchParams.get("token") : null;
+      if (!(traceToken && (await backend.traceTokenValid(pathParam(trace![1]), traceToken)))) {
+        await auth.check(request, path);
+      }
       for (const [method, pattern, route] of routes) {
         const match = pattern.exec(path);
         if (match && method === request.method) return await route(request, match.slice(1));
