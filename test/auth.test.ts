@@ -11,6 +11,7 @@ import { decodeJwtClaims } from "../src/core/jwt.js";
 import { AuthenticationError, type ClientOptions, PermissionDeniedError, TinkerError } from "../src/index.js";
 import { createLocalTinker, LOCAL_JWT_ISSUER, type LocalTinkerOptions } from "../src/local/index.js";
 import { localService, qaDatum, type RecordedRequest, recordingFetch } from "./helpers.js";
+import { timeouts, trackTimers } from "./timers.js";
 
 const API_KEY = "tml-test-key";
 
@@ -43,47 +44,6 @@ function connectionSetup(local: LocalTinkerOptions, client: ClientOptions = {}) 
 const endpoint = (r: RecordedRequest) => r.path.replace(/^.*\/api\/v1\//, "");
 const keyOf = (r: RecordedRequest) => r.headers.get("x-api-key") ?? "";
 const rawBody = (r: RecordedRequest) => new TextDecoder().decode(r.body);
-
-/**
- * Counts this process's pending timers, unref'd ones included (which getActiveResourcesInfo() does
- * not list): every setTimeout until it fires or is cleared, every setInterval until it is cleared.
- */
-function trackTimers() {
-  const g = globalThis as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const saved = { ...pick(g, ["setTimeout", "setInterval", "clearTimeout", "clearInterval"]) };
-  const pending = new Set<unknown>();
-  g.setTimeout = (fn: unknown, ms: unknown, ...args: unknown[]) => {
-    const handle = saved.setTimeout!(() => {
-      pending.delete(handle);
-      (fn as (...a: unknown[]) => void)(...args);
-    }, ms);
-    pending.add(handle);
-    return handle;
-  };
-  g.setInterval = (...args: unknown[]) => {
-    const handle = saved.setInterval!(...args);
-    pending.add(handle);
-    return handle;
-  };
-  for (const name of ["clearTimeout", "clearInterval"] as const) {
-    g[name] = (handle: unknown) => {
-      pending.delete(handle);
-      return saved[name]!(handle);
-    };
-  }
-  return {
-    pending: () => pending.size,
-    restore: () => Object.assign(g, saved),
-  };
-}
-
-function pick<T extends object, K extends keyof T>(object: T, keys: K[]): Partial<Pick<T, K>> {
-  return Object.fromEntries(keys.map((k) => [k, object[k]])) as Partial<Pick<T, K>>;
-}
-
-function timeouts(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
-}
 
 /** Whatever an error shows: message, string form and stack. */
 function errorText(error: unknown): string {

@@ -16,6 +16,7 @@ import {
 } from "../src/index.js";
 import { createLocalTinker, type LocalTinkerOptions } from "../src/local/index.js";
 import { localService, type RecordedRequest, recordingFetch } from "./helpers.js";
+import { timeouts, trackTimers } from "./timers.js";
 
 const CONFORMANCE = "/work/shared/conformance/requests-ext-0.25.0.jsonl";
 const API_KEY = "tml-test-key";
@@ -61,47 +62,6 @@ const telemetryRequests = (requests: RecordedRequest[]) =>
 const batchOf = (r: RecordedRequest) => JSON.parse(new TextDecoder().decode(r.body)) as TelemetryBatch;
 const allEvents = (requests: RecordedRequest[]) =>
   telemetryRequests(requests).flatMap((r) => batchOf(r).events);
-
-/**
- * Counts this process's pending timers, unref'd ones included (which getActiveResourcesInfo() does
- * not list): every setTimeout until it fires or is cleared, every setInterval until it is cleared.
- */
-function trackTimers() {
-  const g = globalThis as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const saved = { ...pick(g, ["setTimeout", "setInterval", "clearTimeout", "clearInterval"]) };
-  const pending = new Set<unknown>();
-  g.setTimeout = (fn: unknown, ms: unknown, ...args: unknown[]) => {
-    const handle = saved.setTimeout!(() => {
-      pending.delete(handle);
-      (fn as (...a: unknown[]) => void)(...args);
-    }, ms);
-    pending.add(handle);
-    return handle;
-  };
-  g.setInterval = (...args: unknown[]) => {
-    const handle = saved.setInterval!(...args);
-    pending.add(handle);
-    return handle;
-  };
-  for (const name of ["clearTimeout", "clearInterval"] as const) {
-    g[name] = (handle: unknown) => {
-      pending.delete(handle);
-      return saved[name]!(handle);
-    };
-  }
-  return {
-    pending: () => pending.size,
-    restore: () => Object.assign(g, saved),
-  };
-}
-
-function pick<T extends object, K extends keyof T>(object: T, keys: K[]): Partial<Pick<T, K>> {
-  return Object.fromEntries(keys.map((k) => [k, object[k]])) as Partial<Pick<T, K>>;
-}
-
-function timeouts(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
-}
 
 function officialBatch(): Record<string, unknown> & { events: Record<string, unknown>[] } {
   const line = readFileSync(CONFORMANCE, "utf8")
