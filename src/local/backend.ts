@@ -623,9 +623,7 @@ export class LocalBackend {
       if (!this.#runs.has(modelId)) {
         const checkpoint = this.#trainingCheckpoint(path);
         const baseModel = baseModelOverride ?? checkpoint.baseModel;
-        const seed = inspectState(checkpoint.state).lora.seed;
-        const model = new TrainableModel(this.#baseModel(baseModel), { ...checkpoint.lora, seed });
-        model.importState(checkpoint.state, { withOptimizer });
+        const model = this.#modelFromState(baseModel, checkpoint.lora, checkpoint.state, withOptimizer);
         this.#persistRun(
           this.#registerRun(modelId, sessionId, baseModel, checkpoint.lora, userMetadata, model),
         );
