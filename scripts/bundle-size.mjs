@@ -54,7 +54,7 @@ async function bundle({ file, contents }) {
     platform: "browser",
     target: "es2022",
     splitting: true,
-    outdir: "/bundle-size", // nothing is written: write:false keeps outputs in memory
+    outdir: join(root, "bundle-size"), // never written: write:false keeps the outputs in memory
     entryNames: "entry",
     chunkNames: "chunk-[hash]",
     write: false,
