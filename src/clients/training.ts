@@ -39,7 +39,7 @@ import {
   UnloadModelResponseSchema,
   UntypedAPIFutureSchema,
 } from "../wire/schemas.js";
-import type { AdamParams, Datum, ForwardBackwardOutput, LossFnType } from "../wire/types.js";
+import type { AdamParams, Datum, DatumInput, ForwardBackwardOutput, LossFnType } from "../wire/types.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
 import { createSamplingSession, SamplingClient } from "./sampling.js";
@@ -102,7 +102,7 @@ export class TrainingClient {
    * and their results merged: outputs in datum order, metrics reduced by their `:suffix`.
    */
   forwardBackward(
-    data: Datum[],
+    data: DatumInput[],
     lossFn: LossFnType,
     lossFnConfig?: Record<string, number>,
     options?: CallOptions,
@@ -112,7 +112,7 @@ export class TrainingClient {
 
   /** Forward pass only: outputs (e.g. logprobs) and the loss, no gradient. */
   forward(
-    data: Datum[],
+    data: DatumInput[],
     lossFn: LossFnType,
     lossFnConfig?: Record<string, number>,
     options?: CallOptions,
@@ -135,7 +135,7 @@ export class TrainingClient {
   }
 
   #forwardBackward(
-    data: Datum[],
+    data: DatumInput[],
     lossFn: LossFnType,
     lossFnConfig: Record<string, number> | undefined,
     forwardOnly: boolean,
@@ -145,7 +145,8 @@ export class TrainingClient {
       maxContextLength: this.#connection.contextLength(this.baseModel),
     });
     const flags = this.#connection.serverFlags;
-    const chunks = chunkData(data, {
+    // Typed-array datums go through unchanged: chunkData reads only lengths, which they have too.
+    const chunks = chunkData(data as Datum[], {
       maxDatums: flags.fwdbwd_max_chunk_len ?? DEFAULT_CHUNK_LIMITS.maxDatums,
       maxBytes: flags.fwdbwd_max_chunk_bytes_count ?? DEFAULT_CHUNK_LIMITS.maxBytes,
     });

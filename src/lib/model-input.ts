@@ -5,17 +5,33 @@
 import { ValidationError } from "../core/errors.js";
 import { base64ToBytes } from "../internal/base64.js";
 import type {
+  DatumInput,
   DType,
   ModelInputChunk,
+  TensorInput,
+  TrainingModelInput,
+  Datum as WireDatum,
   ModelInput as WireModelInput,
   TensorData as WireTensorData,
 } from "../wire/types.js";
 
+/** Typed arrays a tensor may hold (see `TensorValues`): kept as they are, never spread to numbers. */
+type TypedTensorValues = Float32Array | Int32Array | BigInt64Array;
+
+function isTypedTensorValues(values: unknown): values is TypedTensorValues {
+  return values instanceof Float32Array || values instanceof Int32Array || values instanceof BigInt64Array;
+}
+
 export type ModelInput = WireModelInput;
 export const ModelInput = {
-  /** One text chunk of token ids. */
-  fromInts(tokens: readonly number[]): WireModelInput {
-    return { chunks: [{ type: "encoded_text", tokens: [...tokens] }] };
+  /**
+   * One text chunk of token ids. A plain array is copied. An Int32Array or Uint32Array is kept as
+   * it is, not copied (training input only): the request bytes are copied straight from it when
+   * the request is sent, so leave it unchanged until the call's future has resolved.
+   */
+  fromInts: fromInts as {
+    (tokens: readonly number[]): WireModelInput;
+    (tokens: Int32Array | Uint32Array): TrainingModelInput;
   },
   /** All tokens of a text-only input (throws for image or audio chunks). */
   toInts(input: WireModelInput): number[] {
@@ -56,6 +72,11 @@ export const ModelInput = {
   },
 };
 
+function fromInts(tokens: readonly number[] | Int32Array | Uint32Array): TrainingModelInput {
+  const kept = ArrayBuffer.isView(tokens) ? tokens : Array.isArray(tokens) ? tokens.slice() : [...tokens];
+  return { chunks: [{ type: "encoded_text", tokens: kept }] };
+}
+
 /**
  * Frames of a DMel "TensorContainer": optional marker byte 254, a dtype byte, a LEB128 `ndim`,
  * then LEB128 dims; the length is dim 0 (PROTOCOL.md §3.1).
@@ -80,10 +101,30 @@ function dmelLength(base64: string): number {
 
 export type TensorData = WireTensorData;
 export const TensorData = {
-  fromArray(values: ArrayLike<number>, dtype: DType, shape?: number[]): WireTensorData {
-    return { data: Array.from(values), dtype, shape: shape ?? [values.length] };
+  /**
+   * A tensor of `values`. A plain array (or array-like) is copied into a number[]. A Float32Array,
+   * Int32Array or BigInt64Array is kept as it is, not copied (training input only): the request
+   * bytes are copied straight from it when the request is sent, so leave it unchanged until the
+   * call's future has resolved.
+   */
+  fromArray: tensorFromArray as {
+    (values: TypedTensorValues, dtype: DType, shape?: number[]): TensorInput;
+    (values: ArrayLike<number>, dtype: DType, shape?: number[]): WireTensorData;
   },
 };
+
+function tensorFromArray(
+  values: ArrayLike<number> | TypedTensorValues,
+  dtype: DType,
+  shape?: number[],
+): TensorInput {
+  const data = isTypedTensorValues(values)
+    ? values
+    : Array.isArray(values)
+      ? (values as number[]).slice()
+      : Array.from(values);
+  return { data, dtype, shape: shape ?? [values.length] };
+}
 
 /** Key → dtype of the plain lists the official client converts for you (PROTOCOL.md §3.2). */
 const KNOWN_INPUT_DTYPES: Record<string, DType> = {
@@ -95,18 +136,28 @@ const KNOWN_INPUT_DTYPES: Record<string, DType> = {
   clip_high_threshold: "float32",
 };
 
+/** Plain arrays, or typed arrays, that `datum` converts for the known keys. */
+type LossInputValues = readonly number[] | TypedTensorValues;
+
 /**
  * A Datum from a model input and loss inputs given as TensorData or plain number arrays (only for
- * the known keys, whose dtype is fixed).
+ * the known keys, whose dtype is fixed). Typed arrays (Float32Array for float32 keys, Int32Array or
+ * BigInt64Array for target_tokens) are accepted like plain arrays and kept as they are (see
+ * `TensorData.fromArray`); such a datum is a `DatumInput`, for forward / forward_backward.
  */
-export function datum(
-  modelInput: WireModelInput,
-  lossFnInputs: Record<string, WireTensorData | readonly number[]>,
-): { model_input: WireModelInput; loss_fn_inputs: Record<string, WireTensorData> } {
-  const inputs: Record<string, WireTensorData> = {};
+export const datum = buildDatum as {
+  (modelInput: WireModelInput, lossFnInputs: Record<string, WireTensorData | readonly number[]>): WireDatum;
+  (modelInput: TrainingModelInput, lossFnInputs: Record<string, TensorInput | LossInputValues>): DatumInput;
+};
+
+function buildDatum(
+  modelInput: TrainingModelInput,
+  lossFnInputs: Record<string, TensorInput | LossInputValues>,
+): DatumInput {
+  const inputs: Record<string, TensorInput> = {};
   for (const [key, value] of Object.entries(lossFnInputs)) {
-    if (!Array.isArray(value)) {
-      inputs[key] = value as WireTensorData;
+    if (!(Array.isArray(value) || isTypedTensorValues(value))) {
+      inputs[key] = value as TensorInput;
       continue;
     }
     const dtype = KNOWN_INPUT_DTYPES[key];
@@ -118,7 +169,7 @@ export function datum(
         },
       ]);
     }
-    inputs[key] = TensorData.fromArray(value, dtype);
+    inputs[key] = tensorFromArray(value, dtype);
   }
   return { model_input: modelInput, loss_fn_inputs: inputs };
 }

@@ -5,7 +5,14 @@
 
 import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import { describeValue } from "../internal/describe.js";
-import type { AdamParams, Datum, LossFnType, ModelInput, TensorData } from "../wire/types.js";
+import type {
+  AdamParams,
+  DatumInput,
+  LossFnType,
+  ModelInput,
+  TensorInput,
+  TrainingModelInput,
+} from "../wire/types.js";
 
 export const LOSS_FUNCTIONS: readonly LossFnType[] = [
   "cross_entropy",
@@ -54,7 +61,7 @@ export interface InputLimits {
 }
 
 export function validateForwardBackwardInput(
-  data: readonly Datum[],
+  data: readonly DatumInput[],
   lossFn: string,
   lossFnConfig: Record<string, number> | undefined,
   limits: InputLimits = {},
@@ -85,7 +92,7 @@ export function validateForwardBackwardInput(
 }
 
 function checkDatum(
-  datum: Datum,
+  datum: DatumInput,
   path: string,
   lossFn: LossFnType,
   limits: InputLimits,
@@ -130,9 +137,13 @@ function checkDatum(
   }
 }
 
-/** Returns the model input's length in tokens when it can be known locally. */
+/**
+ * Returns the model input's length in tokens when it can be known locally. Training input
+ * (`trainable`) travels as protobuf, so its tokens may also be an Int32Array or Uint32Array;
+ * sampling prompts travel as JSON and must be plain arrays.
+ */
 export function checkModelInput(
-  input: ModelInput,
+  input: ModelInput | TrainingModelInput,
   path: string,
   issues: ValidationIssue[],
   { trainable }: { trainable: boolean },
@@ -145,24 +156,29 @@ export function checkModelInput(
   input.chunks.forEach((chunk, c) => {
     const chunkPath = `${path}.chunks[${c}]`;
     switch (chunk?.type) {
-      case "encoded_text":
-        if (!Array.isArray(chunk.tokens)) {
-          issues.push({ path: `${chunkPath}.tokens`, message: "must be an array of token ids" });
+      case "encoded_text": {
+        const tokens = chunk.tokens;
+        const typed = tokens instanceof Int32Array || tokens instanceof Uint32Array;
+        if (!(Array.isArray(tokens) || (trainable && typed))) {
+          issues.push({
+            path: `${chunkPath}.tokens`,
+            message: trainable
+              ? "must be an array, Int32Array or Uint32Array of token ids"
+              : "must be an array of token ids",
+          });
           length = undefined;
           return;
         }
-        for (let t = 0; t < chunk.tokens.length; t++) {
-          const token = chunk.tokens[t]!;
-          if (!Number.isInteger(token) || token < 0 || token > MAX_INT32) {
-            issues.push({
-              path: `${chunkPath}.tokens[${t}]`,
-              message: `invalid token id ${describeValue(token)}`,
-            });
-            break;
-          }
+        const bad = firstInvalidToken(tokens);
+        if (bad >= 0) {
+          issues.push({
+            path: `${chunkPath}.tokens[${bad}]`,
+            message: `invalid token id ${describeValue(tokens[bad])}`,
+          });
         }
-        if (length !== undefined) length += chunk.tokens.length;
+        if (length !== undefined) length += tokens.length;
         return;
+      }
       case "image":
       case "image_asset_pointer":
         if (trainable && chunk.type === "image_asset_pointer") {
@@ -209,8 +225,9 @@ export function checkModelInput(
   return length;
 }
 
-function checkTensor(tensor: TensorData, path: string, issues: ValidationIssue[]): number | undefined {
-  if (typeof tensor !== "object" || tensor === null || !Array.isArray(tensor.data)) {
+function checkTensor(tensor: TensorInput, path: string, issues: ValidationIssue[]): number | undefined {
+  const data = tensor?.data;
+  if (typeof tensor !== "object" || tensor === null || !(Array.isArray(data) || isTensorTypedArray(data))) {
     issues.push({ path, message: "must be TensorData ({ data, dtype, shape? })" });
     return undefined;
   }
@@ -221,15 +238,24 @@ function checkTensor(tensor: TensorData, path: string, issues: ValidationIssue[]
     });
     return undefined;
   }
-  for (let i = 0; i < tensor.data.length; i++) {
-    const x = tensor.data[i]!;
-    if (typeof x !== "number" || Number.isNaN(x) || (tensor.dtype === "int64" && !Number.isInteger(x))) {
+  if (!Array.isArray(data)) {
+    // A typed array must hold the dtype's kind of value: no silent float → int conversion.
+    const expected = tensor.dtype === "float32" ? "Float32Array" : "Int32Array or BigInt64Array";
+    if ((tensor.dtype === "float32") !== data instanceof Float32Array) {
       issues.push({
-        path: `${path}.data[${i}]`,
-        message: `invalid ${tensor.dtype} value ${describeValue(x)}`,
+        path: `${path}.data`,
+        message: `a ${data.constructor.name} cannot hold ${tensor.dtype} values; pass a ${expected} or a plain array`,
       });
       return undefined;
     }
+  }
+  const bad = tensor.dtype === "float32" ? firstInvalidFloat(data) : firstInvalidInteger(data);
+  if (bad >= 0) {
+    issues.push({
+      path: `${path}.data[${bad}]`,
+      message: `invalid ${tensor.dtype} value ${describeValue(data[bad])}`,
+    });
+    return undefined;
   }
   if (tensor.sparse_crow_indices === undefined && tensor.shape) {
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
@@ -244,7 +270,68 @@ function checkTensor(tensor: TensorData, path: string, issues: ValidationIssue[]
   return tensor.data.length;
 }
 
-function leadingDim(tensor: TensorData): number {
+function isTensorTypedArray(data: unknown): data is Float32Array | Int32Array | BigInt64Array {
+  return data instanceof Float32Array || data instanceof Int32Array || data instanceof BigInt64Array;
+}
+
+/*
+ * The value scans below run over every token and tensor value of a batch, so each is one tight
+ * loop per array kind, returning the index of the first bad value or -1. Typed arrays whose kind
+ * already rules out bad values skip the scan.
+ */
+
+/** Token ids are int32 values ≥ 0 (negative ids have no meaning; the wire field is int32). */
+function firstInvalidToken(tokens: readonly unknown[] | Int32Array | Uint32Array): number {
+  if (tokens instanceof Uint32Array) return firstAbove(tokens, MAX_INT32);
+  if (tokens instanceof Int32Array) return firstNegative(tokens);
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i];
+    // `token | 0` equals the token exactly for int32 numbers (not for NaN or fractions).
+    if (typeof token !== "number" || (token | 0) !== token || token < 0) return i;
+  }
+  return -1;
+}
+
+function firstAbove(values: Uint32Array, max: number): number {
+  for (let i = 0; i < values.length; i++) if (values[i]! > max) return i;
+  return -1;
+}
+
+function firstNegative(values: Int32Array): number {
+  for (let i = 0; i < values.length; i++) if (values[i]! < 0) return i;
+  return -1;
+}
+
+/** float32 values: any number but NaN (infinities are representable and pass, as with arrays). */
+function firstInvalidFloat(data: readonly unknown[] | Float32Array | Int32Array | BigInt64Array): number {
+  if (data instanceof Float32Array) return firstNaN(data);
+  if (!Array.isArray(data)) return -1; // an integer typed array: rejected before, as a dtype mismatch
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (typeof x !== "number" || Number.isNaN(x)) return i;
+  }
+  return -1;
+}
+
+function firstNaN(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i]!;
+    if (Number.isNaN(x)) return i;
+  }
+  return -1;
+}
+
+/** int64 values given as numbers must be integers; Int32Array and BigInt64Array always are. */
+function firstInvalidInteger(data: readonly unknown[] | Float32Array | Int32Array | BigInt64Array): number {
+  if (!Array.isArray(data)) return -1; // Int32Array / BigInt64Array (Float32Array was rejected before)
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (typeof x !== "number" || ((x | 0) !== x && !Number.isInteger(x))) return i;
+  }
+  return -1;
+}
+
+function leadingDim(tensor: TensorInput): number {
   return tensor.shape?.[0] ?? tensor.data.length;
 }
 

@@ -5,6 +5,19 @@
 
 export type DType = "int64" | "float32";
 
+/**
+ * Token ids as training input accepts them. Typed arrays are copied straight into the protobuf
+ * bytes (an Int32Array's bytes on a little-endian host *are* the wire bytes); plain arrays are
+ * checked and converted value by value. Decoded messages always carry `number[]`.
+ */
+export type TokenIds = number[] | Int32Array | Uint32Array;
+
+/**
+ * Tensor values as training input accepts them: `number[]` for either dtype, `Float32Array` for
+ * "float32", `Int32Array` (widened on the wire) or `BigInt64Array` for "int64".
+ */
+export type TensorValues = number[] | Float32Array | Int32Array | BigInt64Array;
+
 /** A dense (or CSR-sparse) tensor as it travels on the wire. `data` is flattened row-major. */
 export interface TensorData {
   data: number[];
@@ -20,6 +33,12 @@ export interface TensorData {
 export interface EncodedTextChunk {
   type: "encoded_text";
   tokens: number[];
+}
+
+/** A text chunk of training input, whose tokens may be a typed array (see `TokenIds`). */
+export interface EncodedTextInputChunk {
+  type: "encoded_text";
+  tokens: TokenIds;
 }
 
 export type ImageFormat = "png" | "jpeg";
@@ -56,13 +75,34 @@ export interface Datum {
   loss_fn_inputs: Record<string, TensorData>;
 }
 
+/**
+ * The input side of the wire types, for forward / forward_backward data, which travels as protobuf
+ * and so can take typed arrays. They are separate from `TensorData` / `Datum` so that decoded
+ * results keep plain `number[]` (no `number | bigint` for readers to narrow); every `Datum` is a
+ * `DatumInput`.
+ */
+export interface TensorInput extends Omit<TensorData, "data"> {
+  data: TensorValues;
+}
+
+export type TrainingInputChunk = EncodedTextInputChunk | ImageChunk | ImageAssetPointerChunk | DmelChunk;
+
+export interface TrainingModelInput {
+  chunks: TrainingInputChunk[];
+}
+
+export interface DatumInput {
+  model_input: TrainingModelInput;
+  loss_fn_inputs: Record<string, TensorInput>;
+}
+
 export type LossFnType = "cross_entropy" | "importance_sampling" | "ppo" | "cispo" | "dro";
 
 /** The logical content of the protobuf `tinker_public.ForwardBackwardRequest` (PROTOCOL.md §2.4.1). */
-export interface ForwardBackwardRequest {
+export interface ForwardBackwardRequest<D extends DatumInput = Datum> {
   model_id: string;
   seq_id: number;
-  data: Datum[];
+  data: D[];
   loss_fn: string;
   loss_fn_config?: Record<string, number>;
   forward_only?: boolean;

@@ -7,15 +7,17 @@
 import type { DType } from "../types.js";
 import { ProtobufEncodeError } from "./errors.js";
 import { describe } from "./integers.js";
+import { decodeBfloat16s, decodeFloat32s, decodeInt32s, decodeInt64s } from "./little-endian.js";
 import {
-  decodeBfloat16s,
-  decodeFloat32s,
-  decodeInt32s,
-  decodeInt64s,
-  encodeFloat32s,
-  encodeInt64s,
-} from "./little-endian.js";
+  checkFloat32Values,
+  checkInt64Values,
+  type Float32Values,
+  type Int64Values,
+  writeFloat32s,
+  writeInt64s,
+} from "./payload.js";
 import { DTypeCode } from "./schema.js";
+import { SizedWriter } from "./sized-writer.js";
 
 export interface DTypeSpec {
   readonly code: number;
@@ -44,22 +46,49 @@ export function decodableDType(code: number): DTypeSpec | undefined {
   return DECODABLE.get(code);
 }
 
+/** Values of either public dtype: `TensorValues`, or a read-only plain array. */
+export type EncodableValues = Float32Values | Int64Values;
+
 export interface EncodedValues {
   readonly code: number;
   readonly itemSize: number;
   readonly bytes: Uint8Array;
 }
 
-/** Encodes values of a public dtype: float32 as FLOAT32, int64 as INT64. */
-export function encodeValues(values: readonly number[], dtype: DType, what: string): EncodedValues {
+/** Wire code and element size of a public dtype: float32 as FLOAT32, int64 as INT64. */
+export function encodableDType(dtype: DType, what: string): { code: number; itemSize: number } {
   switch (dtype) {
     case "float32":
-      return { code: DTypeCode.FLOAT32, itemSize: 4, bytes: encodeFloat32s(values, what) };
+      return { code: DTypeCode.FLOAT32, itemSize: 4 };
     case "int64":
-      return { code: DTypeCode.INT64, itemSize: 8, bytes: encodeInt64s(values, what) };
+      return { code: DTypeCode.INT64, itemSize: 8 };
     default:
       throw new ProtobufEncodeError(
         `${what}: dtype ${describe(dtype)} is not supported (expected "float32" or "int64")`,
       );
   }
+}
+
+/**
+ * Checks that `values` suit `dtype` (a typed array must be one the dtype takes, see
+ * `TensorValues`), so that the bytes can be sized from the element count before writing.
+ */
+export function checkTensorValues(values: EncodableValues, dtype: DType, what: string): void {
+  if (dtype === "float32") checkFloat32Values(values, what);
+  else checkInt64Values(values, what);
+}
+
+/** Writes values of a public dtype that `checkTensorValues` accepted. */
+export function writeTensorValues(w: SizedWriter, values: EncodableValues, dtype: DType, what: string): void {
+  if (dtype === "float32") writeFloat32s(w, values as Float32Values, what);
+  else writeInt64s(w, values as Int64Values, what);
+}
+
+/** Encodes values of a public dtype: float32 as FLOAT32, int64 as INT64. */
+export function encodeValues(values: EncodableValues, dtype: DType, what: string): EncodedValues {
+  const { code, itemSize } = encodableDType(dtype, what);
+  checkTensorValues(values, dtype, what);
+  const w = new SizedWriter(values.length * itemSize);
+  writeTensorValues(w, values, dtype, what);
+  return { code, itemSize, bytes: w.finish() };
 }

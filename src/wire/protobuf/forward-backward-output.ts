@@ -358,9 +358,11 @@ function readBatchedTensor(r: ProtoReader, path: string): DatumSlice[] {
   if (trailing.some((dim) => dim < 0)) {
     throw new ProtobufDecodeError(`${path}.trailing_shape: negative dimension in [${trailing.join(", ")}]`);
   }
-  // Widening (BF16 -> float32, INT32 -> int64) keeps one value per element, so byte offsets
-  // divided by the *source* item size index the widened values directly.
-  const values = spec.decode(data, `${path}.data`);
+  if (data.length % spec.itemSize !== 0) {
+    throw new ProtobufDecodeError(
+      `${path}.data: ${data.length} bytes is not a whole number of ${spec.itemSize}-byte values`,
+    );
+  }
   const offsets = decodeInt64s(offsetBytes, `${path}.offsets`);
   const slices: DatumSlice[] = [];
   for (let i = 0; i + 1 < offsets.length; i++) {
@@ -376,8 +378,9 @@ function readBatchedTensor(r: ProtoReader, path: string): DatumSlice[] {
         `${path}.offsets: datum ${i} spans bytes ${start}..${end}, not a multiple of the ${spec.itemSize}-byte item size`,
       );
     }
+    // Each datum is decoded from its own byte range: no batch-wide number[] to slice up again.
     slices.push({
-      values: values.slice(start / spec.itemSize, end / spec.itemSize),
+      values: spec.decode(data.subarray(start, end), `${path}.data`),
       dtype: spec.publicDType,
       trailing: [...trailing],
     });

@@ -8,18 +8,23 @@
 
 import type {
   Datum,
+  DatumInput,
   DmelChunk,
   EncodedTextChunk,
   ForwardBackwardRequest,
   ImageChunk,
   ModelInputChunk,
   TensorData,
+  TensorInput,
+  TrainingInputChunk,
 } from "../types.js";
 import { decodeBase64, encodeBase64 } from "./base64.js";
+import { checkTensorValues, encodableDType, writeTensorValues } from "./dtype.js";
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { checkString, describe, isInt32 } from "./integers.js";
-import { decodeInt32s, encodeInt32s } from "./little-endian.js";
-import { keyPath, readDoubleEntry, readMessageEntry, writeDoubleMap, writeMessageMap } from "./maps.js";
+import { decodeInt32s } from "./little-endian.js";
+import { entriesOf, keyPath, readDoubleEntry, readMessageEntry, writeDoubleMap } from "./maps.js";
+import { checkInt32Values, type Int32Values, writeInt32s } from "./payload.js";
 import { expectWireType, ProtoReader } from "./reader.js";
 import {
   ChunkField,
@@ -28,45 +33,203 @@ import {
   EncodedTextChunkField,
   ForwardBackwardRequestField,
   ImageChunkField,
+  MapEntryField,
+  TensorField,
   WireType,
 } from "./schema.js";
-import { readTensor, writeTensor } from "./tensor.js";
+import { delimitedSize, SizedWriter, varintSize } from "./sized-writer.js";
+import { checkShape, readTensor, writeTensor } from "./tensor.js";
 import { ProtoWriter } from "./writer.js";
+
+const utf8 = new TextEncoder();
 
 // ---- encode ----
 
-export function encodeForwardBackwardRequest(req: ForwardBackwardRequest): Uint8Array {
+/*
+ * The request is dominated by a few large arrays (token ids, target tokens, weights), so it is
+ * encoded in two passes: `plan*` checks the structure and computes every message's size from the
+ * element counts, then `write*` fills one buffer of exactly that size, each payload written once
+ * straight into its final place (see `./sized-writer.ts`). The rare parts without a cheap size
+ * (image and audio chunks, sparse tensors) are pre-encoded with `ProtoWriter` and copied in.
+ */
+
+interface TextChunkPlan {
+  readonly tokens: Int32Values;
+  readonly path: string;
+  /** Size of the EncodedTextChunk message. */
+  readonly textSize: number;
+}
+
+interface ChunkPlan {
+  /** Set for text chunks, the fast path. */
+  readonly text: TextChunkPlan | undefined;
+  /** Otherwise the Chunk message, pre-encoded. */
+  readonly encoded: Uint8Array | undefined;
+  /** Size of the Chunk message. */
+  readonly size: number;
+}
+
+interface TensorPlan {
+  readonly key: Uint8Array;
+  readonly tensor: TensorInput;
+  readonly path: string;
+  readonly code: number;
+  readonly valueBytes: number;
+  /** Packed `shape` run size, or 0 when the shape is not written. */
+  readonly shapeSize: number;
+  /** Set for sparse tensors: the Tensor message, pre-encoded. */
+  readonly encoded: Uint8Array | undefined;
+  /** Size of the Tensor message. */
+  readonly tensorSize: number;
+  /** Size of the map entry message (key + value). */
+  readonly entrySize: number;
+}
+
+interface DatumPlan {
+  readonly chunks: ChunkPlan[];
+  readonly inputs: TensorPlan[];
+  /** Size of the Datum message. */
+  readonly size: number;
+}
+
+/**
+ * Encodes a request. Datums may carry typed arrays (`DatumInput`): those whose element type is
+ * the wire's are copied whole, so a request of Int32Array / Float32Array / BigInt64Array data
+ * costs little more than a memcpy.
+ */
+export function encodeForwardBackwardRequest(req: ForwardBackwardRequest<DatumInput>): Uint8Array {
   checkString(req.model_id, "model_id");
   checkString(req.loss_fn, "loss_fn");
   // seq_id is not optional on the wire; like the official client, send 0 when it is unset.
   const seqId = req.seq_id ?? 0;
   if (!isInt32(seqId))
     throw new ProtobufEncodeError(`seq_id: ${describe(seqId)} is not a 32-bit signed integer`);
-  const w = new ProtoWriter();
-  if (req.model_id !== "") w.stringField(ForwardBackwardRequestField.model_id, req.model_id);
-  if (seqId !== 0) w.int32Field(ForwardBackwardRequestField.seq_id, seqId);
-  req.data.forEach((datum, i) => {
-    w.messageField(ForwardBackwardRequestField.data, (dw) => writeDatum(dw, datum, `data[${i}]`));
-  });
-  if (req.loss_fn !== "") w.stringField(ForwardBackwardRequestField.loss_fn, req.loss_fn);
+  if (!Array.isArray(req.data))
+    throw new ProtobufEncodeError(`data: expected an array, got ${describe(req.data)}`);
+  // Fields 1-2 and 4-6 are small: ProtoWriter encodes them around the datums (field 3).
+  const head = new ProtoWriter();
+  if (req.model_id !== "") head.stringField(ForwardBackwardRequestField.model_id, req.model_id);
+  if (seqId !== 0) head.int32Field(ForwardBackwardRequestField.seq_id, seqId);
+  const plans = req.data.map((datum, i) => planDatum(datum, `data[${i}]`));
+  const tail = new ProtoWriter();
+  if (req.loss_fn !== "") tail.stringField(ForwardBackwardRequestField.loss_fn, req.loss_fn);
   if (req.loss_fn_config != null) {
-    writeDoubleMap(w, ForwardBackwardRequestField.loss_fn_config, req.loss_fn_config, "loss_fn_config");
+    writeDoubleMap(tail, ForwardBackwardRequestField.loss_fn_config, req.loss_fn_config, "loss_fn_config");
   }
-  if (req.forward_only === true) w.boolField(ForwardBackwardRequestField.forward_only, true);
+  if (req.forward_only === true) tail.boolField(ForwardBackwardRequestField.forward_only, true);
+
+  let size = head.length + tail.length;
+  for (const plan of plans) size += delimitedSize(plan.size);
+  const w = new SizedWriter(size);
+  w.raw(head.finish());
+  for (const plan of plans) {
+    w.delimited(ForwardBackwardRequestField.data, plan.size);
+    writeDatum(w, plan);
+  }
+  w.raw(tail.finish());
   return w.finish();
 }
 
-function writeDatum(w: ProtoWriter, datum: Datum, path: string): void {
-  datum.model_input.chunks.forEach((chunk, i) => {
-    w.messageField(DatumField.model_input, (cw) => writeChunk(cw, chunk, `${path}.model_input.chunks[${i}]`));
+function planDatum(datum: DatumInput, path: string): DatumPlan {
+  if (typeof datum !== "object" || datum === null) {
+    throw new ProtobufEncodeError(`${path}: expected a Datum, got ${describe(datum)}`);
+  }
+  const chunkList = datum.model_input?.chunks;
+  if (!Array.isArray(chunkList)) {
+    throw new ProtobufEncodeError(
+      `${path}.model_input.chunks: expected an array, got ${describe(chunkList)}`,
+    );
+  }
+  let size = 0;
+  const chunks = chunkList.map((chunk, i) => {
+    const plan = planChunk(chunk, `${path}.model_input.chunks[${i}]`);
+    size += delimitedSize(plan.size);
+    return plan;
   });
-  writeMessageMap<TensorData>(
-    w,
-    DatumField.loss_fn_inputs,
-    datum.loss_fn_inputs,
-    `${path}.loss_fn_inputs`,
-    writeTensor,
-  );
+  const inputs = entriesOf(datum.loss_fn_inputs, `${path}.loss_fn_inputs`).map(([key, tensor]) => {
+    const plan = planTensor(key, tensor, keyPath(`${path}.loss_fn_inputs`, key));
+    size += delimitedSize(plan.entrySize);
+    return plan;
+  });
+  return { chunks, inputs, size };
+}
+
+/** Plans the Chunk oneof: exactly one member, always present even when its content is empty. */
+function planChunk(chunk: TrainingInputChunk, path: string): ChunkPlan {
+  if (chunk?.type === "encoded_text") {
+    const tokensPath = `${path}.tokens`;
+    checkInt32Values(chunk.tokens, tokensPath);
+    const count = chunk.tokens.length;
+    const textSize = count > 0 ? delimitedSize(count * 4) : 0;
+    const text = { tokens: chunk.tokens, path: tokensPath, textSize };
+    return { text, encoded: undefined, size: delimitedSize(textSize) };
+  }
+  const w = new ProtoWriter();
+  writeOtherChunk(w, chunk, path);
+  const encoded = w.finish();
+  return { text: undefined, encoded, size: encoded.length };
+}
+
+function planTensor(key: string, tensor: TensorInput, path: string): TensorPlan {
+  const keyBytes = utf8.encode(key);
+  if (typeof tensor !== "object" || tensor === null) {
+    throw new ProtobufEncodeError(`${path}: expected TensorData, got ${describe(tensor)}`);
+  }
+  const { code, itemSize } = encodableDType(tensor.dtype, `${path}.data`);
+  checkTensorValues(tensor.data, tensor.dtype, `${path}.data`);
+  const base = { key: keyBytes, tensor, path, code, valueBytes: tensor.data.length * itemSize };
+  if (tensor.sparse_crow_indices != null || tensor.sparse_col_indices != null) {
+    const w = new ProtoWriter();
+    writeTensor(w, tensor, path);
+    const encoded = w.finish();
+    const entrySize = delimitedSize(keyBytes.length) + delimitedSize(encoded.length);
+    return { ...base, shapeSize: 0, encoded, tensorSize: encoded.length, entrySize };
+  }
+  let shapeSize = 0;
+  if (tensor.shape != null) {
+    checkShape(tensor.shape, `${path}.shape`);
+    for (const dim of tensor.shape) shapeSize += varintSize(dim);
+  }
+  // `dense` belongs to a oneof, so it has explicit presence: written even when empty.
+  let tensorSize = delimitedSize(base.valueBytes) + 1 + varintSize(code);
+  if (shapeSize > 0) tensorSize += delimitedSize(shapeSize);
+  const entrySize = delimitedSize(keyBytes.length) + delimitedSize(tensorSize);
+  return { ...base, shapeSize, encoded: undefined, tensorSize, entrySize };
+}
+
+function writeDatum(w: SizedWriter, plan: DatumPlan): void {
+  for (const chunk of plan.chunks) {
+    w.delimited(DatumField.model_input, chunk.size);
+    const text = chunk.text;
+    if (text === undefined) {
+      w.raw(chunk.encoded!);
+      continue;
+    }
+    w.delimited(ChunkField.encoded_text, text.textSize);
+    if (text.tokens.length > 0) {
+      w.delimited(EncodedTextChunkField.tokens, text.tokens.length * 4);
+      writeInt32s(w, text.tokens, text.path);
+    }
+  }
+  for (const input of plan.inputs) {
+    w.delimited(DatumField.loss_fn_inputs, input.entrySize);
+    w.delimited(MapEntryField.key, input.key.length);
+    w.raw(input.key);
+    w.delimited(MapEntryField.value, input.tensorSize);
+    if (input.encoded !== undefined) {
+      w.raw(input.encoded);
+      continue;
+    }
+    const tensor = input.tensor;
+    w.delimited(TensorField.dense, input.valueBytes);
+    writeTensorValues(w, tensor.data, tensor.dtype, `${input.path}.data`);
+    w.tag(TensorField.dtype, WireType.Varint);
+    w.varint(input.code);
+    if (input.shapeSize > 0) {
+      w.delimited(TensorField.shape, input.shapeSize);
+      for (const dim of tensor.shape!) w.varint(dim);
+    }
+  }
 }
 
 function bytesFromBase64(text: unknown, path: string): Uint8Array {
@@ -77,16 +240,9 @@ function bytesFromBase64(text: unknown, path: string): Uint8Array {
   return bytes;
 }
 
-/** Writes the Chunk oneof: exactly one member, always present even when its content is empty. */
-function writeChunk(w: ProtoWriter, chunk: ModelInputChunk, path: string): void {
-  switch (chunk.type) {
-    case "encoded_text": {
-      const tokens = encodeInt32s(chunk.tokens, `${path}.tokens`);
-      w.messageField(ChunkField.encoded_text, (m) => {
-        if (tokens.length > 0) m.bytesField(EncodedTextChunkField.tokens, tokens);
-      });
-      return;
-    }
+/** Writes a Chunk message of a non-text chunk. */
+function writeOtherChunk(w: ProtoWriter, chunk: TrainingInputChunk, path: string): void {
+  switch (chunk?.type) {
     case "image": {
       const data = bytesFromBase64(chunk.data, `${path}.data`);
       const expected = chunk.expected_tokens;
@@ -118,7 +274,7 @@ function writeChunk(w: ProtoWriter, chunk: ModelInputChunk, path: string): void 
       );
     default:
       throw new ProtobufEncodeError(
-        `${path}: unsupported model input chunk type ${describe((chunk as { type?: unknown }).type)}`,
+        `${path}: unsupported model input chunk type ${describe((chunk as { type?: unknown } | null)?.type)}`,
       );
   }
 }

@@ -8,8 +8,21 @@
  * are not a whole number of elements.
  */
 
-import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
-import { describe, INT32_MAX, INT32_MIN, isInt32, joinInt64, splitInt64 } from "./integers.js";
+import { ProtobufDecodeError } from "./errors.js";
+import { LITTLE_ENDIAN_HOST } from "./host.js";
+import { joinInt64 } from "./integers.js";
+import {
+  checkFloat32Values,
+  checkInt32Values,
+  checkInt64Values,
+  type Float32Values,
+  type Int32Values,
+  type Int64Values,
+  writeFloat32s,
+  writeInt32s,
+  writeInt64s,
+} from "./payload.js";
+import { SizedWriter } from "./sized-writer.js";
 
 function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -24,55 +37,34 @@ function elementCount(bytes: Uint8Array, itemSize: number, what: string): number
   return bytes.length / itemSize;
 }
 
-function checkArray(values: unknown, what: string): asserts values is readonly unknown[] {
-  if (!Array.isArray(values)) {
-    throw new ProtobufEncodeError(`${what}: expected an array, got ${describe(values)}`);
-  }
-}
-
-export function encodeInt32s(values: readonly number[], what: string): Uint8Array {
-  checkArray(values, what);
-  const out = new Uint8Array(values.length * 4);
-  const view = viewOf(out);
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (!isInt32(value)) {
-      throw new ProtobufEncodeError(`${what}[${i}]: ${describe(value)} is not a 32-bit signed integer`);
-    }
-    view.setInt32(i * 4, value, true);
-  }
-  return out;
+/** int32 values (token ids) as little-endian bytes; typed arrays go through `./payload.ts`'s fast paths. */
+export function encodeInt32s(values: Int32Values, what: string): Uint8Array {
+  checkInt32Values(values, what);
+  const w = new SizedWriter(values.length * 4);
+  writeInt32s(w, values, what);
+  return w.finish();
 }
 
 export function decodeInt32s(bytes: Uint8Array, what: string): number[] {
   const count = elementCount(bytes, 4, what);
-  const view = viewOf(bytes);
   const out = new Array<number>(count);
+  if (LITTLE_ENDIAN_HOST && bytes.byteOffset % 4 === 0) {
+    // Aligned (the usual case for a body read into its own buffer): read through a typed view.
+    const values = new Int32Array(bytes.buffer, bytes.byteOffset, count);
+    for (let i = 0; i < count; i++) out[i] = values[i]!;
+    return out;
+  }
+  const view = viewOf(bytes);
   for (let i = 0; i < count; i++) out[i] = view.getInt32(i * 4, true);
   return out;
 }
 
-/** int64 values must be safe integers: a JavaScript number cannot carry more precision anyway. */
-export function encodeInt64s(values: readonly number[], what: string): Uint8Array {
-  checkArray(values, what);
-  const out = new Uint8Array(values.length * 8);
-  const view = viewOf(out);
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (!(typeof value === "number" && Number.isSafeInteger(value))) {
-      throw new ProtobufEncodeError(`${what}[${i}]: ${describe(value)} is not an integer within ±2^53`);
-    }
-    if (value >= INT32_MIN && value <= INT32_MAX) {
-      // Fast path (token ids, indices): the high word is just the sign extension.
-      view.setInt32(i * 8, value, true);
-      view.setInt32(i * 8 + 4, value < 0 ? -1 : 0, true);
-    } else {
-      const [lo, hi] = splitInt64(value);
-      view.setUint32(i * 8, lo, true);
-      view.setUint32(i * 8 + 4, hi, true);
-    }
-  }
-  return out;
+/** int64 values: safe-integer numbers, Int32Array (sign-extended) or BigInt64Array (copied). */
+export function encodeInt64s(values: Int64Values, what: string): Uint8Array {
+  checkInt64Values(values, what);
+  const w = new SizedWriter(values.length * 8);
+  writeInt64s(w, values, what);
+  return w.finish();
 }
 
 /** Values beyond ±2^53 come back as the nearest double, as they would from a JSON body. */
@@ -87,25 +79,23 @@ export function decodeInt64s(bytes: Uint8Array, what: string): number[] {
 }
 
 /** Values are rounded to the nearest float32 (NaN and infinities pass through). */
-export function encodeFloat32s(values: readonly number[], what: string): Uint8Array {
-  checkArray(values, what);
-  const out = new Uint8Array(values.length * 4);
-  const view = viewOf(out);
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (typeof value !== "number") {
-      throw new ProtobufEncodeError(`${what}[${i}]: ${describe(value)} is not a number`);
-    }
-    view.setFloat32(i * 4, value, true);
-  }
-  return out;
+export function encodeFloat32s(values: Float32Values, what: string): Uint8Array {
+  checkFloat32Values(values, what);
+  const w = new SizedWriter(values.length * 4);
+  writeFloat32s(w, values, what);
+  return w.finish();
 }
 
 /** float32 values widened to double, exactly as numpy's `tolist()` does. */
 export function decodeFloat32s(bytes: Uint8Array, what: string): number[] {
   const count = elementCount(bytes, 4, what);
-  const view = viewOf(bytes);
   const out = new Array<number>(count);
+  if (LITTLE_ENDIAN_HOST && bytes.byteOffset % 4 === 0) {
+    const values = new Float32Array(bytes.buffer, bytes.byteOffset, count);
+    for (let i = 0; i < count; i++) out[i] = values[i]!;
+    return out;
+  }
+  const view = viewOf(bytes);
   for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
   return out;
 }

@@ -16,7 +16,8 @@ export function keyPath(path: string, key: string): string {
   return `${path}[${JSON.stringify(key)}]`;
 }
 
-function entriesOf<V>(map: Readonly<Record<string, V>>, path: string): [string, V][] {
+/** The entries of a map field's object, which must be a plain object. */
+export function entriesOf<V>(map: Readonly<Record<string, V>>, path: string): [string, V][] {
   if (typeof map !== "object" || map === null || Array.isArray(map)) {
     throw new ProtobufEncodeError(`${path}: expected an object, got ${describe(map)}`);
   }

@@ -9,7 +9,7 @@
  * message SparseCsr { bytes values = 1; bytes crow_indices = 2; bytes col_indices = 3; }
  */
 
-import type { TensorData } from "../types.js";
+import type { TensorData, TensorInput } from "../types.js";
 import { decodableDType, encodeValues } from "./dtype.js";
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { describe } from "./integers.js";
@@ -31,7 +31,7 @@ export function checkShape(shape: unknown, what: string): asserts shape is reado
 }
 
 /** Writes the fields of a Tensor message (the caller wraps them in the enclosing field). */
-export function writeTensor(w: ProtoWriter, tensor: TensorData, path: string): void {
+export function writeTensor(w: ProtoWriter, tensor: TensorInput, path: string): void {
   const values = encodeValues(tensor.data, tensor.dtype, `${path}.data`);
   const crow = tensor.sparse_crow_indices;
   const col = tensor.sparse_col_indices;
