@@ -133,9 +133,11 @@ export type {
 export type {
   AdamParams,
   Datum,
+  DatumInput,
   DmelChunk,
   DType,
   EncodedTextChunk,
+  EncodedTextInputChunk,
   ForwardBackwardOutput,
   ImageAssetPointerChunk,
   ImageChunk,
@@ -146,4 +148,9 @@ export type {
   SampleResponse,
   SamplingParams,
   StopReason,
+  TensorInput,
+  TensorValues,
+  TokenIds,
+  TrainingInputChunk,
+  TrainingModelInput,
 } from "./wire/types.js";
