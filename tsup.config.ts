@@ -1,6 +1,6 @@
 import { defineConfig } from "tsup";
 
-const entry = { index: "src/index.ts", local: "src/local/index.ts" };
+const entry = { index: "src/index.ts", local: "src/local/index.ts", toolkit: "src/toolkit/index.ts" };
 
 export default defineConfig([
   // ESM for every runtime: web standards only, dependencies left to the consumer's resolver.

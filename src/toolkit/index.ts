@@ -1,0 +1,6 @@
+/**
+ * tinker-ts/toolkit: the training toolkit on top of the SDK — chat renderers, datum builders,
+ * evaluation, the pipelined training loop, checkpoint housekeeping and RL plumbing. A separate entry
+ * so that apps which only sample or train pay nothing for it; web standards only, like the SDK.
+ */
+export {};
