@@ -3,7 +3,14 @@
  * retries of PROTOCOL.md §5.1 (layer 1), every protocol header of §1.6, and maps every failure onto
  * the SDK's own error classes so that no ky type leaks into the public surface.
  */
-import ky, { HTTPError, isHTTPError, isNetworkError, isTimeoutError, type KyInstance } from "ky";
+import ky, {
+  type AfterResponseHook,
+  HTTPError,
+  isHTTPError,
+  isNetworkError,
+  isTimeoutError,
+  type KyInstance,
+} from "ky";
 import { uuid4 } from "../internal/uuid.js";
 import { APIConnectionError, APIError, APITimeoutError, APIUserAbortError, TinkerError } from "./errors.js";
 import { serverRetryDelayMs, shouldRetryResponse, transportBackoffMs } from "./retry-policy.js";
@@ -93,17 +100,23 @@ export class HttpClient {
 
   constructor(options: HttpClientOptions) {
     this.#options = options;
-    this.#ky = ky.create({
-      prefix: ensureTrailingSlash(options.baseURL),
-      // ky always calls fetch with a Request, so a Request-only fetch (the local backend's) fits.
-      // Redirects are followed here, not by fetch, so credentials never go to another origin; bodies
-      // are size-limited as they stream in.
-      fetch: guardedFetch(
-        (request) => (options.fetch ?? (globalThis.fetch as FetchLike))(request),
-        options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
-      ) as typeof globalThis.fetch,
-      throwHttpErrors: true,
-    });
+    this.#ky = ky.create({ prefix: ensureTrailingSlash(options.baseURL), throwHttpErrors: true });
+  }
+
+  /**
+   * The fetch ky uses for one call. ky always calls it with a Request, so a Request-only fetch (the
+   * local backend's) fits. Every request goes out with `redirect: "manual"`; redirects the caller
+   * wants followed are followed here, with `body` resent when the status asks for it, so credentials
+   * never go to another origin. Bodies are size-limited as they stream in.
+   */
+  #transport(follow: boolean, body: BodyInit | undefined): typeof globalThis.fetch {
+    const fetch = this.#options.fetch ?? (globalThis.fetch as FetchLike);
+    const maxBytes = this.#options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    return (async (request: Request) => {
+      const response = await fetch(request);
+      if (!follow || !isFollowableRedirect(response)) return limitBody(response, maxBytes);
+      return limitBody(await followRedirects(fetch, request, response, body), maxBytes);
+    }) as typeof globalThis.fetch;
   }
 
   get baseURL(): string {
@@ -144,7 +157,8 @@ export class HttpClient {
         searchParams: compactQuery(req.query),
         signal: req.signal,
         timeout: timeoutMs,
-        redirect: req.redirect,
+        redirect: "manual",
+        fetch: this.#transport(req.redirect !== "manual", body),
         throwHttpErrors: req.redirect === "manual" ? (status) => !isUnfollowedRedirect(status) : true,
         retry: {
           limit: maxRetries,
@@ -164,23 +178,9 @@ export class HttpClient {
           delay: (attemptCount) => serverDelay ?? transportBackoffMs(attemptCount - 1),
         },
         hooks: {
-          afterResponse: [
-            ({ request, response, retryCount }) => {
-              const observe = this.#options.onResponse;
-              if (!observe) return;
-              try {
-                observe({
-                  method: request.method,
-                  url: request.url,
-                  status: response.status,
-                  headers: response.headers,
-                  retryCount,
-                });
-              } catch {
-                // An observer's bug must not break the call it observes.
-              }
-            },
-          ],
+          // Registered only when someone observes: ky clones every response for its afterResponse
+          // hooks, which costs a stream tee and a cancel per request.
+          afterResponse: this.#observeResponseHooks(),
           beforeRetry: [
             ({ request, retryCount }) => {
               request.headers.set("x-stainless-retry-count", String(retryCount));
@@ -196,6 +196,26 @@ export class HttpClient {
       }
       throw mapError(error, req.signal);
     }
+  }
+
+  #observeResponseHooks(): AfterResponseHook[] {
+    const observe = this.#options.onResponse;
+    if (!observe) return [];
+    return [
+      ({ request, response, retryCount }) => {
+        try {
+          observe({
+            method: request.method,
+            url: request.url,
+            status: response.status,
+            headers: response.headers,
+            retryCount,
+          });
+        } catch {
+          // An observer's bug must not break the call it observes.
+        }
+      },
+    ];
   }
 }
 
@@ -295,46 +315,49 @@ function isCredentialHeader(name: string): boolean {
 
 const MAX_REDIRECTS = 20;
 
+function isFollowableRedirect(response: Response): boolean {
+  return response.status >= 300 && response.status < 400 && response.headers.has("location");
+}
+
 /**
- * Wraps fetch so that (1) redirects are followed by the SDK, dropping credential headers when the
- * target is another origin, and (2) response bodies larger than `maxBytes` fail as they stream in.
- * Calls that ask for `redirect: "manual"` get the 3xx as it is.
+ * Follows the redirect chain that `first` starts, as fetch would, except that credential headers are
+ * dropped when a hop goes to another origin. `body` is the request's original body (the first
+ * request's stream is spent), resent on 307/308 and dropped where fetch turns the call into a GET.
  */
-function guardedFetch(fetch: (request: Request) => Promise<Response>, maxBytes: number) {
-  return async (request: Request): Promise<Response> => {
-    if (request.redirect !== "follow") return limitBody(await fetch(request), maxBytes);
-    const body =
-      request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
-    let url = request.url;
-    let method = request.method;
-    let payload: ArrayBuffer | undefined = body;
-    const headers = new Headers(request.headers);
-    for (let hop = 0; ; hop++) {
-      const response = await fetch(
-        new Request(url, { method, headers, body: payload, redirect: "manual", signal: request.signal }),
-      );
-      const location = response.headers.get("location");
-      if (response.status < 300 || response.status >= 400 || location === null) {
-        return limitBody(response, maxBytes);
-      }
-      await response.body?.cancel();
-      if (hop >= MAX_REDIRECTS) throw new APIConnectionError(`Too many redirects (${MAX_REDIRECTS})`);
-      const next = new URL(location, url);
-      if (next.origin !== new URL(url).origin) {
-        for (const name of [...headers.keys()]) if (isCredentialHeader(name)) headers.delete(name);
-      }
-      if (
-        response.status === 303 ||
-        ((response.status === 301 || response.status === 302) && method === "POST")
-      ) {
-        method = "GET";
-        payload = undefined;
-        headers.delete("content-type");
-        headers.delete("content-encoding");
-      }
-      url = next.href;
+async function followRedirects(
+  fetch: FetchLike,
+  request: Request,
+  first: Response,
+  body: BodyInit | undefined,
+): Promise<Response> {
+  let response = first;
+  let url = request.url;
+  let method = request.method;
+  let payload = body;
+  const headers = new Headers(request.headers);
+  for (let hop = 1; ; hop++) {
+    const location = response.headers.get("location");
+    if (response.status < 300 || response.status >= 400 || location === null) return response;
+    await response.body?.cancel();
+    if (hop > MAX_REDIRECTS) throw new APIConnectionError(`Too many redirects (${MAX_REDIRECTS})`);
+    const next = new URL(location, url);
+    if (next.origin !== new URL(url).origin) {
+      for (const name of [...headers.keys()]) if (isCredentialHeader(name)) headers.delete(name);
     }
-  };
+    if (
+      response.status === 303 ||
+      ((response.status === 301 || response.status === 302) && method === "POST")
+    ) {
+      method = "GET";
+      payload = undefined;
+      headers.delete("content-type");
+      headers.delete("content-encoding");
+    }
+    url = next.href;
+    response = await fetch(
+      new Request(url, { method, headers, body: payload, redirect: "manual", signal: request.signal }),
+    );
+  }
 }
 
 function responseTooLarge(maxBytes: number): APIError {
@@ -348,7 +371,10 @@ function limitBody(response: Response, maxBytes: number): Response {
     void response.body?.cancel();
     throw responseTooLarge(maxBytes);
   }
-  if (!response.body) return response;
+  // A declared length within the limit needs no counting: fetch fails a body that overruns its
+  // Content-Length, and wrapping every body in a stream transform is a measurable per-call cost.
+  if (!response.body || (Number.isFinite(declared) && response.headers.has("content-length")))
+    return response;
   let received = 0;
   const limited = response.body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
