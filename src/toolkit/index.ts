@@ -3,4 +3,5 @@
  * evaluation, the pipelined training loop, checkpoint housekeeping and RL plumbing. A separate entry
  * so that apps which only sample or train pay nothing for it; web standards only, like the SDK.
  */
-export {};
+export * from "./datum.js";
+export * from "./loop.js";

@@ -1,0 +1,345 @@
+/**
+ * The pipelined training loop. Two rules the server's clock makes worth a helper (FEATURES.md §5.2):
+ *
+ * 1. A step's `forward_backward` and `optim_step` are submitted together, before either result is
+ *    awaited. Awaiting the forward_backward first leaves the optim_step for the next server cycle.
+ * 2. The next step is submitted before this one's results are read, so the server never idles while
+ *    the client looks at metrics, logs or decides what to send next.
+ *
+ * The server applies a run's operations in submission (seq_id) order, so pipelining changes when
+ * things are sent, never what is computed: losses and weights are the same as a sequential loop's.
+ */
+
+import type { TrainingClient } from "../clients/training.js";
+import { ValidationError } from "../core/errors.js";
+import type { APIFuture } from "../futures/api-future.js";
+import { validateAdamParams } from "../lib/validate.js";
+import type { OptimStepResponse } from "../wire/schemas.js";
+import type { AdamParams, Datum, DatumInput, ForwardBackwardOutput, LossFnType } from "../wire/types.js";
+
+export interface TrainStepResult {
+  /** The step's index: `startStep` for the loop's first batch, then +1 per batch. */
+  step: number;
+  /**
+   * The forward_backward metrics (`loss:sum`, …), the optim_step ones (`grad_norm:mean`, …; under
+   * `optim/<name>` if a name clashes), and, for cross_entropy, `mean_nll`: `loss:sum` over the sum
+   * of the batch's weights.
+   */
+  metrics: Record<string, number>;
+  output: ForwardBackwardOutput;
+  optim: OptimStepResponse;
+}
+
+export interface TrainStepOptions {
+  adam: AdamParams;
+  /** Default `"cross_entropy"`. */
+  lossFn?: LossFnType;
+  lossFnConfig?: Record<string, number>;
+  /**
+   * Checked before anything is sent: an aborted signal submits nothing. Once submitted, a step runs
+   * to completion on the server whatever the client does, so its results are still awaited (an
+   * abort cannot make a half-applied step).
+   */
+  signal?: AbortSignal;
+  /** The `step` reported in the result (default 0). */
+  step?: number;
+}
+
+/** A step whose two operations have been submitted (taken their seq_ids) but not yet read. */
+interface SubmittedStep {
+  step: number;
+  /** Settles once both requests were accepted by the server. */
+  accepted: Promise<unknown>;
+  result: Promise<TrainStepResult>;
+}
+
+/**
+ * One training step: forward_backward and optim_step submitted in the same cycle, then both awaited.
+ * Bad input (data, loss, Adam parameters) throws a ValidationError before either is sent, so a step
+ * is never half-submitted.
+ */
+export async function trainStep(
+  training: TrainingClient,
+  data: readonly Datum[],
+  options: TrainStepOptions,
+): Promise<TrainStepResult> {
+  options.signal?.throwIfAborted();
+  return submitStep(training, data, options.step ?? 0, options.adam, options).result;
+}
+
+function submitStep(
+  training: TrainingClient,
+  data: readonly (Datum | DatumInput)[],
+  step: number,
+  adam: AdamParams,
+  options: { lossFn?: LossFnType; lossFnConfig?: Record<string, number> },
+): SubmittedStep {
+  if (!Array.isArray(data) || data.length === 0) {
+    throw new ValidationError([{ path: `batches[${step}]`, message: "must be a non-empty array of datums" }]);
+  }
+  checkAdam(adam, step);
+  const lossFn = options.lossFn ?? "cross_entropy";
+  // forwardBackward validates the batch and throws before taking a seq_id; optimStep cannot fail
+  // validation after that (checked above), so either both are queued or neither is.
+  const fb: APIFuture<ForwardBackwardOutput> = training.forwardBackward(
+    data as DatumInput[],
+    lossFn,
+    options.lossFnConfig,
+  );
+  const optimFuture: APIFuture<OptimStepResponse> = training.optimStep(adam);
+  const accepted = Promise.all([fb.requestId, optimFuture.requestId]);
+  const result = Promise.all([fb, optimFuture]).then(([output, optim]) => ({
+    step,
+    metrics: stepMetrics(output, optim, lossFn === "cross_entropy" ? totalWeight(data) : undefined),
+    output,
+    optim,
+  }));
+  // Failures are reported by whoever reads `result`; the loop may stop before reading it.
+  accepted.catch(() => {});
+  result.catch(() => {});
+  return { step, accepted, result };
+}
+
+/** Placeholders for unset Adam fields, valid by construction, so only the fields given are checked. */
+const VALID_ADAM_PLACEHOLDERS: Required<AdamParams> = {
+  learning_rate: 0,
+  beta1: 0,
+  beta2: 0,
+  eps: 1,
+  weight_decay: 0,
+  grad_clip_norm: 0,
+};
+
+function checkAdam(adam: AdamParams, step: number): void {
+  if (typeof adam !== "object" || adam === null) {
+    throw new ValidationError([{ path: `adam (step ${step})`, message: "must be an AdamParams object" }]);
+  }
+  const given = Object.fromEntries(Object.entries(adam).filter(([, value]) => value !== undefined));
+  validateAdamParams({ ...VALID_ADAM_PLACEHOLDERS, ...given });
+}
+
+function totalWeight(data: readonly (Datum | DatumInput)[]): number {
+  let total = 0;
+  for (const d of data) {
+    const weights = d.loss_fn_inputs.weights?.data;
+    if (!weights) continue;
+    for (let i = 0; i < weights.length; i++) total += Number(weights[i]);
+  }
+  return total;
+}
+
+function stepMetrics(
+  output: ForwardBackwardOutput,
+  optim: OptimStepResponse,
+  weightSum: number | undefined,
+): Record<string, number> {
+  const metrics: Record<string, number> = { ...output.metrics };
+  for (const [name, value] of Object.entries(optim.metrics ?? {})) {
+    metrics[name in metrics ? `optim/${name}` : name] = value;
+  }
+  const lossSum = output.metrics["loss:sum"];
+  if (weightSum !== undefined && weightSum > 0 && lossSum !== undefined && !("mean_nll" in metrics)) {
+    metrics.mean_nll = lossSum / weightSum;
+  }
+  return metrics;
+}
+
+export interface TrainLoopOptions {
+  /** Adam parameters, or a function of the step index for a learning-rate schedule. */
+  adam: AdamParams | ((step: number) => AdamParams);
+  /** Default `"cross_entropy"`. */
+  lossFn?: LossFnType;
+  lossFnConfig?: Record<string, number>;
+  /**
+   * Steps submitted and not yet read (default 2). With 1 the loop is sequential (each step is still
+   * one cycle: forward_backward and optim_step go together); with 2 the next step is on the server
+   * while this one's results are read and `onStep` runs.
+   */
+  inFlight?: number;
+  /** Index of the first batch's step, e.g. the resumed checkpoint's step count (default 0). */
+  startStep?: number;
+  /**
+   * Called with each step's result, in step order, and awaited before any later step's result is
+   * read. With `inFlight > 1` the following steps may already be submitted when it runs, so
+   * something it submits (a `saveState`) lands after them, not right after this step; use
+   * `shouldDrain` / `drainEvery` for the steps where it must land right after.
+   */
+  onStep?: (result: TrainStepResult) => void | Promise<void>;
+  /**
+   * Asked before step `step` is submitted: true makes it a drain point, after which nothing is
+   * submitted until its `onStep` has returned. A checkpoint saved in that `onStep` then holds
+   * exactly the steps up to and including `step` — `step + 1` steps counted from 0 — which is what
+   * resuming with `startStep: step + 1` needs. A time-based policy works too (it is asked at
+   * submission time).
+   */
+  shouldDrain?: (step: number) => boolean;
+  /** Shorthand for `shouldDrain: (step) => (step + 1) % drainEvery === 0` (every n-th step by count). */
+  drainEvery?: number;
+  /**
+   * Stops the loop cleanly: no further step is submitted; the steps already submitted (always both
+   * of their operations) run to completion, are read, and get their `onStep`. The loop then resolves
+   * with `aborted: true` and the number of steps applied.
+   */
+  signal?: AbortSignal;
+}
+
+export interface TrainLoopResult {
+  /** Steps applied and read in this call (not counting `startStep`). */
+  steps: number;
+  /** The last step's result, if any step ran. */
+  last?: TrainStepResult;
+  /** True when `signal` stopped the loop before the batches ran out. */
+  aborted: boolean;
+}
+
+/**
+ * Trains on `batches`, one step per batch, keeping up to `inFlight` steps submitted ahead of the one
+ * being read. Each step's forward_backward and optim_step are submitted together; step k+1's are
+ * sent (and accepted) before step k's results are read.
+ *
+ * Errors: the first failure (a step, `onStep`, the batch iterator, the `adam` function) stops
+ * submission; the steps already submitted are awaited (they run on the server regardless, and no
+ * `onStep` is called for them), then the first error is thrown.
+ */
+export async function trainLoop(
+  training: TrainingClient,
+  batches: Iterable<readonly Datum[]> | AsyncIterable<readonly Datum[]>,
+  options: TrainLoopOptions,
+): Promise<TrainLoopResult> {
+  const inFlight = options.inFlight ?? 2;
+  const startStep = options.startStep ?? 0;
+  checkLoopOptions(inFlight, startStep, options.drainEvery);
+  const drainEvery = options.drainEvery;
+  const shouldDrain =
+    options.shouldDrain ??
+    (drainEvery === undefined ? () => false : (step: number) => (step + 1) % drainEvery === 0);
+  const adamFor = typeof options.adam === "function" ? options.adam : () => options.adam as AdamParams;
+  const { signal, onStep } = options;
+
+  const pending: SubmittedStep[] = [];
+  let steps = 0;
+  let last: TrainStepResult | undefined;
+  let failure: { error: unknown } | undefined;
+  let aborted = false;
+
+  /** Reads the oldest submitted step and runs its `onStep`. */
+  const readOldest = async () => {
+    const submitted = pending.shift()!;
+    const result = await submitted.result;
+    steps++;
+    last = result;
+    await onStep?.(result);
+  };
+
+  const iterator =
+    Symbol.asyncIterator in batches
+      ? (batches as AsyncIterable<readonly Datum[]>)[Symbol.asyncIterator]()
+      : (batches as Iterable<readonly Datum[]>)[Symbol.iterator]();
+  let exhausted = false;
+  try {
+    for (let step = startStep; ; step++) {
+      if (signal?.aborted) {
+        aborted = true;
+        break;
+      }
+      const next = await iterator.next();
+      if (next.done) {
+        exhausted = true;
+        break;
+      }
+      // The batch may have taken a while to produce: look at the signal again before sending.
+      if (signal?.aborted) {
+        aborted = true;
+        break;
+      }
+      const submitted = submitStep(training, next.value, step, adamFor(step), options);
+      pending.push(submitted);
+      // Wait until this step is on the server before reading older ones, so "submitted ahead"
+      // holds for real and a submission failure is seen as early as possible.
+      await submitted.accepted;
+      const drain = shouldDrain(step);
+      while (pending.length >= inFlight || (drain && pending.length > 0)) await readOldest();
+    }
+    while (pending.length > 0) await readOldest();
+  } catch (error) {
+    failure = { error };
+  } finally {
+    if (!exhausted) await closeIterator(iterator);
+  }
+  if (failure) {
+    // Whatever is still pending was submitted and runs anyway; wait for it so that nothing is
+    // still in flight on this run when the caller sees the error (e.g. before it resumes).
+    await Promise.allSettled(pending.map((p) => p.result));
+    throw failure.error;
+  }
+  return last === undefined ? { steps, aborted } : { steps, last, aborted };
+}
+
+async function closeIterator(
+  iterator: Iterator<readonly Datum[]> | AsyncIterator<readonly Datum[]>,
+): Promise<void> {
+  try {
+    await iterator.return?.();
+  } catch {
+    // A failing cleanup of the batch source must not hide the loop's own outcome.
+  }
+}
+
+function checkLoopOptions(inFlight: number, startStep: number, drainEvery: number | undefined): void {
+  const issues = [];
+  if (!(Number.isInteger(inFlight) && inFlight >= 1)) {
+    issues.push({ path: "options.inFlight", message: `must be an integer ≥ 1, got ${String(inFlight)}` });
+  }
+  if (!(Number.isInteger(startStep) && startStep >= 0)) {
+    issues.push({ path: "options.startStep", message: `must be an integer ≥ 0, got ${String(startStep)}` });
+  }
+  if (drainEvery !== undefined && !(Number.isInteger(drainEvery) && drainEvery >= 1)) {
+    issues.push({
+      path: "options.drainEvery",
+      message: `must be an integer ≥ 1, got ${String(drainEvery)}`,
+    });
+  }
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
+export interface LinearWarmupCosineOptions {
+  /** Peak learning rate, reached at the end of the warmup. */
+  peak: number;
+  /** Total number of steps the schedule spans; after it the rate stays at `floor`. */
+  totalSteps: number;
+  /** Steps of linear warmup from 0 (exclusive) to `peak` (default 0). */
+  warmupSteps?: number;
+  /** Rate at the end of the cosine decay (default 0). */
+  floor?: number;
+  /** Other Adam parameters, copied into every step's. */
+  adam?: Omit<AdamParams, "learning_rate">;
+}
+
+/**
+ * A learning-rate schedule for `trainLoop`'s `adam`: linear warmup to `peak` over `warmupSteps`
+ * (step 0 gets `peak / warmupSteps`, never 0, so the first step is not wasted), then cosine decay to
+ * `floor` at `totalSteps`.
+ */
+export function linearWarmupCosine(options: LinearWarmupCosineOptions): (step: number) => AdamParams {
+  const { peak, totalSteps, warmupSteps = 0, floor = 0, adam = {} } = options;
+  const issues = [];
+  if (!(Number.isFinite(peak) && peak >= 0)) issues.push({ path: "peak", message: "must be a number ≥ 0" });
+  if (!(Number.isInteger(totalSteps) && totalSteps >= 1))
+    issues.push({ path: "totalSteps", message: "must be an integer ≥ 1" });
+  if (!(Number.isInteger(warmupSteps) && warmupSteps >= 0 && warmupSteps <= totalSteps))
+    issues.push({ path: "warmupSteps", message: "must be an integer in [0, totalSteps]" });
+  if (!(Number.isFinite(floor) && floor >= 0 && floor <= peak))
+    issues.push({ path: "floor", message: "must be a number in [0, peak]" });
+  if (issues.length > 0) throw new ValidationError(issues);
+  return (step) => {
+    let learningRate: number;
+    if (step < warmupSteps) learningRate = (peak * (step + 1)) / warmupSteps;
+    else if (step >= totalSteps) learningRate = floor;
+    else {
+      const decaySteps = totalSteps - warmupSteps;
+      const progress = (step - warmupSteps) / decaySteps;
+      learningRate = floor + ((peak - floor) * (1 + Math.cos(Math.PI * progress))) / 2;
+    }
+    return { ...adam, learning_rate: learningRate };
+  };
+}
