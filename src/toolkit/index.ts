@@ -3,5 +3,7 @@
  * evaluation, the pipelined training loop, checkpoint housekeeping and RL plumbing. A separate entry
  * so that apps which only sample or train pay nothing for it; web standards only, like the SDK.
  */
+export * from "./checkpoints.js";
 export * from "./datum.js";
+export * from "./evaluation.js";
 export * from "./loop.js";
