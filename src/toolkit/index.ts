@@ -7,3 +7,4 @@ export * from "./checkpoints.js";
 export * from "./datum.js";
 export * from "./evaluation.js";
 export * from "./loop.js";
+export * from "./renderers/index.js";
