@@ -166,11 +166,11 @@ export interface TrainLoopOptions {
    */
   onStep?: (result: TrainStepResult) => void | Promise<void>;
   /**
-   * Asked before step `step` is submitted: true makes it a drain point, after which nothing is
-   * submitted until its `onStep` has returned. A checkpoint saved in that `onStep` then holds
+   * Asked once step `step` has been submitted, before anything later is: true makes it a drain
+   * point, after which nothing is submitted until its `onStep` has returned. A checkpoint saved in that `onStep` then holds
    * exactly the steps up to and including `step` — `step + 1` steps counted from 0 — which is what
    * resuming with `startStep: step + 1` needs. A time-based policy works too (it is asked at
-   * submission time).
+   * submission time, with the step's index).
    */
   shouldDrain?: (step: number) => boolean;
   /** Shorthand for `shouldDrain: (step) => (step + 1) % drainEvery === 0` (every n-th step by count). */
@@ -197,9 +197,10 @@ export interface TrainLoopResult {
  * being read. Each step's forward_backward and optim_step are submitted together; step k+1's are
  * sent (and accepted) before step k's results are read.
  *
- * Errors: the first failure (a step, `onStep`, the batch iterator, the `adam` function) stops
- * submission; the steps already submitted are awaited (they run on the server regardless, and no
- * `onStep` is called for them), then the first error is thrown.
+ * Errors: the first failure (a step, `onStep`, the batch iterator, the `adam` or `shouldDrain`
+ * function) stops submission. The steps already submitted are awaited — they run on the server
+ * regardless — and those before the first failed step still get their `onStep`, in order, so
+ * `onStep` has seen exactly the steps applied up to the first failure. Then the first error is thrown.
  */
 export async function trainLoop(
   training: TrainingClient,
@@ -221,14 +222,34 @@ export async function trainLoop(
   let last: TrainStepResult | undefined;
   let failure: { error: unknown } | undefined;
   let aborted = false;
+  let reporting = true;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+  };
 
-  /** Reads the oldest submitted step and runs its `onStep`. */
+  /**
+   * Reads the oldest submitted step and reports it — only while every earlier step was applied and
+   * reported, so that `onStep` always sees an unbroken prefix of the steps.
+   */
   const readOldest = async () => {
     const submitted = pending.shift()!;
-    const result = await submitted.result;
+    let result: TrainStepResult;
+    try {
+      result = await submitted.result;
+    } catch (error) {
+      fail(error);
+      reporting = false;
+      return;
+    }
+    if (!reporting) return;
     steps++;
     last = result;
-    await onStep?.(result);
+    try {
+      await onStep?.(result);
+    } catch (error) {
+      fail(error);
+      reporting = false;
+    }
   };
 
   const iterator =
@@ -236,12 +257,13 @@ export async function trainLoop(
       ? (batches as AsyncIterable<readonly Datum[]>)[Symbol.asyncIterator]()
       : (batches as Iterable<readonly Datum[]>)[Symbol.iterator]();
   let exhausted = false;
-  try {
-    for (let step = startStep; ; step++) {
-      if (signal?.aborted) {
-        aborted = true;
-        break;
-      }
+  for (let step = startStep; !failure; step++) {
+    if (signal?.aborted) {
+      aborted = true;
+      break;
+    }
+    let submitted: SubmittedStep;
+    try {
       const next = await iterator.next();
       if (next.done) {
         exhausted = true;
@@ -252,26 +274,28 @@ export async function trainLoop(
         aborted = true;
         break;
       }
-      const submitted = submitStep(training, next.value, step, adamFor(step), options);
-      pending.push(submitted);
-      // Wait until this step is on the server before reading older ones, so "submitted ahead"
-      // holds for real and a submission failure is seen as early as possible.
-      await submitted.accepted;
-      const drain = shouldDrain(step);
-      while (pending.length >= inFlight || (drain && pending.length > 0)) await readOldest();
+      submitted = submitStep(training, next.value, step, adamFor(step), options);
+    } catch (error) {
+      fail(error);
+      break;
     }
-    while (pending.length > 0) await readOldest();
-  } catch (error) {
-    failure = { error };
-  } finally {
-    if (!exhausted) await closeIterator(iterator);
+    pending.push(submitted);
+    // Wait until this step is on the server before reading older ones, so "submitted ahead" holds
+    // for real. A failed submission surfaces when the step is read, after the steps before it.
+    await submitted.accepted.catch(() => {});
+    let drain = false;
+    try {
+      drain = shouldDrain(step);
+    } catch (error) {
+      fail(error);
+    }
+    while (!failure && (pending.length >= inFlight || (drain && pending.length > 0))) await readOldest();
   }
-  if (failure) {
-    // Whatever is still pending was submitted and runs anyway; wait for it so that nothing is
-    // still in flight on this run when the caller sees the error (e.g. before it resumes).
-    await Promise.allSettled(pending.map((p) => p.result));
-    throw failure.error;
-  }
+  // Steps already submitted run on the server whatever happens here: read (and report) them all, so
+  // nothing of this loop is still in flight when it returns or throws.
+  while (pending.length > 0) await readOldest();
+  if (!exhausted) await closeIterator(iterator);
+  if (failure) throw failure.error;
   return last === undefined ? { steps, aborted } : { steps, last, aborted };
 }
 
