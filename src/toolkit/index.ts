@@ -8,3 +8,4 @@ export * from "./datum.js";
 export * from "./evaluation.js";
 export * from "./loop.js";
 export * from "./renderers/index.js";
+export * from "./rl.js";
