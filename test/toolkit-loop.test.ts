@@ -320,6 +320,20 @@ describe("trainLoop", () => {
     const reference = await sequentialRun(service, 3);
     expect(await heldOutLogprobs(training)).toEqual(await heldOutLogprobs(reference.training));
 
+    // A bad batch is refused before its step is sent, with the batch's index in the path.
+    const refusing = await newRun(service);
+    const reported: number[] = [];
+    const refused = trainLoop(refusing, [batches(1)[0]!, []], {
+      adam: ADAM,
+      startStep: 5,
+      onStep: (r) => {
+        reported.push(r.step);
+      },
+    });
+    await expect(refused).rejects.toBeInstanceOf(ValidationError);
+    await expect(refused).rejects.toThrow(/^batches\[1\]: must be a non-empty array/);
+    expect(reported).toEqual([5]);
+
     const failing = await newRun(service);
     await expect(
       trainLoop(failing, batches(5), {

@@ -64,18 +64,19 @@ export async function trainStep(
   options: TrainStepOptions,
 ): Promise<TrainStepResult> {
   options.signal?.throwIfAborted();
-  return submitStep(training, data, options.step ?? 0, options.adam, options).result;
+  return submitStep(training, data, "data", options.step ?? 0, options.adam, options).result;
 }
 
 function submitStep(
   training: TrainingClient,
   data: readonly (Datum | DatumInput)[],
+  dataPath: string,
   step: number,
   adam: AdamParams,
   options: { lossFn?: LossFnType; lossFnConfig?: Record<string, number> },
 ): SubmittedStep {
   if (!Array.isArray(data) || data.length === 0) {
-    throw new ValidationError([{ path: `batches[${step}]`, message: "must be a non-empty array of datums" }]);
+    throw new ValidationError([{ path: dataPath, message: "must be a non-empty array of datums" }]);
   }
   checkAdam(adam, step);
   const lossFn = options.lossFn ?? "cross_entropy";
@@ -274,7 +275,8 @@ export async function trainLoop(
         aborted = true;
         break;
       }
-      submitted = submitStep(training, next.value, step, adamFor(step), options);
+      const batchPath = `batches[${step - startStep}]`;
+      submitted = submitStep(training, next.value, batchPath, step, adamFor(step), options);
     } catch (error) {
       fail(error);
       break;
