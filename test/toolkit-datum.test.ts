@@ -3,9 +3,11 @@ import { describe, expect, it } from "vitest";
 import { ValidationError } from "../src/index.js";
 import { ByteLevelTokenizer } from "../src/lib/tokenizer/index.js";
 import {
+  type ChatMessage,
   datumFromConversation,
   datumFromPromptCompletion,
   datumFromTokensAndWeights,
+  getRenderer,
 } from "../src/toolkit/index.js";
 import type { Datum } from "../src/wire/types.js";
 
@@ -120,44 +122,45 @@ describe("datumFromPromptCompletion", () => {
 });
 
 describe("datumFromConversation", () => {
-  // A minimal "role: content" renderer over the byte-level tokenizer, implementing the renderer
-  // contract the builder uses: it only has to hand over tokens and per-token weights.
-  const tokenizer = new ByteLevelTokenizer();
-  const renderer = {
-    name: "test_role_colon",
-    tokenizer,
-    buildSupervisedExample(
-      messages: { role: string; content: string }[],
-      options: { trainOnWhat?: string } = {},
-    ) {
-      const tokens: number[] = [];
-      const weights: number[] = [];
-      const lastAssistant = messages.map((m) => m.role).lastIndexOf("assistant");
-      messages.forEach((m, i) => {
-        const piece = tokenizer.encode(`${m.role}: ${m.content}\n`, { addSpecialTokens: false });
-        const trained =
-          options.trainOnWhat === "all_tokens" || (m.role === "assistant" && i === lastAssistant);
-        tokens.push(...piece);
-        weights.push(...piece.map(() => (trained ? 1 : 0)));
-      });
-      return { tokens, weights };
-    },
-  };
+  const renderer = getRenderer("role_colon", new ByteLevelTokenizer());
+  const messages: ChatMessage[] = [
+    { role: "user", content: "hi" },
+    { role: "assistant", content: "yo" },
+    { role: "user", content: "again?" },
+    { role: "assistant", content: "sure" },
+  ];
 
-  it("shifts the renderer's tokens and weights, passing trainOnWhat and maxLength through", () => {
-    const messages = [
-      { role: "user" as const, content: "hi" },
-      { role: "assistant" as const, content: "yo" },
-    ];
-    const example = renderer.buildSupervisedExample(messages);
-    expect(datumFromConversation(renderer as never, messages)).toEqual(
-      datumFromTokensAndWeights(example.tokens, example.weights),
+  it("is the renderer's supervised example, shifted once", () => {
+    for (const trainOnWhat of ["last_assistant_message", "all_assistant_messages", "all_tokens"] as const) {
+      const example = renderer.buildSupervisedExample(messages, { trainOnWhat });
+      const d = datumFromConversation(renderer, messages, { trainOnWhat });
+      expect(d).toEqual(datumFromTokensAndWeights(example.tokens, example.weights));
+      expect(parts(d).input).toEqual(example.tokens.slice(0, -1));
+      expect(parts(d).weights.data).toEqual(example.weights.slice(1));
+    }
+    // Without trainOnWhat the renderer's default applies.
+    const byDefault = renderer.buildSupervisedExample(messages);
+    expect(datumFromConversation(renderer, messages)).toEqual(
+      datumFromTokensAndWeights(byDefault.tokens, byDefault.weights),
     );
-    const all = datumFromConversation(renderer as never, messages, { trainOnWhat: "all_tokens" });
-    expect((parts(all).weights.data as number[]).every((w) => w === 1)).toBe(true);
-    const cut = datumFromConversation(renderer as never, messages, { maxLength: 12 });
-    expect(parts(cut).input).toHaveLength(11);
-    // Cut to 9 bytes only "user: hi\n" is left: nothing weighted.
-    expect(() => datumFromConversation(renderer as never, messages, { maxLength: 9 })).toThrow(/all zero/);
+  });
+
+  it("truncates to maxLength, and refuses a cut that leaves nothing to train on", () => {
+    const { tokens, weights } = renderer.buildSupervisedExample(messages, {
+      trainOnWhat: "all_assistant_messages",
+    });
+    const firstWeighted = weights.indexOf(1);
+    const cut = datumFromConversation(renderer, messages, {
+      trainOnWhat: "all_assistant_messages",
+      maxLength: firstWeighted + 2,
+    });
+    expect(parts(cut).input).toEqual(tokens.slice(0, firstWeighted + 1));
+    expect(parts(cut).weights.data).toEqual(weights.slice(1, firstWeighted + 2));
+    expect(() =>
+      datumFromConversation(renderer, messages, {
+        trainOnWhat: "all_assistant_messages",
+        maxLength: firstWeighted,
+      }),
+    ).toThrow(/all zero after truncation/);
   });
 });

@@ -9,20 +9,7 @@ import { datum, ModelInput } from "../lib/model-input.js";
 import type { Tokenizer } from "../lib/tokenizer/index.js";
 import type { Datum } from "../wire/types.js";
 
-// Structural stand-ins for the renderers module's types (./renderers/index.js, being written in
-// parallel); replaced by a type import once it lands. Only what the datum builder uses.
-type TrainOnWhat = "last_assistant_message" | "all_assistant_messages" | "all_messages" | "all_tokens";
-interface ChatMessage {
-  role: "system" | "developer" | "user" | "assistant" | "tool";
-  content: string;
-  thinking?: string;
-}
-interface Renderer {
-  buildSupervisedExample(
-    messages: ChatMessage[],
-    options?: { trainOnWhat?: TrainOnWhat },
-  ): { tokens: number[]; weights: number[] };
-}
+import type { ChatMessage, Renderer, TrainOnWhat } from "./renderers/index.js";
 
 export interface DatumFromTokensOptions {
   /**
@@ -128,7 +115,7 @@ export function datumFromConversation(
 ): Datum {
   const { trainOnWhat, ...rest } = options;
   const example = renderer.buildSupervisedExample(
-    messages as ChatMessage[],
+    messages,
     trainOnWhat === undefined ? undefined : { trainOnWhat },
   );
   return datumFromTokensAndWeights(example.tokens, example.weights, rest);
