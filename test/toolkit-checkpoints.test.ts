@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type RestClient, type TrainingClient, ValidationError } from "../src/index.js";
 import { BUILTIN_BASE_MODEL } from "../src/local/index.js";
+import { checkpointsToKeep } from "../src/toolkit/checkpoints/retention.js";
 import {
   CheckpointManager,
   checkpointName,
@@ -62,6 +63,36 @@ describe("checkpoint names", () => {
     expect(stepFromCheckpointName("step-000120", "sft-")).toBeUndefined();
     expect(stepFromCheckpointName("sft-step-12a", "sft-")).toBeUndefined();
     expect(stepFromCheckpointName("final", "")).toBeUndefined();
+  });
+});
+
+describe("checkpointsToKeep", () => {
+  const at = (step: number, metrics?: Record<string, number>, pinned = false) => ({
+    path: `p${step}`,
+    step,
+    time: new Date(step * 1000),
+    pinned,
+    ...(metrics === undefined ? {} : { metrics }),
+  });
+
+  it("keeps everything without a policy, and pins, the last K, the best and the just-written with one", () => {
+    const all = [
+      at(1, { loss: 1 }),
+      at(2, { loss: 5 }, true),
+      at(3, { loss: 3 }),
+      at(4, { loss: 4 }),
+      at(5, {}),
+    ];
+    expect([...checkpointsToKeep(all, {}, "p5")].sort()).toEqual(["p1", "p2", "p3", "p4", "p5"]);
+    expect([...checkpointsToKeep(all, { keepLast: 1 }, "p3")].sort()).toEqual(["p2", "p3", "p5"]);
+    const best = { metric: "loss", mode: "max" as const, count: 1 };
+    expect([...checkpointsToKeep(all, { keepBest: best }, "p5")].sort()).toEqual(["p2", "p5"]);
+  });
+
+  it("with keepBest keeps what the ledger knows nothing about, and breaks ties for the newer", () => {
+    const all = [at(1), at(2, { loss: 2 }), at(3, { loss: 2 }), at(4, { loss: 7 })];
+    const best = { metric: "loss", mode: "min" as const, count: 1 };
+    expect([...checkpointsToKeep(all, { keepBest: best }, "p4")].sort()).toEqual(["p1", "p3", "p4"]);
   });
 });
 
