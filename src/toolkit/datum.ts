@@ -8,7 +8,6 @@ import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import { datum, ModelInput } from "../lib/model-input.js";
 import type { Tokenizer } from "../lib/tokenizer/index.js";
 import type { Datum } from "../wire/types.js";
-
 import type { ChatMessage, Renderer, TrainOnWhat } from "./renderers/index.js";
 
 export interface DatumFromTokensOptions {
