@@ -1,23 +1,33 @@
 /**
  * RL on a toy arithmetic task: the policy sees `<|bos|>3+4=` and answers with one byte. Reward 1
- * for the right digit, partial credit for any other digit, 0 for anything else. No supervised
- * warm-up — every bit of improvement comes from group rollouts, centred advantages and the
- * importance_sampling loss (tinker-ts/toolkit's RL helpers).
+ * for the exact answer (`7`), 0 for anything else — a wrong digit scores the same as a non-digit.
+ * No supervised warm-up — every bit of improvement comes from group rollouts, group-normalised
+ * advantages and the importance_sampling loss (tinker-ts/toolkit's RL helpers). Sampling is at
+ * temperature 1 with no top-k/top-p, so the policy being optimised is the one being sampled.
  *
  *   npx tsx examples/toolkit/rl-arithmetic.ts                 # embedded local backend
- *   npx tsx examples/toolkit/rl-arithmetic.ts --iterations 60 --group-size 16 --seed 1
+ *   npx tsx examples/toolkit/rl-arithmetic.ts --iterations 80 --group-size 32 --seed 1
  *   npx tsx examples/toolkit/rl-arithmetic.ts --base-url http://127.0.0.1:8000   # a served backend
  *
- * Why the partial credit: the local model is tiny, byte-level and randomly initialised, so at the
- * start a digit is one of 258 tokens and the right digit is sampled about once in 250 tries. An
- * exact-answer reward alone would leave nearly every group constant (no signal). Credit for any
- * digit gives the early groups variance; once the policy answers in digits, the exact-answer bonus
- * is what separates the siblings of a group.
+ * Problems: every `a+b=` with a single-digit sum (55 of them). Two choices make the sums learnable
+ * by RL on this tiny, byte-level, randomly initialised model:
  *
- * What to expect (measured, seeds 0–2, 40 iterations): the mean reward climbs from ≈ 0.05–0.09 to
- * ≈ 0.3–0.45 within 10–20 iterations as the policy learns to answer with a digit. Learning the sums
- * themselves is much slower for this model under RL: the policy tends to settle on one digit for
- * every prompt (exact-answer rate near chance) long before the prompt-specific signal wins.
+ * - Big groups (32 samples a prompt, 16 prompts an iteration). At the start the right byte is one
+ *   of 258 tokens, so a group holds a hit about one time in eight; groups without one (constant
+ *   reward) are dropped, and a group with one pushes up exactly that prompt's answer.
+ * - Every answer equally likely: an iteration draws a sum 0–9 uniformly, then one of its problems.
+ *   Drawn uniformly from the 55 problems, `9` is the answer 10 times in 55, and the policy settles
+ *   on answering `9` to everything (18% exact, no per-prompt signal left). Partial credit for any
+ *   digit (or for a near digit) does the same: it rewards a prompt-independent answer, the policy
+ *   collapses onto one digit within ~20 iterations and every group becomes constant.
+ *
+ * What to expect (measured, 50 iterations, first 5 → last 5 iterations): exact answers 0.7% →
+ * 23.0% (seed 0), 0.7% → 19.2% (seed 1), 0.6% → 10.7% (seed 2; 23.0% after 80 iterations), against
+ * 1/258 by chance and 10% for the best constant answer under these draws; with `--lr 0` it stays at
+ * 0.3%. A single iteration's rate is noisy (16 prompts). The policy learns the sums coarsely —
+ * small sums answer `0`, middling ones `4`, large ones `9` — and then stops exploring: once its
+ * answer to a prompt is (nearly) deterministic, that prompt's groups are constant and carry no
+ * more signal. The reward is the exact-answer indicator, so mean reward and exact rate coincide.
  */
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -46,9 +56,11 @@ export interface RlArithmeticResult {
   exactRates: number[];
   firstMean: number;
   lastMean: number;
+  /** Mean exact-answer rate over the first / last (up to) 5 iterations. */
+  firstExact: number;
+  lastExact: number;
 }
 
-const DIGIT_CREDIT = 0.3;
 /** How many iterations the first/last means of the summary average over. */
 const SUMMARY_WINDOW = 5;
 
@@ -68,6 +80,13 @@ function problems(): Problem[] {
   return all;
 }
 
+/** The problems grouped by answer (index = the sum), so a draw can make every answer equally likely. */
+function byAnswer(pool: readonly Problem[]): Problem[][] {
+  const buckets: Problem[][] = Array.from({ length: 10 }, () => []);
+  for (const problem of pool) buckets[problem.answer - 48].push(problem);
+  return buckets;
+}
+
 /** mulberry32: a small seeded PRNG, so the prompts each iteration draws are reproducible. */
 function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
@@ -80,14 +99,9 @@ function seededRandom(seed: number): () => number {
   };
 }
 
-function isDigit(token: number | undefined): boolean {
-  return token !== undefined && token >= 48 && token <= 57;
-}
-
+/** 1 for the exact answer, 0 for anything else (a wrong digit included). */
 function reward(completion: RolloutCompletion, answer: number): number {
-  const token = completion.tokens[0];
-  if (token === answer) return 1;
-  return isDigit(token) ? DIGIT_CREDIT : 0;
+  return completion.tokens[0] === answer ? 1 : 0;
 }
 
 function mean(values: readonly number[]): number {
@@ -95,18 +109,18 @@ function mean(values: readonly number[]): number {
 }
 
 export async function runRlArithmetic(options: RlArithmeticOptions = {}): Promise<RlArithmeticResult> {
-  const iterations = options.iterations ?? 40;
-  const groupSize = options.groupSize ?? 16;
-  const promptsPerIteration = options.promptsPerIteration ?? 8;
+  const iterations = options.iterations ?? 50;
+  const groupSize = options.groupSize ?? 32;
+  const promptsPerIteration = options.promptsPerIteration ?? 16;
   const seed = options.seed ?? 0;
-  const learningRate = options.learningRate ?? 2e-3;
+  const learningRate = options.learningRate ?? 1e-3;
   const log = options.log ?? ((line: string) => console.log(line));
 
   const local = options.baseURL === undefined ? createLocalTinker() : undefined;
   const service = local
     ? new ServiceClient({ apiKey: "tml-local", baseURL: "http://local.tinker", fetch: local.fetch })
     : new ServiceClient({ apiKey: process.env.TINKER_API_KEY ?? "tml-local", baseURL: options.baseURL });
-  const pool = problems();
+  const buckets = byAnswer(problems());
   const random = seededRandom(seed);
   const meanRewards: number[] = [];
   const exactRates: number[] = [];
@@ -118,10 +132,11 @@ export async function runRlArithmetic(options: RlArithmeticOptions = {}): Promis
     for (let iteration = 0; iteration < iterations; iteration++) {
       // Sample from the current weights, so the sampled logprobs are the trainer's (on-policy).
       const sampler = await training.saveWeightsAndGetSamplingClient();
-      const batch = Array.from(
-        { length: promptsPerIteration },
-        () => pool[Math.floor(random() * pool.length)],
-      );
+      // A uniformly drawn sum, then one of its problems: no answer is right more often than another.
+      const batch = Array.from({ length: promptsPerIteration }, () => {
+        const bucket = buckets[Math.floor(random() * buckets.length)];
+        return bucket[Math.floor(random() * bucket.length)];
+      });
       const groups = await sampleGroups(
         sampler,
         batch.map((p) => p.prompt),
@@ -131,8 +146,11 @@ export async function runRlArithmetic(options: RlArithmeticOptions = {}): Promis
           params: { max_tokens: 1, temperature: 1, seed: seed * 1_000_003 + iteration * promptsPerIteration },
         },
       );
-      const { data, rewards, droppedGroups } = groupsToData(groups, (completion, groupIndex) =>
-        reward(completion, batch[groupIndex].answer),
+      const { data, rewards, droppedGroups } = groupsToData(
+        groups,
+        (completion, groupIndex) => reward(completion, batch[groupIndex].answer),
+        // Divide by the group's spread: a group with one hit in 32 trains as hard as one with 16.
+        { normalize: true },
       );
       const flat = rewards.flat();
       const exact = groups.flatMap((g, i) =>
@@ -159,10 +177,12 @@ export async function runRlArithmetic(options: RlArithmeticOptions = {}): Promis
   const window = Math.min(SUMMARY_WINDOW, meanRewards.length);
   const firstMean = mean(meanRewards.slice(0, window));
   const lastMean = mean(meanRewards.slice(meanRewards.length - window));
+  const firstExact = mean(exactRates.slice(0, window));
+  const lastExact = mean(exactRates.slice(exactRates.length - window));
   log(
-    `mean reward first ${window} iterations ${firstMean.toFixed(3)} → last ${window} iterations ${lastMean.toFixed(3)}`,
+    `mean reward first ${window} iterations ${firstMean.toFixed(3)} → last ${window} iterations ${lastMean.toFixed(3)}; exact answers ${(100 * firstExact).toFixed(1)}% → ${(100 * lastExact).toFixed(1)}%`,
   );
-  return { meanRewards, exactRates, firstMean, lastMean };
+  return { meanRewards, exactRates, firstMean, lastMean, firstExact, lastExact };
 }
 
 function parseNumber(flag: string, value: string | undefined): number | undefined {
