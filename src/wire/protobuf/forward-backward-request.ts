@@ -177,13 +177,16 @@ function planTensor(key: string, tensor: TensorInput, path: string): TensorPlan 
   }
   const { code, itemSize } = encodableDType(tensor.dtype, `${path}.data`);
   checkTensorValues(tensor.data, tensor.dtype, `${path}.data`);
-  const base = { key: keyBytes, tensor, path, code, valueBytes: tensor.data.length * itemSize };
+  const valueBytes = tensor.data.length * itemSize;
+  const keySize = delimitedSize(keyBytes.length);
+  // Object literals of one fixed shape, not spreads: a spread is a slow generic copy in V8.
   if (tensor.sparse_crow_indices != null || tensor.sparse_col_indices != null) {
     const w = new ProtoWriter();
     writeTensor(w, tensor, path);
     const encoded = w.finish();
-    const entrySize = delimitedSize(keyBytes.length) + delimitedSize(encoded.length);
-    return { ...base, shapeSize: 0, encoded, tensorSize: encoded.length, entrySize };
+    const tensorSize = encoded.length;
+    const entrySize = keySize + delimitedSize(tensorSize);
+    return { key: keyBytes, tensor, path, code, valueBytes, shapeSize: 0, encoded, tensorSize, entrySize };
   }
   let shapeSize = 0;
   if (tensor.shape != null) {
@@ -191,10 +194,20 @@ function planTensor(key: string, tensor: TensorInput, path: string): TensorPlan 
     for (const dim of tensor.shape) shapeSize += varintSize(dim);
   }
   // `dense` belongs to a oneof, so it has explicit presence: written even when empty.
-  let tensorSize = delimitedSize(base.valueBytes) + 1 + varintSize(code);
+  let tensorSize = delimitedSize(valueBytes) + 1 + varintSize(code);
   if (shapeSize > 0) tensorSize += delimitedSize(shapeSize);
-  const entrySize = delimitedSize(keyBytes.length) + delimitedSize(tensorSize);
-  return { ...base, shapeSize, encoded: undefined, tensorSize, entrySize };
+  const entrySize = keySize + delimitedSize(tensorSize);
+  return {
+    key: keyBytes,
+    tensor,
+    path,
+    code,
+    valueBytes,
+    shapeSize,
+    encoded: undefined,
+    tensorSize,
+    entrySize,
+  };
 }
 
 function writeDatum(w: SizedWriter, plan: DatumPlan): void {

@@ -9,6 +9,7 @@
  */
 
 import { ProtobufEncodeError } from "./errors.js";
+import { uninitializedBytes } from "./host.js";
 import type { WireType } from "./schema.js";
 
 /** Bytes of the unsigned varint encoding of a non-negative safe integer. */
@@ -33,8 +34,9 @@ export class SizedWriter {
   readonly view: DataView;
   pos = 0;
 
+  /** `finish` checks that every byte was written, so the buffer need not start zeroed. */
   constructor(size: number) {
-    this.bytes = new Uint8Array(size);
+    this.bytes = uninitializedBytes(size);
     this.view = new DataView(this.bytes.buffer);
   }
 
