@@ -12,5 +12,14 @@ export { add, div, maximum, minimum, mul, sub } from "./binary.js";
 export { concat } from "./concat.js";
 export { gradients, type ValueAndGradients, valueAndGrad } from "./gradients.js";
 export { dot, mean, sum } from "./reduce.js";
-export { constant, detach, type Operand, type Shape, Tensor, variable } from "./tensor.js";
+
+import type { Operand as TensorOperand, Shape as TensorShape } from "./tensor.js";
+
+// Declared here rather than re-exported: the .d.ts bundler turns a type re-exported from a shared
+// declaration chunk into a `typeof` value inside the `autodiff` namespace, which does not compile.
+/** What an op accepts: a tensor, a number, or an array of numbers (taken as constants). */
+export type Operand = TensorOperand;
+/** A tensor's shape: `[]` for a scalar, `[n]` for a vector. */
+export type Shape = TensorShape;
+export { constant, detach, Tensor, variable } from "./tensor.js";
 export { clip, exp, log, logSigmoid, neg, pow, sigmoid, softplus, square } from "./unary.js";
