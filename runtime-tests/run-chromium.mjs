@@ -1,8 +1,9 @@
 // Headless Debian Chromium through playwright-core. A page on a plain-http origin (so not a secure
 // context: no crypto.randomUUID) runs the scenario, loading the SDK one of two ways:
-//   bundle <bundle.js>  the single-file ES bundle (SDK + local backend + scenario);
+//   bundle <bundle.js>  the single-file ES bundle (SDK + local backend + toolkit + scenario);
 //   esm <app dir>       the installed package's own dist/*.js, unbundled, through an import map
-//                       (tinker-ts, tinker-ts/local, ky, valibot, @huggingface/tokenizers).
+//                       (tinker-ts, tinker-ts/local, tinker-ts/toolkit, ky, valibot,
+//                       @huggingface/tokenizers; not the optional peer @huggingface/jinja).
 // Files are served by request interception, so no server is started. A fresh user-data-dir is made
 // and removed. Usage: node runtime-tests/run-chromium.mjs <runtime name> bundle|esm <path>
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -38,6 +39,7 @@ function importMap(app) {
     imports: {
       "tinker-ts": esmEntry("tinker-ts"),
       "tinker-ts/local": esmEntry("tinker-ts", "./local"),
+      "tinker-ts/toolkit": esmEntry("tinker-ts", "./toolkit"),
       ky: esmEntry("ky"),
       valibot: esmEntry("valibot"),
       "@huggingface/tokenizers": esmEntry("@huggingface/tokenizers"),

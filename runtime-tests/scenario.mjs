@@ -2,10 +2,13 @@
  * The one scenario every runtime runs against the embedded backend, in process: a LoRA training
  * client (rank 4), three training steps (the loss must fall at every step), a greedy sample, a REST
  * list both awaited (one page) and iterated with `for await` across pages, and two typed errors
- * checked with `instanceof`. The SDK comes in as an argument so that the same
- * code runs whether the package was imported, required or bundled.
+ * checked with `instanceof`; then the toolkit part (scenario-toolkit.mjs) on the same backend. The
+ * entries come in as arguments (`sdk`: tinker-ts + tinker-ts/local, `toolkit`: tinker-ts/toolkit)
+ * so that the same code runs whether the package was imported, required or bundled.
  */
-export async function scenario(sdk, runtime) {
+import { toolkitScenario } from "./scenario-toolkit.mjs";
+
+export async function scenario(sdk, runtime, toolkit) {
   const started = Date.now();
   const { ServiceClient, ModelInput, datum, ValidationError, NotFoundError, createLocalTinker } = sdk;
   const local = createLocalTinker();
@@ -57,6 +60,15 @@ export async function scenario(sdk, runtime) {
       errors.push(error instanceof NotFoundError ? "NotFoundError" : `unexpected ${describe(error)}`);
     }
 
+    let toolkitResult;
+    try {
+      if (typeof toolkit?.trainLoop !== "function")
+        throw new Error("the tinker-ts/toolkit entry was not loaded");
+      toolkitResult = await toolkitScenario(sdk, toolkit, service);
+    } catch (error) {
+      toolkitResult = { ok: false, problems: [String(error?.stack ?? error)] };
+    }
+
     const problems = [];
     const falling = losses.every((loss, i) => Number.isFinite(loss) && (i === 0 || loss < losses[i - 1]));
     if (!(losses.length === 3 && falling)) {
@@ -67,6 +79,7 @@ export async function scenario(sdk, runtime) {
       problems.push("await listTrainingRuns({limit: 1}) is not one page");
     if (runs < 2) problems.push(`for await over listTrainingRuns({limit: 1}) saw ${runs} runs, not 2`);
     for (const e of errors) if (!e.endsWith("Error") || e.startsWith("unexpected")) problems.push(e);
+    for (const p of toolkitResult.problems) problems.push(`toolkit: ${p}`);
     return {
       runtime,
       engine: engine(),
@@ -76,6 +89,7 @@ export async function scenario(sdk, runtime) {
       tokens,
       runs,
       errors,
+      toolkit: toolkitResult,
       secureContext: globalThis.isSecureContext ?? null,
       randomUUID: typeof globalThis.crypto?.randomUUID === "function",
       asyncDispose: typeof Symbol.asyncDispose === "symbol",

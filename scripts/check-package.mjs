@@ -5,7 +5,8 @@
  * - publint --strict (warnings fail too)
  * - attw --pack (arethetypeswrong: node10, node16 CJS/ESM and bundler resolution of every entry)
  * - a CommonJS TypeScript consumer (runtime-tests/consumer-cjs-ts, module node16, TS 5.9,
- *   skipLibCheck off) compiled against the packed tarball, its emitted require() code run, and the
+ *   skipLibCheck off) of all three entries (tinker-ts, tinker-ts/local, tinker-ts/toolkit) compiled
+ *   against the packed tarball, its emitted require() code run, and the
  *   same source type-checked once more with @types/node instead of the DOM lib. attw does not look
  *   through dependencies (TOOLCHAIN.md §1.5), which this catches.
  *
@@ -71,10 +72,21 @@ if (built) {
     await run(process.execPath, [tsc, "-p", "tsconfig.node-types.json"], { cwd: dir });
     const { stdout } = await run(process.execPath, [join("out", "index.js")], { cwd: dir });
     const result = JSON.parse(stdout.trim());
-    if (!(result.loss && result.runs >= 1 && result.notFound && result.validationError === "function")) {
+    const toolkit = result.toolkit ?? {};
+    const toolkitOk =
+      toolkit.steps === 2 && toolkit.checkpoint === "step-000002" && toolkit.nll && toolkit.crossEntryError;
+    if (
+      !(
+        result.loss &&
+        result.runs >= 1 &&
+        result.notFound &&
+        result.validationError === "function" &&
+        toolkitOk
+      )
+    ) {
       throw new Error(`the compiled consumer printed ${stdout}`);
     }
-    return `${version.trim()}, module node16, DOM lib and @types/node; compiled require() code ran`;
+    return `${version.trim()}, module node16, DOM lib and @types/node; compiled require() code ran (tinker-ts, /local, /toolkit: ${toolkit.steps} steps, ${toolkit.checkpoint})`;
   });
 }
 

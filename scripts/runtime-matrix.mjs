@@ -8,8 +8,9 @@
  * 2. Bundles runtime-tests/ against the installed package with esbuild: one ES module (workerd,
  *    Chromium) and one IIFE (edge-runtime). Chromium also loads the unbundled dist through an
  *    import map.
- * 3. Runs runtime-tests/scenario.mjs in every runtime, each in its own process, and prints one line
- *    per runtime. Exits 1 if any runtime fails.
+ * 3. Runs runtime-tests/scenario.mjs (SDK + local backend, then the toolkit part in
+ *    scenario-toolkit.mjs) in every runtime, each in its own process, and prints one line per
+ *    runtime. Exits 1 if any runtime fails.
  *
  * Options: --no-build (pack the checkout's current dist/ as is, e.g. right after `npm test`),
  *          --only=node-esm,deno,... (a subset), --all (also the opt-in runtimes marked optional),
@@ -134,6 +135,16 @@ const oneLine = (problems) => {
   return joined.length > 400 ? `${joined.slice(0, 400)}…` : joined;
 };
 
+/** `toolkit ok: 3 steps, ckpt step-000002, nll 1.13, reply "." (stop), jinja absent, 90ms`. */
+const toolkitSummary = (t) => {
+  if (!t) return "toolkit MISSING";
+  if (t.steps === undefined) return "toolkit FAILED";
+  return (
+    `toolkit ${t.ok ? "ok" : "FAILED"}: ${t.steps} steps, ckpt ${t.checkpoint}, nll ${fmt(t.nll)}, ` +
+    `reply ${JSON.stringify(t.reply)} (${t.termination}), jinja ${t.jinja}, ${t.ms}ms`
+  );
+};
+
 let failed = 0;
 try {
   const t0 = performance.now();
@@ -186,6 +197,7 @@ if (!failed) {
     const detail = result.losses
       ? `loss ${result.losses.map(fmt).join("→")}  sample [${result.tokens}]  runs ${result.runs}` +
         `  errors ${result.errors.join(",")}  randomUUID ${result.randomUUID ? "yes" : "no"}  (${result.engine})` +
+        `  ${toolkitSummary(result.toolkit)}` +
         (result.problems?.length ? `  PROBLEMS ${oneLine(result.problems)}` : "")
       : `PROBLEMS ${oneLine(result.problems ?? [raw])}`;
     console.log(line(ok, runtime.name, seconds, detail));
