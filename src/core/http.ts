@@ -3,14 +3,7 @@
  * retries of PROTOCOL.md §5.1 (layer 1), every protocol header of §1.6, and maps every failure onto
  * the SDK's own error classes so that no ky type leaks into the public surface.
  */
-import ky, {
-  type AfterResponseHook,
-  HTTPError,
-  isHTTPError,
-  isNetworkError,
-  isTimeoutError,
-  type KyInstance,
-} from "ky";
+import ky, { type AfterResponseHook, HTTPError, isHTTPError, isNetworkError, isTimeoutError } from "ky";
 import { uuid4 } from "../internal/uuid.js";
 import { APIConnectionError, APIError, APITimeoutError, APIUserAbortError, TinkerError } from "./errors.js";
 import { serverRetryDelayMs, shouldRetryResponse, transportBackoffMs } from "./retry-policy.js";
@@ -94,13 +87,29 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 100 * 1024 * 1024;
 
 const decoder = new TextDecoder();
 
+type KyOptions = NonNullable<Parameters<typeof ky>[1]>;
+
+/** `throwHttpErrors` of a `redirect: "manual"` call: a 3xx (or opaque 0) answer is the result. */
+const throwUnlessRedirect = (status: number): boolean => !isUnfollowedRedirect(status);
+
 export class HttpClient {
-  readonly #ky: KyInstance;
   readonly #options: HttpClientOptions;
+  /** The base URL with exactly one trailing slash (ky's `prefix` joining, done once). */
+  readonly #prefix: string;
+  /** `defaultHeaders` with lower-case names (header names are case-insensitive; later ones win). */
+  readonly #defaultHeaders: Record<string, string>;
+  readonly #maxBytes: number;
+  readonly #fetch: FetchLike;
 
   constructor(options: HttpClientOptions) {
     this.#options = options;
-    this.#ky = ky.create({ prefix: ensureTrailingSlash(options.baseURL), throwHttpErrors: true });
+    this.#prefix = `${options.baseURL.replace(/\/+$/, "")}/`;
+    this.#defaultHeaders = {};
+    for (const [name, value] of Object.entries(options.defaultHeaders)) {
+      this.#defaultHeaders[name.toLowerCase()] = value;
+    }
+    this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.#fetch = options.fetch ?? (globalThis.fetch as FetchLike);
   }
 
   /**
@@ -110,8 +119,8 @@ export class HttpClient {
    * never go to another origin. Bodies are size-limited as they stream in.
    */
   #transport(follow: boolean, body: BodyInit | undefined): typeof globalThis.fetch {
-    const fetch = this.#options.fetch ?? (globalThis.fetch as FetchLike);
-    const maxBytes = this.#options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    const fetch = this.#fetch;
+    const maxBytes = this.#maxBytes;
     return (async (request: Request) => {
       const response = await fetch(request);
       if (!follow || !isFollowableRedirect(response)) return limitBody(response, maxBytes);
@@ -126,97 +135,127 @@ export class HttpClient {
   async request(req: HttpRequest): Promise<HttpResponse> {
     const timeoutMs = req.timeoutMs ?? this.#options.timeoutMs;
     const maxRetries = req.maxRetries ?? this.#options.maxRetries;
-    const headers = new Headers(this.#options.defaultHeaders);
-    for (const [name, value] of Object.entries(req.headers ?? {})) headers.set(name, value);
-    headers.set("X-API-Key", req.credential ?? (await this.#options.credential()));
-    headers.set("x-stainless-retry-count", "0");
-    headers.set("x-stainless-read-timeout", formatSeconds(timeoutMs));
-    if (!headers.has("Accept")) headers.set("Accept", "application/json");
+    // One plain object (lower-case names) that ky turns into the request's Headers.
+    const headers: Record<string, string> = { ...this.#defaultHeaders };
+    if (req.headers) for (const name in req.headers) headers[name.toLowerCase()] = req.headers[name]!;
+    headers["x-api-key"] = req.credential ?? (await this.#options.credential());
+    headers["x-stainless-retry-count"] = "0";
+    headers["x-stainless-read-timeout"] = formatSeconds(timeoutMs);
+    headers.accept ??= "application/json";
 
     let body: BodyInit | undefined;
     if (req.method !== "GET") {
       // One key for every transport attempt of this call, so a server can drop duplicates.
-      headers.set("X-Idempotency-Key", `tinker-ts-retry-${uuid4()}`);
+      headers["x-idempotency-key"] = `tinker-ts-retry-${uuid4()}`;
       if (req.binary) {
-        headers.set("Content-Type", req.binary.contentType);
-        if (req.binary.contentEncoding) headers.set("Content-Encoding", req.binary.contentEncoding);
+        headers["content-type"] = req.binary.contentType;
+        if (req.binary.contentEncoding) headers["content-encoding"] = req.binary.contentEncoding;
         body = req.binary.bytes as Uint8Array<ArrayBuffer>;
       } else {
-        headers.set("Content-Type", "application/json");
+        headers["content-type"] = "application/json";
         body = req.json === undefined ? undefined : JSON.stringify(req.json);
       }
     }
 
-    // The server's delay for the next retry, found while deciding to retry and used by `delay`.
-    let serverDelay: number | undefined;
-    try {
-      const response = await this.#ky(stripLeadingSlash(req.path), {
-        method: req.method,
-        headers,
-        body,
-        searchParams: compactQuery(req.query),
-        signal: req.signal,
-        timeout: timeoutMs,
-        redirect: "manual",
-        fetch: this.#transport(req.redirect !== "manual", body),
-        throwHttpErrors: req.redirect === "manual" ? (status) => !isUnfollowedRedirect(status) : true,
-        retry: {
-          limit: maxRetries,
-          methods: ["get", "post", "put", "delete"],
-          statusCodes: [],
-          afterStatusCodes: [],
-          backoffLimit: Number.POSITIVE_INFINITY,
-          shouldRetry: ({ error }) => {
-            serverDelay = undefined;
-            if (isHTTPError(error)) {
-              const retry = shouldRetryResponse(error.response.status, error.response.headers);
-              if (retry) serverDelay = serverRetryDelayMs(error.response.headers);
-              return retry;
-            }
-            return isNetworkError(error) || isTimeoutError(error);
-          },
-          delay: (attemptCount) => serverDelay ?? transportBackoffMs(attemptCount - 1),
-        },
-        hooks: {
-          // Registered only when someone observes: ky clones every response for its afterResponse
-          // hooks, which costs a stream tee and a cancel per request.
-          afterResponse: this.#observeResponseHooks(),
-          beforeRetry: [
-            ({ request, retryCount }) => {
-              request.headers.set("x-stainless-retry-count", String(retryCount));
-            },
-          ],
-        },
-      });
-      return toHttpResponse(response.status, response.headers, new Uint8Array(await response.arrayBuffer()));
-    } catch (error) {
-      if (error instanceof HTTPError && req.returnErrorResponses) {
-        // ky already consumed the body into `data`; rebuild the bytes from it.
-        return toHttpResponse(error.response.status, error.response.headers, dataToBytes(error.data));
+    // ky makes one attempt per call (`retry: 0`); the transport retries (layer 1) are this loop's.
+    // ky would clone the request for each call that may be retried, teeing its body stream; here
+    // every attempt builds its Request afresh from the same body.
+    const options: KyOptions = {
+      method: req.method,
+      headers,
+      timeout: timeoutMs,
+      redirect: "manual",
+      fetch: this.#transport(req.redirect !== "manual", body),
+      retry: 0,
+    };
+    if (body !== undefined) options.body = body;
+    if (req.signal) options.signal = req.signal;
+    if (req.redirect === "manual") options.throwHttpErrors = throwUnlessRedirect;
+    const query = compactQuery(req.query);
+    if (query) options.searchParams = query;
+    const attempt = { count: 0 };
+    // Registered only when someone observes: ky clones every response for its afterResponse hooks,
+    // which costs a stream tee and a cancel per request.
+    const observe = this.#options.onResponse;
+    if (observe) options.hooks = { afterResponse: [observeHook(observe, attempt)] };
+    const url = this.#prefix + req.path.replace(/^\/+/, "");
+
+    for (;;) {
+      try {
+        const response = await ky(url, options);
+        return toHttpResponse(
+          response.status,
+          response.headers,
+          new Uint8Array(await response.arrayBuffer()),
+        );
+      } catch (error) {
+        const delayMs = attempt.count < maxRetries ? retryDelayMs(error, attempt.count) : undefined;
+        if (delayMs === undefined) {
+          if (error instanceof HTTPError && req.returnErrorResponses) {
+            // ky already consumed the body into `data`; rebuild the bytes from it.
+            return toHttpResponse(error.response.status, error.response.headers, dataToBytes(error.data));
+          }
+          throw mapError(error, req.signal);
+        }
+        try {
+          await delay(delayMs, req.signal);
+        } catch (reason) {
+          throw mapError(reason, req.signal);
+        }
+        headers["x-stainless-retry-count"] = String(++attempt.count);
       }
-      throw mapError(error, req.signal);
     }
   }
+}
 
-  #observeResponseHooks(): AfterResponseHook[] {
-    const observe = this.#options.onResponse;
-    if (!observe) return [];
-    return [
-      ({ request, response, retryCount }) => {
-        try {
-          observe({
-            method: request.method,
-            url: request.url,
-            status: response.status,
-            headers: response.headers,
-            retryCount,
-          });
-        } catch {
-          // An observer's bug must not break the call it observes.
-        }
-      },
-    ];
+/** The `onResponse` observer as a ky afterResponse hook; `attempt.count` is the call's retry count. */
+function observeHook(observe: (info: ResponseInfo) => void, attempt: { count: number }): AfterResponseHook {
+  return ({ request, response }) => {
+    try {
+      observe({
+        method: request.method,
+        url: request.url,
+        status: response.status,
+        headers: response.headers,
+        retryCount: attempt.count,
+      });
+    } catch {
+      // An observer's bug must not break the call it observes.
+    }
+  };
+}
+
+/**
+ * Layer 1: the wait before retrying after `error` (retry number `retry`, 0 for the first), or
+ * undefined when the error is not retried. Retried: statuses that `shouldRetryResponse` accepts
+ * (waiting what the server asks, if it asks sensibly), network errors and timeouts.
+ */
+function retryDelayMs(error: unknown, retry: number): number | undefined {
+  if (isHTTPError(error)) {
+    const { status, headers } = error.response;
+    if (!shouldRetryResponse(status, headers)) return undefined;
+    return serverRetryDelayMs(headers) ?? transportBackoffMs(retry);
   }
+  return isNetworkError(error) || isTimeoutError(error) ? transportBackoffMs(retry) : undefined;
+}
+
+/** Waits `ms`; rejects with the signal's reason as soon as it fires (as ky's retry wait did). */
+function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 function toHttpResponse(status: number, headers: Headers, body: Uint8Array): HttpResponse {
@@ -280,19 +319,16 @@ function isUnfollowedRedirect(status: number): boolean {
   return status === 0 || (status >= 300 && status < 400);
 }
 
-function ensureTrailingSlash(url: string): string {
-  return url.endsWith("/") ? url : `${url}/`;
-}
-
-function stripLeadingSlash(path: string): string {
-  return path.startsWith("/") ? path.slice(1) : path;
-}
-
 function compactQuery(query: HttpRequest["query"]): Record<string, string> | undefined {
   if (!query) return undefined;
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) out[key] = String(value);
-  return out;
+  let any = false;
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined) continue;
+    out[key] = String(value);
+    any = true;
+  }
+  return any ? out : undefined;
 }
 
 /** `60`, `45`, `10` for whole seconds (as the official client prints them), else a decimal. */

@@ -154,7 +154,10 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
         }
       }
       const body = response.json();
-      if (matches(TryAgainResponseSchema, body)) {
+      // The literal each schema requires is checked first: most answers are results, and a failed
+      // schema check builds issue objects for nothing.
+      const tag = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : undefined;
+      if (tag?.type === "try_again" && matches(TryAgainResponseSchema, body)) {
         const answer = body as { queue_state?: string; queue_state_reason?: string | null };
         options.onEvent?.({
           type: "queue_state",
@@ -164,7 +167,7 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
         });
         continue;
       }
-      if (matches(MetadataOnlyResponseSchema, body)) {
+      if (tag?.status === "complete_metadata" && matches(MetadataOnlyResponseSchema, body)) {
         if (!allowMetadataOnly) {
           throw new FutureRetrieveError(
             `Server sent a second metadata-only answer for request ${requestId}`,
