@@ -99,7 +99,6 @@ export class HttpClient {
   /** `defaultHeaders` with lower-case names (header names are case-insensitive; later ones win). */
   readonly #defaultHeaders: Record<string, string>;
   readonly #maxBytes: number;
-  readonly #fetch: FetchLike;
 
   constructor(options: HttpClientOptions) {
     this.#options = options;
@@ -109,7 +108,6 @@ export class HttpClient {
       this.#defaultHeaders[name.toLowerCase()] = value;
     }
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    this.#fetch = options.fetch ?? (globalThis.fetch as FetchLike);
   }
 
   /**
@@ -119,10 +117,21 @@ export class HttpClient {
    * never go to another origin. Bodies are size-limited as they stream in.
    */
   #transport(follow: boolean, body: BodyInit | undefined): typeof globalThis.fetch {
-    const fetch = this.#fetch;
+    const custom = this.#options.fetch;
+    const fetch = custom ?? (globalThis.fetch as FetchLike);
     const maxBytes = this.#maxBytes;
     return (async (request: Request) => {
-      const response = await fetch(request);
+      const response = custom
+        ? await custom(request)
+        : // The runtime's fetch gets the same request as URL and init, with the original body: given
+          // a Request with a body, fetch must proxy that body's stream through a TransformStream.
+          await globalThis.fetch(request.url, {
+            method: request.method,
+            headers: request.headers,
+            body,
+            signal: request.signal,
+            redirect: "manual",
+          });
       if (!follow || !isFollowableRedirect(response)) return limitBody(response, maxBytes);
       return limitBody(await followRedirects(fetch, request, response, body), maxBytes);
     }) as typeof globalThis.fetch;
