@@ -22,6 +22,7 @@ import {
 } from "../lib/tokenizer/index.js";
 import { validateAdamParams, validateForwardBackwardInput } from "../lib/validate.js";
 import { ForwardBackwardOutputSchema } from "../wire/json-schemas.js";
+import { encodeTrainingRequest } from "../wire/protobuf/forward-backward-request.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
 import {
   type GetInfoResponse,
@@ -141,28 +142,50 @@ export class TrainingClient {
     forwardOnly: boolean,
     options: CallOptions | undefined,
   ): APIFuture<ForwardBackwardOutput> {
-    validateForwardBackwardInput(data, lossFn, lossFnConfig, {
-      maxContextLength: this.#connection.contextLength(this.baseModel),
-    });
+    const limits = { maxContextLength: this.#connection.contextLength(this.baseModel) };
+    // The values of plain arrays are checked below, by the loops that encode them.
+    validateForwardBackwardInput(data, lossFn, lossFnConfig, limits, { scanPlainArrays: false });
     const flags = this.#connection.serverFlags;
     // Typed-array datums go through unchanged: chunkData reads only lengths, which they have too.
     const chunks = chunkData(data as Datum[], {
       maxDatums: flags.fwdbwd_max_chunk_len ?? DEFAULT_CHUNK_LIMITS.maxDatums,
       maxBytes: flags.fwdbwd_max_chunk_bytes_count ?? DEFAULT_CHUNK_LIMITS.maxBytes,
     });
-    const submissions: Submission[] = chunks.map((chunk) => (seqId) => ({
+    const request = (chunk: DatumInput[], seqId: number) => ({
+      model_id: this.modelId,
+      seq_id: seqId,
+      data: chunk,
+      loss_fn: lossFn,
+      loss_fn_config: lossFnConfig,
+      forward_only: forwardOnly,
+    });
+    // Every chunk is encoded now, in the call, with the seq_ids `#enqueue` is about to take: each
+    // value is read once, checked (by the validation's rules) while it is written, and the request
+    // holds the data as it was at the time of the call, even if the caller changes its arrays
+    // (typed arrays included) before the request is sent. Should any value fail, the full
+    // validation runs and throws the usual ValidationError, before any seq_id is taken. If it
+    // passes (a value the wire cannot hold, e.g. an int64 beyond ±2^53), that chunk is encoded
+    // at submission instead, as before, whose error then fails the operation.
+    const firstSeqId = this.#nextSeqId;
+    let failed = false;
+    const encoded = chunks.map((chunk, i) => {
+      try {
+        return encodeTrainingRequest(request(chunk, firstSeqId + i));
+      } catch {
+        failed = true;
+        return undefined;
+      }
+    });
+    if (failed) validateForwardBackwardInput(data, lossFn, lossFnConfig, limits);
+    const submissions: Submission[] = chunks.map((chunk, i) => (seqId) => ({
       method: "POST",
       path: "api/v1/forward_backward",
       binary: {
         contentType: "application/x-protobuf",
-        bytes: encodeForwardBackwardRequest({
-          model_id: this.modelId,
-          seq_id: seqId,
-          data: chunk,
-          loss_fn: lossFn,
-          loss_fn_config: lossFnConfig,
-          forward_only: forwardOnly,
-        }),
+        bytes:
+          seqId === firstSeqId + i && encoded[i] !== undefined
+            ? encoded[i]
+            : encodeForwardBackwardRequest(request(chunk, seqId)),
       },
     }));
     const parallel = flags.parallel_fwdbwd_chunks ?? true;

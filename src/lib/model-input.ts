@@ -26,8 +26,9 @@ export type ModelInput = WireModelInput;
 export const ModelInput = {
   /**
    * One text chunk of token ids. A plain array is copied. An Int32Array or Uint32Array is kept as
-   * it is, not copied (training input only): the request bytes are copied straight from it when
-   * the request is sent, so leave it unchanged until the call's future has resolved.
+   * it is, not copied (training input only): TrainingClient copies its values straight into the
+   * request bytes during the `forward` / `forwardBackward` call (the codec's own encoder reads it
+   * when called), so leave it unchanged until then.
    */
   fromInts: fromInts as {
     (tokens: readonly number[]): WireModelInput;
@@ -103,9 +104,9 @@ export type TensorData = WireTensorData;
 export const TensorData = {
   /**
    * A tensor of `values`. A plain array (or array-like) is copied into a number[]. A Float32Array,
-   * Int32Array or BigInt64Array is kept as it is, not copied (training input only): the request
-   * bytes are copied straight from it when the request is sent, so leave it unchanged until the
-   * call's future has resolved.
+   * Int32Array or BigInt64Array is kept as it is, not copied (training input only): TrainingClient
+   * copies its values straight into the request bytes during the `forward` / `forwardBackward`
+   * call, so leave it unchanged until then.
    */
   fromArray: tensorFromArray as {
     (values: TypedTensorValues, dtype: DType, shape?: number[]): TensorInput;

@@ -60,12 +60,32 @@ export interface InputLimits {
   maxContextLength?: number;
 }
 
+/**
+ * Throws a ValidationError listing every issue of the input. With `scanPlainArrays: false` (for
+ * TrainingClient, which then checks those values itself while encoding, see
+ * `encodeTrainingRequest`) the values of plain arrays are not scanned; typed arrays still are.
+ * The issues are the same either way: when that lighter pass finds any, the full one runs.
+ */
 export function validateForwardBackwardInput(
   data: readonly DatumInput[],
   lossFn: string,
   lossFnConfig: Record<string, number> | undefined,
   limits: InputLimits = {},
+  { scanPlainArrays = true }: { scanPlainArrays?: boolean } = {},
 ): void {
+  let issues = forwardBackwardIssues(data, lossFn, lossFnConfig, limits, scanPlainArrays);
+  if (issues.length > 0 && !scanPlainArrays)
+    issues = forwardBackwardIssues(data, lossFn, lossFnConfig, limits, true);
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
+function forwardBackwardIssues(
+  data: readonly DatumInput[],
+  lossFn: string,
+  lossFnConfig: Record<string, number> | undefined,
+  limits: InputLimits,
+  scanPlain: boolean,
+): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   if (!LOSS_FUNCTIONS.includes(lossFn as LossFnType)) {
     issues.push({
@@ -86,9 +106,9 @@ export function validateForwardBackwardInput(
     }
   }
   (Array.isArray(data) ? data : []).forEach((datum, i) => {
-    checkDatum(datum, `data[${i}]`, lossFn as LossFnType, limits, issues);
+    checkDatum(datum, `data[${i}]`, lossFn as LossFnType, limits, issues, scanPlain);
   });
-  if (issues.length > 0) throw new ValidationError(issues);
+  return issues;
 }
 
 function checkDatum(
@@ -97,6 +117,7 @@ function checkDatum(
   lossFn: LossFnType,
   limits: InputLimits,
   issues: ValidationIssue[],
+  scanPlain: boolean,
 ): void {
   // Own keys only: a loss named like an Object.prototype member ("toString") must not find one.
   const known = typeof lossFn === "string" && Object.hasOwn(REQUIRED_INPUTS, lossFn);
@@ -106,7 +127,10 @@ function checkDatum(
     issues.push({ path, message: "must be a Datum object" });
     return;
   }
-  const length = checkModelInput(datum.model_input, `${path}.model_input`, issues, { trainable: true });
+  const length = checkModelInput(datum.model_input, `${path}.model_input`, issues, {
+    trainable: true,
+    scanPlain,
+  });
   if (length !== undefined && limits.maxContextLength !== undefined && length > limits.maxContextLength) {
     issues.push({
       path: `${path}.model_input`,
@@ -127,7 +151,7 @@ function checkDatum(
       });
       continue;
     }
-    const elements = checkTensor(tensor, tensorPath, issues);
+    const elements = checkTensor(tensor, tensorPath, issues, scanPlain);
     if (elements !== undefined && length !== undefined && leadingDim(tensor) !== length) {
       issues.push({
         path: tensorPath,
@@ -140,13 +164,14 @@ function checkDatum(
 /**
  * Returns the model input's length in tokens when it can be known locally. Training input
  * (`trainable`) travels as protobuf, so its tokens may also be an Int32Array or Uint32Array;
- * sampling prompts travel as JSON and must be plain arrays.
+ * sampling prompts travel as JSON and must be plain arrays. `scanPlain: false` skips the values
+ * of plain token arrays (see `validateForwardBackwardInput`).
  */
 export function checkModelInput(
   input: ModelInput | TrainingModelInput,
   path: string,
   issues: ValidationIssue[],
-  { trainable }: { trainable: boolean },
+  { trainable, scanPlain = true }: { trainable: boolean; scanPlain?: boolean },
 ): number | undefined {
   if (typeof input !== "object" || input === null || !Array.isArray(input.chunks)) {
     issues.push({ path, message: "must be a ModelInput ({ chunks: [...] })" });
@@ -169,7 +194,7 @@ export function checkModelInput(
           length = undefined;
           return;
         }
-        const bad = firstInvalidToken(tokens);
+        const bad = scanPlain || typed ? firstInvalidToken(tokens) : -1;
         if (bad >= 0) {
           issues.push({
             path: `${chunkPath}.tokens[${bad}]`,
@@ -225,7 +250,12 @@ export function checkModelInput(
   return length;
 }
 
-function checkTensor(tensor: TensorInput, path: string, issues: ValidationIssue[]): number | undefined {
+function checkTensor(
+  tensor: TensorInput,
+  path: string,
+  issues: ValidationIssue[],
+  scanPlain: boolean,
+): number | undefined {
   const data = tensor?.data;
   if (typeof tensor !== "object" || tensor === null || !(Array.isArray(data) || isTensorTypedArray(data))) {
     issues.push({ path, message: "must be TensorData ({ data, dtype, shape? })" });
@@ -249,7 +279,12 @@ function checkTensor(tensor: TensorInput, path: string, issues: ValidationIssue[
       return undefined;
     }
   }
-  const bad = tensor.dtype === "float32" ? firstInvalidFloat(data) : firstInvalidInteger(data);
+  const bad =
+    !scanPlain && Array.isArray(data)
+      ? -1
+      : tensor.dtype === "float32"
+        ? firstInvalidFloat(data)
+        : firstInvalidInteger(data);
   if (bad >= 0) {
     issues.push({
       path: `${path}.data[${bad}]`,

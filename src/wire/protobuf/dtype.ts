@@ -13,6 +13,7 @@ import {
   checkInt64Values,
   type Float32Values,
   type Int64Values,
+  type ValueRules,
   writeFloat32s,
   writeInt64s,
 } from "./payload.js";
@@ -78,9 +79,18 @@ export function checkTensorValues(values: EncodableValues, dtype: DType, what: s
   else checkInt64Values(values, what);
 }
 
-/** Writes values of a public dtype that `checkTensorValues` accepted. */
-export function writeTensorValues(w: SizedWriter, values: EncodableValues, dtype: DType, what: string): void {
-  if (dtype === "float32") writeFloat32s(w, values as Float32Values, what);
+/**
+ * Writes values of a public dtype that `checkTensorValues` accepted. (int64 has one rule: a
+ * safe integer, stricter than validation's "an integer", so `rules` matters only for float32.)
+ */
+export function writeTensorValues(
+  w: SizedWriter,
+  values: EncodableValues,
+  dtype: DType,
+  what: string,
+  rules: ValueRules = "wire",
+): void {
+  if (dtype === "float32") writeFloat32s(w, values as Float32Values, what, rules);
   else writeInt64s(w, values as Int64Values, what);
 }
 

@@ -24,7 +24,7 @@ import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { checkString, describe, isInt32 } from "./integers.js";
 import { decodeInt32s } from "./little-endian.js";
 import { entriesOf, keyPath, readDoubleEntry, readMessageEntry, writeDoubleMap } from "./maps.js";
-import { checkInt32Values, type Int32Values, writeInt32s } from "./payload.js";
+import { checkInt32Values, type Int32Values, type ValueRules, writeInt32s } from "./payload.js";
 import { expectWireType, ProtoReader } from "./reader.js";
 import {
   ChunkField,
@@ -98,6 +98,20 @@ interface DatumPlan {
  * costs little more than a memcpy.
  */
 export function encodeForwardBackwardRequest(req: ForwardBackwardRequest<DatumInput>): Uint8Array {
+  return encodeRequest(req, "wire");
+}
+
+/**
+ * @internal For TrainingClient, which validates with `scanPlainArrays: false` and calls this at
+ * once: the plain-array values are checked here, in the loops that write them, by the validation's
+ * rules (`ValueRules` "training") instead of in a scan of their own. Any error thrown means "run
+ * the full validation"; not part of the public codec.
+ */
+export function encodeTrainingRequest(req: ForwardBackwardRequest<DatumInput>): Uint8Array {
+  return encodeRequest(req, "training");
+}
+
+function encodeRequest(req: ForwardBackwardRequest<DatumInput>, rules: ValueRules): Uint8Array {
   checkString(req.model_id, "model_id");
   checkString(req.loss_fn, "loss_fn");
   // seq_id is not optional on the wire; like the official client, send 0 when it is unset.
@@ -124,7 +138,7 @@ export function encodeForwardBackwardRequest(req: ForwardBackwardRequest<DatumIn
   w.raw(head.finish());
   for (const plan of plans) {
     w.delimited(ForwardBackwardRequestField.data, plan.size);
-    writeDatum(w, plan);
+    writeDatum(w, plan, rules);
   }
   w.raw(tail.finish());
   return w.finish();
@@ -210,7 +224,7 @@ function planTensor(key: string, tensor: TensorInput, path: string): TensorPlan 
   };
 }
 
-function writeDatum(w: SizedWriter, plan: DatumPlan): void {
+function writeDatum(w: SizedWriter, plan: DatumPlan, rules: ValueRules): void {
   for (const chunk of plan.chunks) {
     w.delimited(DatumField.model_input, chunk.size);
     const text = chunk.text;
@@ -221,7 +235,7 @@ function writeDatum(w: SizedWriter, plan: DatumPlan): void {
     w.delimited(ChunkField.encoded_text, text.textSize);
     if (text.tokens.length > 0) {
       w.delimited(EncodedTextChunkField.tokens, text.tokens.length * 4);
-      writeInt32s(w, text.tokens, text.path);
+      writeInt32s(w, text.tokens, text.path, rules);
     }
   }
   for (const input of plan.inputs) {
@@ -235,7 +249,7 @@ function writeDatum(w: SizedWriter, plan: DatumPlan): void {
     }
     const tensor = input.tensor;
     w.delimited(TensorField.dense, input.valueBytes);
-    writeTensorValues(w, tensor.data, tensor.dtype, `${input.path}.data`);
+    writeTensorValues(w, tensor.data, tensor.dtype, `${input.path}.data`, rules);
     w.tag(TensorField.dtype, WireType.Varint);
     w.varint(input.code);
     if (input.shapeSize > 0) {

@@ -12,7 +12,7 @@
 
 import { ProtobufEncodeError } from "./errors.js";
 import { bytesOf, LITTLE_ENDIAN_HOST } from "./host.js";
-import { describe, INT32_MAX, splitInt64 } from "./integers.js";
+import { describe, INT32_MAX, INT32_MIN, splitInt64 } from "./integers.js";
 import type { SizedWriter } from "./sized-writer.js";
 
 export type Int32Values = readonly number[] | Int32Array | Uint32Array;
@@ -45,9 +45,23 @@ export function checkFloat32Values(values: unknown, what: string): asserts value
   }
 }
 
+/**
+ * Which values the plain-array loops accept. `"wire"`: whatever the field can hold (the public
+ * encoders). `"training"`: also what the SDK's input validation (`lib/validate.ts`) rejects, i.e.
+ * negative token ids and NaN floats, so that TrainingClient can leave the plain-array value scans
+ * to the encoding loop (typed arrays are still scanned by validation, then copied whole). The
+ * error thrown is the same kind either way; TrainingClient turns it into its ValidationError.
+ */
+export type ValueRules = "wire" | "training";
+
 // ---- int32 ----
 
-export function writeInt32s(w: SizedWriter, values: Int32Values, what: string): void {
+export function writeInt32s(
+  w: SizedWriter,
+  values: Int32Values,
+  what: string,
+  rules: ValueRules = "wire",
+): void {
   if (values instanceof Int32Array) {
     if (LITTLE_ENDIAN_HOST) w.raw(bytesOf(values));
     else w.pos = int32sFromTypedArray(w.view, w.pos, values);
@@ -59,7 +73,7 @@ export function writeInt32s(w: SizedWriter, values: Int32Values, what: string): 
     if (LITTLE_ENDIAN_HOST) w.raw(bytesOf(values));
     else w.pos = int32sFromTypedArray(w.view, w.pos, values);
   } else {
-    const end = int32sFromNumbers(w.view, w.pos, values);
+    const end = int32sFromNumbers(w.view, w.pos, values, rules === "training" ? 0 : INT32_MIN);
     if (end < 0) {
       const bad = -end - 1;
       throw new ProtobufEncodeError(
@@ -80,13 +94,13 @@ function int32sFromTypedArray(view: DataView, at: number, values: Int32Array | U
   return at + values.length * 4;
 }
 
-/** Returns the end position, or `-(i + 1)` for the first value `i` that is not an int32. */
-function int32sFromNumbers(view: DataView, at: number, values: readonly number[]): number {
+/** Returns the end position, or `-(i + 1)` for the first value `i` that is not an int32 ≥ `min`. */
+function int32sFromNumbers(view: DataView, at: number, values: readonly number[], min: number): number {
   let pos = at;
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
     // `value | 0` is the value itself exactly for int32 numbers (NaN and fractions fail).
-    if (typeof value !== "number" || (value | 0) !== value) return -(i + 1);
+    if (typeof value !== "number" || (value | 0) !== value || value < min) return -(i + 1);
     view.setInt32(pos, value, true);
     pos += 4;
   }
@@ -153,8 +167,13 @@ function int64sFromNumbers(view: DataView, at: number, values: readonly number[]
 
 // ---- float32 ----
 
-/** Values are rounded to the nearest float32 (NaN and infinities pass through). */
-export function writeFloat32s(w: SizedWriter, values: Float32Values, what: string): void {
+/** Values are rounded to the nearest float32 (NaN and infinities pass through, NaN only by `"wire"` rules). */
+export function writeFloat32s(
+  w: SizedWriter,
+  values: Float32Values,
+  what: string,
+  rules: ValueRules = "wire",
+): void {
   if (values instanceof Float32Array) {
     if (LITTLE_ENDIAN_HOST) w.raw(bytesOf(values));
     else {
@@ -163,7 +182,7 @@ export function writeFloat32s(w: SizedWriter, values: Float32Values, what: strin
     }
     return;
   }
-  const end = float32sFromNumbers(w.view, w.pos, values);
+  const end = float32sFromNumbers(w.view, w.pos, values, rules === "training");
   if (end < 0) {
     const bad = -end - 1;
     throw new ProtobufEncodeError(`${what}[${bad}]: ${describe(values[bad])} is not a number`);
@@ -171,12 +190,12 @@ export function writeFloat32s(w: SizedWriter, values: Float32Values, what: strin
   w.pos = end;
 }
 
-/** Returns the end position, or `-(i + 1)` for the first value `i` that is not a number. */
-function float32sFromNumbers(view: DataView, at: number, values: readonly number[]): number {
+/** Returns the end position, or `-(i + 1)` for the first value `i` that is not a number (or is NaN). */
+function float32sFromNumbers(view: DataView, at: number, values: readonly number[], noNaN: boolean): number {
   let pos = at;
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
-    if (typeof value !== "number") return -(i + 1);
+    if (typeof value !== "number" || (noNaN && Number.isNaN(value))) return -(i + 1);
     view.setFloat32(pos, value, true);
     pos += 4;
   }
