@@ -12,6 +12,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { report } from "./lib/result.js";
 
 interface Measurement {
   figures: Record<string, number>;
@@ -19,15 +20,6 @@ interface Measurement {
   target?: Record<string, number>;
   lazy: { name: string; min: number; gzip: number; packages: string[] }[];
   apps: Record<string, string[]>;
-}
-
-interface Result {
-  id: string;
-  measure: string;
-  value: number;
-  unit: string;
-  target?: string;
-  detail?: string;
 }
 
 const script = fileURLToPath(new URL("../scripts/bundle-size.mjs", import.meta.url));
@@ -38,10 +30,6 @@ async function measure(): Promise<Measurement> {
   const line = stdout.split("\n").find((l) => l.startsWith("{"));
   if (!line) throw new Error(`scripts/bundle-size.mjs printed no JSON:\n${stdout}`);
   return JSON.parse(line) as Measurement;
-}
-
-function report(result: Result): void {
-  console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
 const { figures, budget, target, lazy, apps } = await measure();

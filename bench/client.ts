@@ -30,32 +30,10 @@ import {
   ServiceClient,
   type TrainingClient,
 } from "../src/index.js";
+import { median, report, spread } from "./lib/result.js";
 
 const MODEL = "tinker-ts/byte-lm-tiny";
 const quick = process.argv.includes("--quick");
-
-interface Result {
-  id: string;
-  measure: string;
-  value: number;
-  unit: string;
-  target?: string;
-  detail?: string;
-}
-
-function report(result: Result): void {
-  console.log(`RESULT ${JSON.stringify(result)}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function spread(values: number[], digits = 0): string {
-  return `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
-}
 
 /** Collects garbage twice (finalizers of the first pass free more in the second) when exposed. */
 function collect(): void {

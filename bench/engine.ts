@@ -17,6 +17,7 @@ import {
   hashSeed,
   TrainableModel,
 } from "../src/local/engine/index.js";
+import { median, report, spread } from "./lib/result.js";
 
 function argument(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -31,29 +32,6 @@ const warmupSteps = quick ? 1 : 2;
 const timedSteps = quick ? 2 : 10;
 const samplingRounds = quick ? 2 : 8;
 const quickstartSteps = quick ? 4 : 30;
-
-interface Result {
-  id: string;
-  measure: string;
-  value: number;
-  unit: string;
-  target?: string;
-  detail?: string;
-}
-
-function report(result: Result): void {
-  console.log(`RESULT ${JSON.stringify(result)}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function spread(values: number[], digits = 0): string {
-  return `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
-}
 
 /** Seeded byte sequences (xorshift), so every run trains on the same batch. */
 function syntheticBatch(size: number, length: number): EngineDatum[] {

@@ -18,28 +18,20 @@ import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { BenchResult } from "./lib/result.js";
 
 const CASES = ["wire", "client", "engine", "bundle"] as const;
-
-interface Result {
-  id: string;
-  measure: string;
-  value: number;
-  unit: string;
-  target?: string;
-  detail?: string;
-}
 
 interface CaseOutcome {
   name: string;
   status: "ok" | "missing" | "failed";
   exitCode?: number | null;
-  results: Result[];
+  results: BenchResult[];
   seconds: number;
 }
 
 /** A RESULT line's payload, or undefined when the line is not a well-formed one. */
-export function parseResultLine(line: string): Result | undefined {
+export function parseResultLine(line: string): BenchResult | undefined {
   if (!line.startsWith("RESULT ")) return undefined;
   let value: unknown;
   try {
@@ -62,11 +54,11 @@ export function parseResultLine(line: string): Result | undefined {
   ) {
     return undefined;
   }
-  return r as unknown as Result;
+  return r as unknown as BenchResult;
 }
 
 /** "yes"/"no" for a comparable target (`< 1000`, `≥ 55`, …), "" for any other (or none). */
-export function targetMet(result: Result): string {
+export function targetMet(result: BenchResult): string {
   const match = /^\s*(<=|>=|≤|≥|<|>)\s*(-?[\d.]+)/.exec(result.target ?? "");
   if (!match) return "";
   const bound = Number(match[2]);
@@ -104,7 +96,7 @@ function runCase(name: string, quick: boolean): Promise<CaseOutcome> {
     ["--expose-gc", "--import", "tsx", script, ...(quick ? ["--quick"] : [])],
     { cwd: root, stdio: ["ignore", "pipe", "inherit"] },
   );
-  const results: Result[] = [];
+  const results: BenchResult[] = [];
   createInterface({ input: child.stdout }).on("line", (line) => {
     console.log(line);
     const result = parseResultLine(line);
