@@ -90,7 +90,17 @@ export abstract class LabelledRenderer implements Renderer {
 
   abstract stopSequences(): number[];
 
-  abstract parseResponse(tokens: ArrayLike<number>): ParsedResponse;
+  /**
+   * The reply as plain text up to the first stop token: what a family without thinking or channels
+   * needs. Families with structure in the reply (Qwen3's <think>, gpt-oss's channels) override it.
+   */
+  parseResponse(tokens: ArrayLike<number>): ParsedResponse {
+    const { body, stopToken } = cutAtStop(tokens, this.stopSequences());
+    return {
+      message: assistantMessage(this.tokenizer.decode(body)),
+      termination: stopToken === undefined ? "length" : "stop",
+    };
+  }
 
   buildGenerationPrompt(messages: readonly ChatMessage[]): number[] {
     return this.render(messages, true).tokens;

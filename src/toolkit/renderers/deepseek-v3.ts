@@ -6,9 +6,9 @@
  */
 
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { assistantMessage, checkMessages, cutAtStop, LabelledRenderer, requireToken } from "./common.js";
+import { checkMessages, LabelledRenderer, requireToken } from "./common.js";
 import { content, header, type RenderedTokens, TokenBuilder } from "./token-builder.js";
-import type { ChatMessage, ParsedResponse } from "./types.js";
+import type { ChatMessage } from "./types.js";
 
 export class DeepSeekV3Renderer extends LabelledRenderer {
   readonly name = "deepseek_v3";
@@ -71,13 +71,5 @@ export class DeepSeekV3Renderer extends LabelledRenderer {
     if (inToolOutputs) out.special(this.#outputsEnd);
     else if (addGenerationPrompt) out.special(this.#assistant);
     return out.finish();
-  }
-
-  parseResponse(tokens: ArrayLike<number>): ParsedResponse {
-    const { body, stopToken } = cutAtStop(tokens, this.stopSequences());
-    return {
-      message: assistantMessage(this.tokenizer.decode(body)),
-      termination: stopToken === undefined ? "length" : "stop",
-    };
   }
 }

@@ -133,7 +133,7 @@ export class GptOssRenderer extends LabelledRenderer {
    * Reads the channel messages of a reply (`<|channel|>analysis<|message|>…<|end|><|start|>assistant
    * <|channel|>final<|message|>…<|return|>`): analysis becomes `thinking`, final becomes `content`.
    */
-  parseResponse(tokens: ArrayLike<number>): ParsedResponse {
+  override parseResponse(tokens: ArrayLike<number>): ParsedResponse {
     const { body, stopToken } = cutAtStop(tokens, this.stopSequences());
     const blocks: number[][] = [[]];
     for (const id of body) {

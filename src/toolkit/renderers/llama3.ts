@@ -5,10 +5,10 @@
  */
 
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { assistantMessage, checkMessages, cutAtStop, LabelledRenderer, requireToken } from "./common.js";
+import { checkMessages, LabelledRenderer, requireToken } from "./common.js";
 import { pyStrip } from "./text.js";
 import { content, header, type RenderedTokens, TokenBuilder } from "./token-builder.js";
-import type { ChatMessage, ParsedResponse } from "./types.js";
+import type { ChatMessage } from "./types.js";
 
 export class Llama3Renderer extends LabelledRenderer {
   readonly name = "llama3";
@@ -42,13 +42,5 @@ export class Llama3Renderer extends LabelledRenderer {
     if (addGenerationPrompt)
       out.special(this.#startHeader).text("assistant").special(this.#endHeader).text("\n\n");
     return out.finish();
-  }
-
-  parseResponse(tokens: ArrayLike<number>): ParsedResponse {
-    const { body, stopToken } = cutAtStop(tokens, this.stopSequences());
-    return {
-      message: assistantMessage(this.tokenizer.decode(body)),
-      termination: stopToken === undefined ? "length" : "stop",
-    };
   }
 }

@@ -101,7 +101,7 @@ export class Qwen3Renderer extends LabelledRenderer {
     }
   }
 
-  parseResponse(tokens: ArrayLike<number>): ParsedResponse {
+  override parseResponse(tokens: ArrayLike<number>): ParsedResponse {
     const { body, stopToken } = cutAtStop(tokens, this.stopSequences());
     const text = this.tokenizer.decode(body);
     const termination = stopToken === undefined ? "length" : "stop";

@@ -10,9 +10,9 @@
 
 import { ValidationError } from "../../core/errors.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { assistantMessage, checkMessages, cutAtStop, LabelledRenderer } from "./common.js";
+import { checkMessages, LabelledRenderer } from "./common.js";
 import { content, header, type RenderedTokens, TokenBuilder } from "./token-builder.js";
-import type { ChatMessage, ParsedResponse } from "./types.js";
+import type { ChatMessage } from "./types.js";
 
 const ROLE_NAMES: Readonly<Record<ChatMessage["role"], string>> = {
   system: "System",
@@ -60,13 +60,5 @@ export class RoleColonRenderer extends LabelledRenderer {
       out.text(`${ROLE_NAMES.assistant}: `);
     }
     return out.finish();
-  }
-
-  parseResponse(tokens: ArrayLike<number>): ParsedResponse {
-    const { body, stopToken } = cutAtStop(tokens, this.stopSequences());
-    return {
-      message: assistantMessage(this.tokenizer.decode(body)),
-      termination: stopToken === undefined ? "length" : "stop",
-    };
   }
 }
