@@ -5,6 +5,7 @@
  */
 
 import type { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { lazyImport } from "../../internal/lazy-import.js";
 import type { Tokenizer } from "./types.js";
 import { TokenizerError } from "./types.js";
 
@@ -27,28 +28,16 @@ export interface TokenizerMetadata {
   revision?: string;
 }
 
-let libraryPromise: Promise<typeof import("@huggingface/tokenizers")> | undefined;
-
-function loadLibrary(): Promise<typeof import("@huggingface/tokenizers")> {
-  libraryPromise ??= import("@huggingface/tokenizers").catch((error: unknown) => {
-    libraryPromise = undefined;
+const loadLibrary = /* @__PURE__ */ lazyImport(() =>
+  import("@huggingface/tokenizers").catch((error: unknown) => {
     throw new TokenizerError(
       "loading a Hugging Face tokenizer needs the package @huggingface/tokenizers; install it next to tinker-ts",
       { cause: error },
     );
-  });
-  return libraryPromise;
-}
+  }),
+);
 
-let wrapperPromise: Promise<typeof import("./huggingface-tokenizer.js")> | undefined;
-
-function loadWrapper(): Promise<typeof import("./huggingface-tokenizer.js")> {
-  wrapperPromise ??= import("./huggingface-tokenizer.js").catch((error: unknown) => {
-    wrapperPromise = undefined; // not kept: the next call tries again, as for the library
-    throw error;
-  });
-  return wrapperPromise;
-}
+const loadWrapper = /* @__PURE__ */ lazyImport(() => import("./huggingface-tokenizer.js"));
 
 /**
  * A tokenizer from parsed `tokenizer.json` (+ `tokenizer_config.json`) content, for callers that

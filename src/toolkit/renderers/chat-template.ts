@@ -11,6 +11,7 @@
  */
 
 import { ValidationError } from "../../core/errors.js";
+import { lazyImport } from "../../internal/lazy-import.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
 import { assistantMessage, checkMessages, cutAtStop } from "./common.js";
 import { pyLstrip, pyRstrip, pyStrip } from "./text.js";
@@ -33,18 +34,14 @@ export interface ChatTemplateRendererOptions {
 
 type RenderFunction = (items: Record<string, unknown>) => string;
 
-let jinjaPromise: Promise<typeof import("@huggingface/jinja")> | undefined;
-
-function loadJinja(): Promise<typeof import("@huggingface/jinja")> {
-  jinjaPromise ??= import("@huggingface/jinja").catch((error: unknown) => {
-    jinjaPromise = undefined;
+const loadJinja = /* @__PURE__ */ lazyImport(() =>
+  import("@huggingface/jinja").catch((error: unknown) => {
     throw new Error(
       "the chat_template renderer needs the optional package @huggingface/jinja; install it next to tinker-ts (npm install @huggingface/jinja)",
       { cause: error },
     );
-  });
-  return jinjaPromise;
-}
+  }),
+);
 
 /** A renderer that runs the tokenizer's own chat template. */
 export async function createChatTemplateRenderer(
