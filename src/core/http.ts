@@ -4,6 +4,7 @@
  * the SDK's own error classes so that no ky type leaks into the public surface.
  */
 import ky, { type AfterResponseHook, HTTPError, isHTTPError, isNetworkError, isTimeoutError } from "ky";
+import { abortError, sleep } from "../internal/sleep.js";
 import { uuid4 } from "../internal/uuid.js";
 import { APIConnectionError, APIError, APITimeoutError, APIUserAbortError, TinkerError } from "./errors.js";
 import { serverRetryDelayMs, shouldRetryResponse, transportBackoffMs } from "./retry-policy.js";
@@ -206,11 +207,8 @@ export class HttpClient {
           }
           throw mapError(error, req.signal);
         }
-        try {
-          await delay(delayMs, req.signal);
-        } catch (reason) {
-          throw mapError(reason, req.signal);
-        }
+        // Rejects with the SDK's abort or timeout error as soon as the call's signal fires.
+        await sleep(delayMs, req.signal);
         headers["x-stainless-retry-count"] = String(++attempt.count);
       }
     }
@@ -246,25 +244,6 @@ function retryDelayMs(error: unknown, retry: number): number | undefined {
     return serverRetryDelayMs(headers) ?? transportBackoffMs(retry);
   }
   return isNetworkError(error) || isTimeoutError(error) ? transportBackoffMs(retry) : undefined;
-}
-
-/** Waits `ms`; rejects with the signal's reason as soon as it fires (as ky's retry wait did). */
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function toHttpResponse(status: number, headers: Headers, body: Uint8Array): HttpResponse {
@@ -307,11 +286,7 @@ function mapError(error: unknown, signal: AbortSignal | undefined): Error {
     return APIError.fromResponse(error.response.status, error.data, error.response.headers);
   }
   if (isTimeoutError(error)) return new APITimeoutError();
-  if (signal?.aborted) {
-    const reason = signal.reason;
-    if (reason instanceof Error && reason.name === "TimeoutError") return new APITimeoutError();
-    return new APIUserAbortError(undefined, { cause: reason });
-  }
+  if (signal?.aborted) return abortError(signal);
   if (isNetworkError(error)) return new APIConnectionError(undefined, { cause: error.cause });
   if (error instanceof Error && error.name === "AbortError")
     return new APIUserAbortError(undefined, { cause: error });
