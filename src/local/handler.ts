@@ -29,6 +29,24 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
   const metadataThreshold = options.metadataOnlyThresholdBytes ?? 1024 * 1024;
   const auth = createLocalAuth(options);
 
+  /** forward_backward and forward: one body format; `/forward` always runs forward only. */
+  const forwardBackwardRoute =
+    (legacyJsonKey: string, forwardOnly: boolean): Route =>
+    async (request) => {
+      const input = await readForwardBackward(request, legacyJsonKey);
+      return futureAccepted(
+        backend.forwardBackward(
+          input.modelId,
+          input.seqId,
+          input.data,
+          input.lossFn,
+          input.lossFnConfig,
+          forwardOnly || input.forwardOnly,
+        ),
+        input.modelId,
+      );
+    };
+
   const routes: [string, RegExp, Route][] = [
     ["GET", /^healthz$/, () => jsonResponse({ status: "ok" })],
     ["POST", /^auth\/token$/, (request) => auth.issueToken(request)],
@@ -96,42 +114,8 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
       /^get_info$/,
       async (request) => jsonResponse(backend.getInfo(requireString(await readJson(request), "model_id"))),
     ],
-    [
-      "POST",
-      /^forward_backward$/,
-      async (request) => {
-        const input = await readForwardBackward(request, "forward_backward_input");
-        return futureAccepted(
-          backend.forwardBackward(
-            input.modelId,
-            input.seqId,
-            input.data,
-            input.lossFn,
-            input.lossFnConfig,
-            input.forwardOnly,
-          ),
-          input.modelId,
-        );
-      },
-    ],
-    [
-      "POST",
-      /^forward$/,
-      async (request) => {
-        const input = await readForwardBackward(request, "forward_input");
-        return futureAccepted(
-          backend.forwardBackward(
-            input.modelId,
-            input.seqId,
-            input.data,
-            input.lossFn,
-            input.lossFnConfig,
-            true,
-          ),
-          input.modelId,
-        );
-      },
-    ],
+    ["POST", /^forward_backward$/, forwardBackwardRoute("forward_backward_input", false)],
+    ["POST", /^forward$/, forwardBackwardRoute("forward_input", true)],
     [
       "POST",
       /^optim_step$/,
