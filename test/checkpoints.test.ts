@@ -3,24 +3,20 @@
  * restore, both server flows of createTrainingClientFromState, sampler checkpoints, unload, and
  * re-attaching to a saved request id.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   FutureRetrieveError,
   RequestFailedError,
   type TrainingClient,
   ValidationError,
 } from "../src/index.js";
-import { jsonBody, localService, QA, qaDatum } from "./helpers.js";
+import { closeAfterEach, jsonBody, localService, QA, qaDatum } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 function setup(...args: Parameters<typeof localService>) {
   const t = localService(...args);
-  cleanup = t.close;
+  closers.add(t.close);
   return t;
 }
 

@@ -3,7 +3,7 @@
  * same step sent by hand as a weighted cross_entropy, the `{ gradient }` form equals the autodiff
  * form, and the requests follow PROTOCOL.md §7.2 (forward with zero weights, then weights = −g).
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { supervisedExample } from "../examples/qa-dataset.js";
 import {
   APIUserAbortError,
@@ -35,17 +35,13 @@ import {
   forwardBackwardCustom,
 } from "../src/lib/custom-loss.js";
 import { decodeForwardBackwardRequest } from "../src/wire/protobuf/index.js";
-import { jsonBody, localService, type RecordedRequest } from "./helpers.js";
+import { closeAfterEach, jsonBody, localService, type RecordedRequest } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 function setup() {
   const t = localService();
-  cleanup = t.close;
+  closers.add(t.close);
   return t;
 }
 

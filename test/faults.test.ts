@@ -4,7 +4,7 @@
  * referenced there (test/retries.test.ts, test/sampling.test.ts) instead of repeated here.
  */
 import { inspect } from "node:util";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { serve } from "../src/cli/serve.js";
 import {
   APITimeoutError,
@@ -24,13 +24,9 @@ import {
   faultyService,
   MODEL,
 } from "./faults.helpers.js";
-import { jsonBody, qaDatum } from "./helpers.js";
+import { closeAfterEach, jsonBody, qaDatum } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 /** Everything the SDK emitted in this suite (errors, telemetry bodies), scanned for secrets at the end. */
 const emitted: unknown[] = [];
@@ -43,7 +39,7 @@ function keep(error: unknown): unknown {
 function setup(options: FaultyOptions = {}) {
   const t = faultyService({ ...options, client: { telemetry: true, ...options.client } });
   outgoing.push(t.requests as never);
-  cleanup = t.close;
+  closers.add(t.close);
   return t;
 }
 
@@ -169,8 +165,7 @@ describe("slow servers and timeouts", () => {
       .catch(keep);
     expect(error).toBeInstanceOf(APITimeoutError);
     expect(Date.now() - started).toBeLessThan(2_000);
-    await t.close();
-    cleanup = undefined;
+    await closers.closeAll();
     await eventually(() => activeTimers() <= baseline);
   });
 
@@ -291,8 +286,7 @@ describe("cancellation", () => {
     expect(error).toBeInstanceOf(APIUserAbortError);
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect(paths(t, "retrieve_future")).toHaveLength(polls);
-    await t.close();
-    cleanup = undefined;
+    await closers.closeAll();
     await eventually(() => activeTimers() <= baseline);
   });
 
@@ -382,10 +376,10 @@ describe("server restart mid-run (loopback)", () => {
     const url = server.url;
     const port = Number(new URL(url).port);
     const service = new ServiceClient({ apiKey: "tml-restart-key", baseURL: url, telemetry: false });
-    cleanup = async () => {
+    closers.add(async () => {
       await service.close();
       await server.close();
-    };
+    });
     const training = await service.createLoraTrainingClient(MODEL, { rank: 1 });
     const first = training.forwardBackward([example()], "cross_entropy");
     await first;
@@ -419,10 +413,10 @@ describe("server restart mid-run (loopback)", () => {
     let server = await serve({ port: 0, host: "127.0.0.1", longPollMs: 1_000 });
     const port = Number(new URL(server.url).port);
     const service = new ServiceClient({ apiKey: "tml-restart-key", baseURL: server.url, telemetry: false });
-    cleanup = async () => {
+    closers.add(async () => {
       await service.close();
       await server.close();
-    };
+    });
     await service.createLoraTrainingClient(MODEL, { rank: 1 });
     await server.close();
     const pending = service.futures.retrieve("req-999", "ForwardBackward", { timeout: 10_000 });

@@ -1,5 +1,6 @@
 /** Test helpers: the SDK wired to the real local backend, with every request recorded. */
 
+import { afterEach } from "vitest";
 import { QA_PAIRS, supervisedExample } from "../examples/qa-dataset.js";
 import type { ClientOptions } from "../src/index.js";
 import { type Datum, datum, ModelInput, ServiceClient } from "../src/index.js";
@@ -57,4 +58,24 @@ export function qaDatum(question: string, answer: string): Datum {
 
 export function jsonBody(request: RecordedRequest): unknown {
   return JSON.parse(new TextDecoder().decode(request.body));
+}
+
+/**
+ * Closers (backends, clients) to run after each test, newest first; call at the top of a test file.
+ * `closeAll()` runs them now, for a test that must see everything closed before it ends.
+ */
+export function closeAfterEach(): { add(close: () => unknown): void; closeAll(): Promise<void> } {
+  let closers: (() => unknown)[] = [];
+  const closeAll = async () => {
+    const pending = closers.reverse();
+    closers = [];
+    for (const close of pending) await close();
+  };
+  afterEach(closeAll);
+  return {
+    add(close) {
+      closers.push(close);
+    },
+    closeAll,
+  };
 }

@@ -2,7 +2,7 @@
  * Recovery of corrupted runs (src/lib/recovery.ts) against the local backend, whose test hook
  * `markCorrupted` flags a run as the service would (TrainingRun.corrupted; its operations then fail).
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   monitorRun,
   RecoveryError,
@@ -13,17 +13,13 @@ import {
   type TrainingClient,
 } from "../src/index.js";
 import { activeTimers, eventually, type FaultyOptions, faultyService, MODEL } from "./faults.helpers.js";
-import { qaDatum } from "./helpers.js";
+import { closeAfterEach, qaDatum } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 function setup(options: FaultyOptions = {}) {
   const t = faultyService(options);
-  cleanup = t.close;
+  closers.add(t.close);
   return t;
 }
 
@@ -123,8 +119,7 @@ describe("monitorRun", () => {
     await eventually(() => recovered.length === 1);
     expect(monitor.runId).toBe(recovered[0]!.client.modelId);
     await monitor.stop();
-    await t.close();
-    cleanup = undefined;
+    await closers.closeAll();
     await eventually(() => activeTimers() <= baseline);
   });
 });

@@ -2,7 +2,7 @@
  * Transport retries, the generic loop and the future poller (PROTOCOL.md §4–§5), exercised against the
  * real local backend with faults injected in front of it.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   FutureRetrieveError,
   InternalServerError,
@@ -12,17 +12,13 @@ import {
   ValidationError,
 } from "../src/index.js";
 import type { ChaosRule } from "../src/local/index.js";
-import { jsonBody, localService, qaDatum } from "./helpers.js";
+import { closeAfterEach, jsonBody, localService, qaDatum } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 function setup(chaos: ChaosRule[], client = {}) {
   const t = localService({ local: { chaos }, client });
-  cleanup = t.close;
+  closers.add(t.close);
   return t;
 }
 
@@ -96,7 +92,7 @@ describe("future polling", () => {
   it("tolerates three 400s in a row but not four", async () => {
     const ok = await trainOnce([{ endpoint: "retrieve_future", status: 400, times: 3 }]);
     await expect(ok.future).resolves.toBeDefined();
-    await cleanup?.();
+    await closers.closeAll();
     const bad = await trainOnce([{ endpoint: "retrieve_future", status: 400, times: 4 }]);
     await expect(bad.future).rejects.toMatchObject({ status: 400 });
     await expect(bad.future).rejects.toBeInstanceOf(FutureRetrieveError);
@@ -115,7 +111,7 @@ describe("future polling", () => {
 
   it("follows a metadata-only answer with a full poll", async () => {
     const t = localService({ local: { metadataOnlyThresholdBytes: 0 } });
-    cleanup = t.close;
+    closers.add(t.close);
     const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 });
     const future = training.forwardBackward([qaDatum("Q", "A")], "cross_entropy");
     const out = await future;
@@ -126,7 +122,7 @@ describe("future polling", () => {
 
   it("turns a failed future into RequestFailedError with its category", async () => {
     const t = localService();
-    cleanup = t.close;
+    closers.add(t.close);
     const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 });
     // Token 5000 is outside the byte-level vocabulary: the server runs the request and it fails.
     const bad = {

@@ -2,21 +2,17 @@
  * Sampling against the real local backend: the retry handler (§5.4), submission throttling and
  * back-off (§10.1), stuck detection, billing pauses, sample_no_retries and the batched logprobs.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SamplingRetryHandler } from "../src/clients/sampling-retry.js";
 import { APIConnectionError, FutureRetrieveError, ModelInput } from "../src/index.js";
 import type { ChaosRule } from "../src/local/index.js";
-import { jsonBody, localService, promptTokens, qaDatum } from "./helpers.js";
+import { closeAfterEach, jsonBody, localService, promptTokens, qaDatum } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 function setup(chaos: ChaosRule[] = [], clientConfig: Record<string, unknown> = {}) {
   const t = localService({ local: { chaos, clientConfig } });
-  cleanup = t.close;
+  closers.add(t.close);
   return t;
 }
 

@@ -5,7 +5,7 @@
  * dry runs, and resuming from the latest checkpoint of a pipelined run with the same losses as an
  * uninterrupted run.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type RestClient, type TrainingClient, ValidationError } from "../src/index.js";
 import { BUILTIN_BASE_MODEL } from "../src/local/index.js";
 import { checkpointsToKeep } from "../src/toolkit/checkpoints/retention.js";
@@ -19,17 +19,13 @@ import {
   stepFromCheckpointName,
   trainLoop,
 } from "../src/toolkit/index.js";
-import { localService, QA, qaDatum } from "./helpers.js";
+import { closeAfterEach, localService, QA, qaDatum } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 function setup(...args: Parameters<typeof localService>) {
   const t = localService(...args);
-  cleanup = t.close;
+  closers.add(t.close);
   return { ...t, rest: t.service.createRestClient() };
 }
 

@@ -2,7 +2,7 @@
  * Evaluation: the pure reductions by hand, then forward / computeLogprobs on the real local backend,
  * and the sampler-vs-trainer check — the two agree for the same weights and disagree for different.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ModelInput, ValidationError } from "../src/index.js";
 import { ByteLevelTokenizer } from "../src/lib/tokenizer/index.js";
 import { BUILTIN_BASE_MODEL } from "../src/local/index.js";
@@ -19,7 +19,7 @@ import {
   targetByteCount,
   trainLoop,
 } from "../src/toolkit/index.js";
-import { localService } from "./helpers.js";
+import { closeAfterEach, localService } from "./helpers.js";
 
 const tokenizer = new ByteLevelTokenizer();
 
@@ -75,11 +75,7 @@ describe("pure reductions", () => {
   });
 });
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 const PAIRS: [string, string][] = [
   ["Q: colour of grass?\nA:", " green\n"],
@@ -89,7 +85,7 @@ const PAIRS: [string, string][] = [
 
 async function trainedRun() {
   const t = localService();
-  cleanup = t.close;
+  closers.add(t.close);
   const training = await t.service.createLoraTrainingClient(BUILTIN_BASE_MODEL, { rank: 8, seed: 3 });
   const data = PAIRS.map(([p, c]) => datumFromPromptCompletion(tokenizer, p, c));
   await trainLoop(

@@ -2,20 +2,16 @@
  * The SDK against the real local backend, in-process: a train-and-sample loop, ordering, futures,
  * client-side validation, and shutdown without leftover timers.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { APIFuture, ModelInput, ValidationError } from "../src/index.js";
 import { decodeTokens } from "../src/local/index.js";
-import { jsonBody, localService, promptTokens, QA, qaDatum } from "./helpers.js";
+import { closeAfterEach, jsonBody, localService, promptTokens, QA, qaDatum } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 function setup(...args: Parameters<typeof localService>) {
   const t = localService(...args);
-  cleanup = t.close;
+  closers.add(t.close);
   return t;
 }
 

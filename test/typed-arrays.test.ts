@@ -4,19 +4,15 @@
  * encode to the same bytes as the number[] datums, train the real local backend identically,
  * and fail validation with the same ValidationError before any request.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { supervisedExample } from "../examples/qa-dataset.js";
 import { datum, ModelInput, TensorData, ValidationError } from "../src/index.js";
 import { ProtobufEncodeError } from "../src/wire/protobuf/errors.js";
 import { decodeForwardBackwardRequest, encodeForwardBackwardRequest } from "../src/wire/protobuf/index.js";
 import type { DatumInput } from "../src/wire/types.js";
-import { localService, QA } from "./helpers.js";
+import { closeAfterEach, localService, QA } from "./helpers.js";
 
-let cleanup: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = undefined;
-});
+const closers = closeAfterEach();
 
 const examples = QA.map(({ question, answer }) => supervisedExample(question, answer));
 
@@ -84,7 +80,7 @@ describe("typed arrays in the forward_backward request codec", () => {
 describe("typed arrays through TrainingClient on the local backend", () => {
   it("train exactly like the same datums as number[]", async () => {
     const t = localService();
-    cleanup = t.close;
+    closers.add(t.close);
     const plainRun = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 8, seed: 3 });
     const typedRun = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 8, seed: 3 });
     for (let step = 0; step < 3; step++) {
@@ -108,7 +104,7 @@ describe("typed arrays through TrainingClient on the local backend", () => {
 
   it("fail validation with a ValidationError naming the element, before any request", async () => {
     const t = localService();
-    cleanup = t.close;
+    closers.add(t.close);
     const training = await t.service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 4 });
     const { input, targets, weights } = examples[0]!;
     const weightsWithNaN = Float32Array.from(weights);
@@ -161,7 +157,7 @@ describe("typed arrays through TrainingClient on the local backend", () => {
 
   it("are refused in sampling prompts, which travel as JSON", async () => {
     const t = localService();
-    cleanup = t.close;
+    closers.add(t.close);
     const sampler = await t.service.createSamplingClient({ baseModel: "tinker-ts/byte-lm-tiny" });
     const prompt = ModelInput.fromInts(Int32Array.of(1, 2, 3));
     expect(() => sampler.sample(prompt as never, 1, { max_tokens: 1 })).toThrow(ValidationError);
