@@ -1,29 +1,19 @@
 /**
  * Conformance: the SDK's requests on the walking-skeleton path compared, field by field, with what
- * the official Python client 0.25.0 really sent (shared/conformance/requests-*0.25.0.jsonl): paths,
- * JSON bodies (key order included), decoded protobuf, and the protocol headers.
+ * the official Python client 0.25.0 really sent (shared/conformance/requests-*0.25.0.jsonl, or its
+ * copy in test/fixtures/conformance): paths, JSON bodies (key order included), decoded protobuf, and
+ * the protocol headers.
  */
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ModelInput, TensorData } from "../src/index.js";
 import { forwardBackwardRequestToProtoJson } from "../src/wire/protobuf/proto-json.js";
-import { localService, type RecordedRequest } from "./helpers.js";
+import { localService, type RecordedRequest, readConformance } from "./helpers.js";
 
 interface ConformanceLine {
   method: string;
   path: string;
   headers: Record<string, string>;
   body: Record<string, unknown>;
-}
-
-const conformanceDir = fileURLToPath(new URL("../../shared/conformance/", import.meta.url));
-
-function readConformance(name: string): ConformanceLine[] {
-  return readFileSync(conformanceDir + name, "utf8")
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .map((line) => JSON.parse(line) as ConformanceLine);
 }
 
 /** Our ids differ from the stub server's; map them onto the recorded ones before comparing. */
@@ -168,7 +158,7 @@ describe("conformance with the official client 0.25.0", () => {
         ],
         "cross_entropy",
       );
-      compareRun(t.requests, readConformance("requests-0.25.0.jsonl"));
+      compareRun(t.requests, readConformance<ConformanceLine>("requests-0.25.0.jsonl"));
     } finally {
       await t.close();
     }
@@ -188,7 +178,7 @@ describe("conformance with the official client 0.25.0", () => {
       await training.optimStep();
       await training.forwardBackward(batch, "cross_entropy");
       await new Promise((resolve) => setTimeout(resolve, 120));
-      const expected = readConformance("requests-ext-0.25.0.jsonl");
+      const expected = readConformance<ConformanceLine>("requests-ext-0.25.0.jsonl");
       compareRun(t.requests, expected);
 
       const heartbeat = t.requests.find((r) => r.path.endsWith("/session_heartbeat"))!;

@@ -1,5 +1,7 @@
 /** Test helpers: the SDK wired to the real local backend, with every request recorded. */
 
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
 import { QA_PAIRS, supervisedExample } from "../examples/qa-dataset.js";
 import type { ClientOptions } from "../src/index.js";
@@ -78,4 +80,22 @@ export function closeAfterEach(): { add(close: () => unknown): void; closeAll():
     },
     closeAll,
   };
+}
+
+/**
+ * The lines of a conformance recording (`requests-<version>.jsonl`: what an official client really
+ * sent). Read from `TINKER_CONFORMANCE_DIR`, else from the project's shared/conformance beside the
+ * checkout, else from the copy in test/fixtures/conformance, so a lone clone runs the tests too.
+ */
+export function readConformance<T>(name: string): T[] {
+  const shared = fileURLToPath(new URL("../../shared/conformance/", import.meta.url));
+  const dir =
+    process.env.TINKER_CONFORMANCE_DIR ??
+    (existsSync(`${shared}/${name}`)
+      ? shared
+      : fileURLToPath(new URL("./fixtures/conformance/", import.meta.url)));
+  return readFileSync(`${dir}/${name}`, "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as T);
 }

@@ -13,11 +13,10 @@
  *    results; 0.18.x sends defaults and `type`, 0.18.1 asks for protobuf Sample/ForwardBackward
  *    results (`Accept: application/x-protobuf, application/json`).
  */
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLocalTinker, type LocalTinker } from "../src/local/index.js";
 import { decodeForwardBackwardOutput, decodeSampleResponse } from "../src/wire/protobuf/index.js";
+import { readConformance } from "./helpers.js";
 
 type Json = Record<string, unknown>;
 
@@ -30,14 +29,8 @@ interface RecordedLine {
   response: unknown;
 }
 
-const CONFORMANCE_DIR =
-  process.env.TINKER_CONFORMANCE_DIR ?? fileURLToPath(new URL("../../shared/conformance/", import.meta.url));
-
 function readRecorded(version: string): RecordedLine[] {
-  return readFileSync(`${CONFORMANCE_DIR}/requests-${version}.jsonl`, "utf8")
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .map((line) => JSON.parse(line) as RecordedLine);
+  return readConformance<RecordedLine>(`requests-${version}.jsonl`);
 }
 
 /** Transport headers are the HTTP stack's business; every other recorded header is replayed. */
