@@ -1,10 +1,8 @@
 /**
  * ForwardBackwardRequest codec, checked against requests captured from the official Python client
- * 0.25.0 (/work/shared/conformance/requests*-0.25.0.jsonl), against hand-computed bytes, and for
+ * 0.25.0 (requests*-0.25.0.jsonl, read with readConformance), against hand-computed bytes, and for
  * its error paths.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   decodeForwardBackwardRequest,
@@ -14,6 +12,7 @@ import {
 } from "../src/wire/protobuf/index.js";
 import { forwardBackwardRequestToProtoJson } from "../src/wire/protobuf/proto-json.js";
 import type { ForwardBackwardRequest, TensorData } from "../src/wire/types.js";
+import { readConformance } from "./helpers.js";
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 const fromHex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ""), "hex"));
@@ -70,33 +69,24 @@ const INLINE_CAPTURES: Capture[] = [
   },
 ];
 
-const CONFORMANCE_DIR = process.env.TINKER_CONFORMANCE_DIR ?? "/work/shared/conformance";
 const CAPTURE_FILES = ["requests-0.25.0.jsonl", "requests-ext-0.25.0.jsonl"];
 
 function loadCaptures(): Capture[] {
   const captures: Capture[] = [];
   for (const file of CAPTURE_FILES) {
-    const path = join(CONFORMANCE_DIR, file);
-    if (!existsSync(path)) continue;
-    readFileSync(path, "utf8")
-      .split("\n")
-      .filter((line) => line.trim() !== "")
-      .forEach((line, index) => {
-        const entry = JSON.parse(line) as {
-          path: string;
-          headers: Record<string, string>;
-          body: Record<string, unknown>;
-        };
-        if (entry.path !== "/api/v1/forward_backward") return;
-        expect(entry.body._proto).toBe("tinker_public.ForwardBackwardRequest");
-        expect(entry.headers["Content-Encoding"]).toBeUndefined();
-        const { _proto, ...body } = entry.body;
-        captures.push({
-          source: `${file}:${index + 1}`,
-          contentLength: Number(entry.headers["Content-Length"]),
-          body,
-        });
+    readConformance<{ path: string; headers: Record<string, string>; body: Record<string, unknown> }>(
+      file,
+    ).forEach((entry, index) => {
+      if (entry.path !== "/api/v1/forward_backward") return;
+      expect(entry.body._proto).toBe("tinker_public.ForwardBackwardRequest");
+      expect(entry.headers["Content-Encoding"]).toBeUndefined();
+      const { _proto, ...body } = entry.body;
+      captures.push({
+        source: `${file}:${index + 1}`,
+        contentLength: Number(entry.headers["Content-Length"]),
+        body,
       });
+    });
   }
   return captures;
 }
@@ -177,7 +167,6 @@ const FIRST_CAPTURE_REQUEST: ForwardBackwardRequest = {
 
 describe("ForwardBackwardRequest vs. the official client 0.25.0", () => {
   it("finds the forward_backward captures in the conformance files", () => {
-    if (!existsSync(CONFORMANCE_DIR)) return; // inline copies still run below
     expect(FILE_CAPTURES.length).toBe(3);
   });
 

@@ -3,7 +3,6 @@
  * official client 0.25.0 sent (requests-ext-0.25.0.jsonl), flushing, retries, opting out, and that
  * close() leaves nothing running and no secret ends up in an event.
  */
-import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Connection } from "../src/clients/connection.js";
 import { resolveConfig } from "../src/core/config.js";
@@ -15,10 +14,9 @@ import {
   type TelemetryEvent,
 } from "../src/index.js";
 import { createLocalTinker, type LocalTinkerOptions } from "../src/local/index.js";
-import { localService, type RecordedRequest, recordingFetch } from "./helpers.js";
+import { localService, type RecordedRequest, readConformance, recordingFetch } from "./helpers.js";
 import { timeouts, trackTimers } from "./timers.js";
 
-const CONFORMANCE = "/work/shared/conformance/requests-ext-0.25.0.jsonl";
 const API_KEY = "tml-test-key";
 
 let cleanups: (() => Promise<void> | void)[] = [];
@@ -64,11 +62,9 @@ const allEvents = (requests: RecordedRequest[]) =>
   telemetryRequests(requests).flatMap((r) => batchOf(r).events);
 
 function officialBatch(): Record<string, unknown> & { events: Record<string, unknown>[] } {
-  const line = readFileSync(CONFORMANCE, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l) as { path: string; body: Record<string, unknown> })
-    .find((l) => l.path === "/api/v1/telemetry")!;
+  const line = readConformance<{ path: string; body: Record<string, unknown> }>(
+    "requests-ext-0.25.0.jsonl",
+  ).find((l) => l.path === "/api/v1/telemetry")!;
   return line.body as Record<string, unknown> & { events: Record<string, unknown>[] };
 }
 
