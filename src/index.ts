@@ -61,6 +61,7 @@ export {
   RequestFailedError,
   type RequestFailureCategory,
   ResponseValidationError,
+  SdkVersionUnsupportedError,
   TinkerError,
   UnprocessableEntityError,
   ValidationError,
@@ -68,6 +69,7 @@ export {
 } from "./core/errors.js";
 export type { FetchLike, ResponseInfo } from "./core/http.js";
 export type { JwtClaims } from "./core/jwt.js";
+export type { Logger } from "./core/logger.js";
 export type {
   Telemetry,
   TelemetryBatch,
@@ -118,7 +120,7 @@ export {
   type TokenizerInfo,
   tokenizerFromJSON,
 } from "./lib/tokenizer/index.js";
-export { VERSION } from "./version.js";
+export { PROTOCOL_SDK_VERSION, VERSION } from "./version.js";
 export type {
   GetInfoResponse,
   GetSamplerResponse,

@@ -2,8 +2,10 @@
 export const VERSION = "0.1.0";
 
 /**
- * The official SDK version whose wire protocol this package speaks. It is what `sdk_version` says in
- * request bodies, because a server may gate protocol features (protobuf results, metadata-only polls)
- * on it; our own version would mean nothing to the service.
+ * The official SDK version whose wire protocol this package speaks (PROTOCOL.md §0). It is what
+ * `sdk_version` says in request bodies: the service refuses sessions below a floor it raises from
+ * time to time (PROTOCOL.md §S0), and gates protocol features on it; our own version would mean
+ * nothing to it. Raise it only together with the protocol changes of that upstream version.
+ * `ClientOptions.sdkVersion` and `TINKER_SDK_VERSION` override it.
  */
-export const PROTOCOL_SDK_VERSION = "0.25.0";
+export const PROTOCOL_SDK_VERSION = "0.39.0";

@@ -18,7 +18,9 @@ import { withGenericRetries } from "../core/generic-retry.js";
 import { platformHeaders } from "../core/headers.js";
 import { HttpClient, type HttpRequest } from "../core/http.js";
 import { decodeJwtClaims, type JwtClaims } from "../core/jwt.js";
+import { logServerMessages } from "../core/logger.js";
 import { type TelemetryBatch, TelemetryQueue } from "../core/telemetry.js";
+import { asVersionRefusal } from "../core/version-gate.js";
 import { unrefTimer } from "../internal/timers.js";
 import { PROTOCOL_SDK_VERSION } from "../version.js";
 import {
@@ -83,6 +85,7 @@ export class Connection {
     });
     this.telemetry = new TelemetryQueue({
       enabled: config.telemetry,
+      sdkVersion: config.sdkVersion,
       send: (batch, lastAttempt) => this.#sendTelemetry(batch, lastAttempt),
     });
   }
@@ -98,7 +101,7 @@ export class Connection {
   }
 
   async #handshake(): Promise<ClientConfigResponse> {
-    const body = { sdk_version: PROTOCOL_SDK_VERSION };
+    const body = { sdk_version: this.config.sdkVersion };
     // close() ends the retry waits, so a client closed during start-up keeps no timer.
     const signal = this.#stop.signal;
     const config = await withGenericRetries(
@@ -109,7 +112,7 @@ export class Connection {
           "client config",
         ),
       { signal },
-    );
+    ).catch(this.#versionRefusal);
     await this.#authenticate(config);
     try {
       await withGenericRetries(
@@ -228,22 +231,28 @@ export class Connection {
     const body: Record<string, unknown> = {
       tags: config.tags,
       user_metadata: config.userMetadata,
-      sdk_version: PROTOCOL_SDK_VERSION,
+      sdk_version: config.sdkVersion,
     };
     if (config.projectId !== undefined) body.project_id = config.projectId;
     body.type = "create_session";
-    // Only transport retries here, as in the official client.
+    // Only transport retries here, as in the official client; a version refusal is final.
     const response = await this.requestJson(
       { method: "POST", path: "api/v1/create_session", json: body },
       CreateSessionResponseSchema,
       "create_session",
-    );
+    ).catch(this.#versionRefusal);
+    logServerMessages(response, config.logger);
     if (!this.#closed) {
       this.#startHeartbeat(response.session_id);
       this.telemetry.startSession(response.session_id);
     }
     return response.session_id;
   }
+
+  /** Rethrows a version-gate refusal (PROTOCOL.md §S0) as SdkVersionUnsupportedError. */
+  readonly #versionRefusal = (error: unknown): never => {
+    throw asVersionRefusal(error, this.config.sdkVersion, PROTOCOL_SDK_VERSION);
+  };
 
   #startHeartbeat(sessionId: string): void {
     this.#heartbeat = setInterval(() => {

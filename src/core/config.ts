@@ -3,12 +3,15 @@
  * official defaults. Also the API key check of §1.3, done before anything is sent.
  */
 
+import { PROTOCOL_SDK_VERSION } from "../version.js";
 import { type CredentialSources, userCredentialSource } from "./auth/sources.js";
 import { credentialCommand } from "./credential-command.js";
 import { readEnv } from "./env.js";
 import { ValidationError } from "./errors.js";
 import type { FetchLike, ResponseInfo } from "./http.js";
+import { consoleLogger, type Logger } from "./logger.js";
 import { telemetryEnabledByEnv } from "./telemetry.js";
+import { resolveSdkVersion } from "./version-gate.js";
 
 export const DEFAULT_BASE_URL = "https://tinker.thinkingmachines.dev/services/tinker-prod";
 
@@ -48,6 +51,17 @@ export interface ClientOptions {
   onResponse?: (info: ResponseInfo) => void;
   /** Largest response body accepted, in bytes. Default 100 MiB. */
   maxResponseBytes?: number;
+  /**
+   * The `sdk_version` reported to the server. Default: `TINKER_SDK_VERSION`, else the protocol level
+   * this package implements (`PROTOCOL_SDK_VERSION`). For a service that raised its version floor
+   * before a tinker-ts release did (PROTOCOL.md §S0); it does not change what the client speaks.
+   */
+  sdkVersion?: string;
+  /**
+   * Where the server's messages to the user go (`create_session`'s info, warning and error
+   * messages). Default: the console, each distinct message once per process.
+   */
+  logger?: Logger;
 }
 
 export interface ResolvedConfig {
@@ -67,6 +81,8 @@ export interface ResolvedConfig {
   heartbeatIntervalMs: number;
   onResponse: ((info: ResponseInfo) => void) | undefined;
   maxResponseBytes: number | undefined;
+  sdkVersion: string;
+  logger: Logger;
 }
 
 export function resolveConfig(options: ClientOptions): ResolvedConfig {
@@ -94,6 +110,8 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
     onResponse: options.onResponse,
     maxResponseBytes: options.maxResponseBytes,
+    sdkVersion: resolveSdkVersion(options.sdkVersion, PROTOCOL_SDK_VERSION),
+    logger: options.logger ?? consoleLogger(),
   };
 }
 

@@ -6,6 +6,7 @@
  *   │   ├─ APIStatusError → BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
  *   │   │                   NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
  *   │   │                   RateLimitError 429, InternalServerError ≥500
+ *   │   │   └─ SdkVersionUnsupportedError (the service refuses this client's sdk_version)
  *   │   ├─ APIConnectionError → APITimeoutError
  *   │   └─ APIUserAbortError
  *   ├─ RequestFailedError (a future finished with {error, category})
@@ -100,7 +101,21 @@ export class APIStatusError extends APIError {
 }
 
 export class BadRequestError extends APIStatusError {
-  protected static override readonly brand = "BadRequestError";
+  protected static override readonly brand: string = "BadRequestError";
+}
+/**
+ * The service refused the `sdk_version` this client reports (PROTOCOL.md §S0). Not retried: upgrade
+ * tinker-ts, or override the reported version (`sdkVersion` option, `TINKER_SDK_VERSION`).
+ */
+export class SdkVersionUnsupportedError extends BadRequestError {
+  protected static override readonly brand = "SdkVersionUnsupportedError";
+  /** The `sdk_version` the refused request carried. */
+  readonly sdkVersion: string;
+
+  constructor(message: string, details: APIErrorDetails & { status: number }, sdkVersion: string) {
+    super(message, details);
+    this.sdkVersion = sdkVersion;
+  }
 }
 export class AuthenticationError extends APIStatusError {
   protected static override readonly brand = "AuthenticationError";

@@ -81,6 +81,8 @@ export const RETRY_DELAY_MS = 1_000;
 
 export interface TelemetryOptions {
   enabled: boolean;
+  /** The protocol level the batches report (the client's `sdk_version`). */
+  sdkVersion?: string;
   /**
    * Sends one batch and resolves when the server accepted it. `lastAttempt` is true at close: the
    * transport should then not retry on its own.
@@ -97,6 +99,7 @@ export function telemetryEnabledByEnv(): boolean {
 export class TelemetryQueue implements Telemetry {
   readonly enabled: boolean;
   readonly #send: TelemetryOptions["send"];
+  readonly #sdkVersion: string;
   readonly #sessionlessId = `sessionless-${uuid4()}`;
   #sessionId: string | undefined;
   #sessionStartedAt = 0;
@@ -113,6 +116,7 @@ export class TelemetryQueue implements Telemetry {
 
   constructor(options: TelemetryOptions) {
     this.enabled = options.enabled;
+    this.#sdkVersion = options.sdkVersion ?? PROTOCOL_SDK_VERSION;
     this.#send = options.send;
   }
 
@@ -229,7 +233,7 @@ export class TelemetryQueue implements Telemetry {
       await this.#deliver({
         events,
         platform: telemetryPlatform(),
-        sdk_version: PROTOCOL_SDK_VERSION,
+        sdk_version: this.#sdkVersion,
         session_id: this.#sessionId ?? this.#sessionlessId,
         process_uuid: processUuid(),
       });

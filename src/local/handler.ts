@@ -9,6 +9,7 @@ import { createLocalAuth, type LocalAuthOptions } from "./auth.js";
 import type { LocalBackend } from "./backend.js";
 import type { FutureOutcome } from "./future-store.js";
 import { errorResponse, HttpError, jsonResponse, protobufResponse } from "./responses.js";
+import { checkVersionFloor } from "./version-floor.js";
 
 export interface HandlerOptions extends LocalAuthOptions {
   /** How long `retrieve_future` holds a poll open before answering try_again. Default 5 s. */
@@ -20,6 +21,11 @@ export interface HandlerOptions extends LocalAuthOptions {
    * or `create_model_via_load_weights`, to make clients take the other protocol paths.
    */
   clientConfig?: Record<string, unknown>;
+  /**
+   * Refuse `create_session` from clients whose `sdk_version` is below this, as the hosted service
+   * does (PROTOCOL.md §S0). Off by default.
+   */
+  minSdkVersion?: string;
 }
 
 type Route = (request: Request, params: string[]) => Promise<Response> | Response;
@@ -71,6 +77,7 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
       /^create_session$/,
       async (request) => {
         const body = await readJson(request);
+        checkVersionFloor(body.sdk_version, options.minSdkVersion);
         const sessionId = backend.createSession({
           projectId: typeof body.project_id === "string" ? body.project_id : undefined,
           userMetadata: optionalMetadata(body),

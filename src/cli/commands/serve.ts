@@ -47,6 +47,11 @@ export const serveCommands: CommandSpec[] = [
         value: "FILE",
         description: "inject faults from a seeded fault plan (JSON: {seed, rate, kinds, ...})",
       },
+      "min-sdk-version": {
+        type: "string",
+        value: "V",
+        description: "refuse create_session from clients whose sdk_version is below V, as the service does",
+      },
       models: {
         type: "string",
         value: "NAMES",
@@ -74,6 +79,9 @@ export const serveCommands: CommandSpec[] = [
         .filter((name) => name !== "");
       if (models !== undefined && models.length === 0)
         throw new UsageError("--models needs at least one name");
+      const minSdkVersion = ctx.values["min-sdk-version"] as string | undefined;
+      if (minSdkVersion !== undefined && !/^\d+\.\d+\.\d+/.test(minSdkVersion))
+        throw new UsageError(`invalid --min-sdk-version ${minSdkVersion} (expected e.g. 0.33.0)`);
       const chaosFile = ctx.values.chaos as string | undefined;
       const faultPlan = chaosFile === undefined ? undefined : await readFaultPlan(chaosFile);
       const apiKeys = ctx.values["api-key"] as string[] | undefined;
@@ -87,9 +95,12 @@ export const serveCommands: CommandSpec[] = [
         sessionTtlMs: sessionTtl === undefined ? undefined : sessionTtl * 1000,
         faultPlan,
         models,
+        minSdkVersion,
       });
       ctx.io.stdout.write(`tinker-ts local backend listening on ${server.url}\n`);
       if (dataDir !== undefined) ctx.io.stdout.write(`data directory: ${dataDir}\n`);
+      if (minSdkVersion !== undefined)
+        ctx.io.stdout.write(`refusing sessions from clients below sdk_version ${minSdkVersion}\n`);
       if (faultPlan) ctx.io.stdout.write(`injecting faults from ${chaosFile} (seed ${faultPlan.seed})\n`);
       ctx.io.stdout.write(
         `\nTo use it, set:\n  export TINKER_BASE_URL=${server.url} TINKER_API_KEY=${apiKeys?.[0] ?? "tml-local"}\n`,
