@@ -9,7 +9,7 @@ import { APIStatusError, SdkVersionUnsupportedError, ValidationError } from "./e
 
 /** What the hosted service says when it refuses a version; matched loosely, its wording may move. */
 const REFUSAL_PATTERN =
-  /(sdk|client)?\s*version[^]*?(no longer supported|not supported|unsupported|upgrade)/i;
+  /version[\s\S]*?(no longer supported|not supported|unsupported|upgrade)/i;
 
 /** `major.minor.patch`, optionally with a pre-release or build suffix. */
 const VERSION_PATTERN = /^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$/;
