@@ -16,7 +16,7 @@ export type {
   TrainingRun,
   TrainingRunsResponse,
   WhoamiResponse,
-} from "./clients/rest/schemas.js";
+} from "./wire/rest-schemas.js";
 export {
   type AccessScope,
   type AccessScopeOptions,

@@ -44,7 +44,7 @@ import {
   type TrainingRunsResponse,
   TrainingRunsResponseSchema,
   type WhoamiResponse,
-} from "./rest/schemas.js";
+} from "../wire/rest-schemas.js";
 import { auditDay, billingWindow } from "./rest/time-params.js";
 import { whoamiFromClaims } from "./rest/whoami.js";
 

@@ -4,7 +4,6 @@
  * official 0.25.0 client does (§4.3), and reports queue states and polls as events.
  */
 
-import type * as v from "valibot";
 import type { RequestFailureCategory } from "../core/errors.js";
 import {
   APIConnectionError,
@@ -25,29 +24,14 @@ import {
   TryAgainResponseSchema,
 } from "../wire/schemas.js";
 
-/** `X-Tinker-Request-Type` values (§4.4). */
-export type FutureRequestType =
-  | "CreateModel"
-  | "ForwardBackward"
-  | "Forward"
-  | "OptimStep"
-  | "SaveWeights"
-  | "LoadWeights"
-  | "SaveWeightsForSampler"
-  | "Sample"
-  | "UnloadModel";
+import type { FutureRequestType, ResultDecoder } from "../wire/endpoints/define.js";
+
+export type { FutureRequestType, ResultDecoder };
 
 export type FutureEvent =
   | { type: "queue_state"; queueState: string; reason: string | undefined; iteration: number }
   | { type: "metadata"; payloadSize: number | undefined; iteration: number }
   | { type: "retry"; status: number | undefined; delayMs: number; iteration: number };
-
-export interface ResultDecoder<T> {
-  /** Schema of a JSON result. Also used for JSON answers to protobuf requests (lenient servers). */
-  schema: v.GenericSchema<unknown, T>;
-  /** Decoder of a protobuf result; when set, polls ask for `application/x-protobuf`. */
-  protobuf?: (bytes: Uint8Array) => T;
-}
 
 export interface PollOptions<T> {
   requestId: string;

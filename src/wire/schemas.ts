@@ -26,12 +26,20 @@ export const ClientConfigResponseSchema = v.looseObject({
   sample_max_concurrent_requests: optionalNumber,
   use_pyqwest_transport: optionalBoolean,
   create_model_via_load_weights: optionalBoolean,
+  /** §F1: sampling clients long-poll `retrieve_futures` instead of one poll per request. */
+  sample_use_retrieve_futures: optionalBoolean,
+  /** §P3: cloned sampling clients ask `join_sampling_session` for their seq_id block. */
+  sample_join_sampling_session: optionalBoolean,
 });
 export type ClientConfigResponse = v.InferOutput<typeof ClientConfigResponseSchema>;
 
 export const DynamicConfigResponseSchema = v.looseObject({
   refresh_interval_sec: optionalNumber,
+  /** §F2: abandoned sample futures are cancelled on the server through `cancel_future`. */
+  sample_cancel_enabled: optionalBoolean,
+  sample_cancel_max_batch_size: optionalNumber,
 });
+export type DynamicConfigResponse = v.InferOutput<typeof DynamicConfigResponseSchema>;
 
 export const CreateSessionResponseSchema = v.looseObject({
   session_id: v.string(),
@@ -44,6 +52,9 @@ export const CreateSessionResponseSchema = v.looseObject({
 export const SupportedModelSchema = v.looseObject({
   model_name: optionalString,
   max_context_length: v.optional(v.nullable(v.number())),
+  /** §R4: whether LoRA training / sampling is offered on this model (absent on older servers). */
+  trainable: optionalBoolean,
+  sampleable: optionalBoolean,
 });
 export const GetServerCapabilitiesResponseSchema = v.looseObject({
   supported_models: v.array(SupportedModelSchema),
@@ -55,7 +66,13 @@ export type SupportedModel = v.InferOutput<typeof SupportedModelSchema>;
 export const UntypedAPIFutureSchema = v.looseObject({
   request_id: v.string(),
   model_id: optionalString,
+  /** §P1: `asample` answers one id per requested sample, in response order (0.26.2+ servers). */
+  sample_sequence_ids: v.optional(v.nullable(v.array(v.string()))),
 });
+export type UntypedAPIFuture = v.InferOutput<typeof UntypedAPIFutureSchema>;
+
+/** Answers whose content the client ignores (`{}`, `null`, or anything else). */
+export const IgnoredResponseSchema = v.unknown();
 
 export const QueueStateSchema = v.union([
   v.picklist(["active", "paused_capacity", "paused_rate_limit"]),
@@ -135,6 +152,8 @@ export type UnloadModelResponse = v.InferOutput<typeof UnloadModelResponseSchema
 
 export const WeightsInfoResponseSchema = v.looseObject({
   base_model: v.string(),
+  /** §O4: the checkpoint's optimizer family; adamw when the server omits it. */
+  optimizer_config: v.optional(v.nullable(v.looseObject({ type: v.string() }))),
   is_lora: v.boolean(),
   lora_rank: v.optional(v.nullable(v.number())),
   train_unembed: v.optional(v.nullable(v.boolean())),
@@ -154,6 +173,42 @@ export const CreateSamplingSessionResponseSchema = v.looseObject({
   sampling_session_id: v.string(),
   type: v.optional(v.literal("create_sampling_session")),
 });
+
+export const CreateSessionRequestTypeSchema = v.literal("create_session");
+
+/** §S3 `copy_weights`: the copy's tinker path. */
+export const CopyWeightsResponseSchema = v.looseObject({ tinker_path: v.string() });
+
+/** §W2 `save_weights_external` result. */
+export const SaveWeightsExternalResponseSchema = v.looseObject({
+  path: v.string(),
+  type: v.optional(v.literal("save_weights_external")),
+});
+export type SaveWeightsExternalResponse = v.InferOutput<typeof SaveWeightsExternalResponseSchema>;
+
+/** §P3 `join_sampling_session`: the server-allocated clone counter (the original client is 0). */
+export const JoinSamplingSessionResponseSchema = v.looseObject({
+  client_counter: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  type: v.optional(v.literal("join_sampling_session")),
+});
+
+/** §F1 one completion of a sampling session's future log. */
+export const FutureCompletionSchema = v.variant("state", [
+  v.looseObject({
+    state: v.literal("finished"),
+    request_id: v.string(),
+    response_payload_uncompressed_size: v.optional(v.nullable(v.number())),
+  }),
+  v.looseObject({ state: v.literal("failed"), request_id: v.string() }),
+]);
+export type FutureCompletion = v.InferOutput<typeof FutureCompletionSchema>;
+
+/** §F1 `retrieve_futures`: completions newer than the cursor sent, and the new cursor. */
+export const FuturesRetrieveResponseSchema = v.looseObject({
+  completions: v.array(FutureCompletionSchema),
+  cursor: v.pipe(v.number(), v.integer()),
+});
+export type FuturesRetrieveResponse = v.InferOutput<typeof FuturesRetrieveResponseSchema>;
 
 /** Parses `value` or throws ResponseValidationError naming `what` and every failing path. */
 export function parseResponse<S extends v.GenericSchema>(

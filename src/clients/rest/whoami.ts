@@ -4,7 +4,7 @@
  */
 import { ValidationError } from "../../core/errors.js";
 import type { JwtClaims } from "../../core/jwt.js";
-import type { WhoamiResponse } from "./schemas.js";
+import type { WhoamiResponse } from "../../wire/rest-schemas.js";
 
 /** `sub` → `user_urn`, `email` → `email`; `claims` is undefined when there is no identity JWT. */
 export function whoamiFromClaims(claims: JwtClaims | undefined): WhoamiResponse {

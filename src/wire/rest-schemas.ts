@@ -45,16 +45,27 @@ export const CursorSchema = v.looseObject({
 });
 export type Cursor = v.InferOutput<typeof CursorSchema>;
 
+/**
+ * The kinds of checkpoint (§W3). The literal of the external kind was not published; tinker-ts
+ * uses "external" (PROTOCOL.md §W3 decision) and accepts any other string from a newer server.
+ */
+export const CHECKPOINT_TYPES = ["training", "sampler", "external"] as const;
+export type CheckpointType = (typeof CHECKPOINT_TYPES)[number];
+
 export const CheckpointSchema = v.looseObject({
-  /** `weights/<name>` or `sampler_weights/<name>`. */
+  /** `weights/<name>`, `sampler_weights/<name>` or `external_weights/<name>`. */
   checkpoint_id: v.string(),
-  checkpoint_type: v.picklist(["training", "sampler"]),
+  checkpoint_type: v.union([v.picklist(CHECKPOINT_TYPES), v.string()]),
   time: DateTimeSchema,
   tinker_path: v.string(),
   size_bytes: v.optional(v.nullable(v.number())),
   public: v.optional(v.boolean(), false),
   /** null: never expires. */
   expires_at: v.optional(v.nullable(DateTimeSchema), null),
+  /** §W1/§W3: the metadata given when it was saved. */
+  user_metadata: v.optional(v.nullable(v.record(v.string(), v.string()))),
+  /** §W6 (0.39): the base model of the run that wrote it. */
+  base_model: optionalString,
 });
 export type Checkpoint = v.InferOutput<typeof CheckpointSchema>;
 
@@ -97,6 +108,8 @@ export type CheckpointArchiveUrlResponse = v.InferOutput<typeof CheckpointArchiv
 export const GetSessionResponseSchema = v.looseObject({
   training_run_ids: v.array(v.string()),
   sampler_ids: v.array(v.string()),
+  /** §R4: the session's `user_metadata`. */
+  user_metadata: v.optional(v.nullable(v.record(v.string(), v.string()))),
 });
 export type GetSessionResponse = v.InferOutput<typeof GetSessionResponseSchema>;
 
@@ -111,11 +124,21 @@ export const TraceExportResponseSchema = v.looseObject({
   error: optionalString,
 });
 
+/** §R2: the event types `get_audit_log` filters on (0.25 had only all and checkpoints). */
+export const AUDIT_EVENT_TYPES = ["all", "checkpoints", "projects", "teams", "organizations"] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
 export const AuditLogEntrySchema = v.looseObject({
   timestamp: DateTimeSchema,
+  /** `<resource>_<action>`, e.g. `checkpoint_created`. */
   event: v.string(),
+  /** §R2: who did what, and event-specific extras. */
+  event_details: v.optional(v.nullable(v.record(v.string(), v.unknown()))),
+  /** @deprecated checkpoint events only; read `event_details`. */
   model_id: optionalString,
+  /** @deprecated checkpoint events only; read `event_details`. */
   tinker_path: optionalString,
+  /** @deprecated checkpoint events only; read `event_details`. */
   purpose: optionalString,
 });
 export type AuditLogEntry = v.InferOutput<typeof AuditLogEntrySchema>;
@@ -144,6 +167,8 @@ export const BillingUsageEventSchema = v.looseObject({
   session_id: optionalString,
   project_id: optionalString,
   event_info: BillingEventInfoSchema,
+  /** §R3: the bucket's cost estimate in USD, when the server computes one. */
+  estimated_cost_usd: v.optional(v.nullable(v.number())),
 });
 export type BillingUsageEvent = v.InferOutput<typeof BillingUsageEventSchema>;
 
@@ -157,6 +182,8 @@ export const BillingUsageResponseSchema = v.looseObject({
     ),
     {},
   ),
+  /** §R3: up to this time costs come from invoices, after it from published rates. */
+  cost_data_through: v.optional(v.nullable(DateTimeSchema)),
 });
 export type BillingUsageResponse = v.InferOutput<typeof BillingUsageResponseSchema>;
 
@@ -165,3 +192,64 @@ export interface WhoamiResponse {
   user_urn: string;
   email: string | null;
 }
+
+/** §R1: stored checkpoints now, grouped by project and session owner. */
+export const CheckpointStorageUsageSchema = v.looseObject({
+  effective_rate_usd_per_gigabyte_month: v.optional(v.nullable(v.number())),
+  data: v.array(
+    v.looseObject({
+      project_id: optionalString,
+      org_user_urn: optionalString,
+      user_email: optionalString,
+      user_name: optionalString,
+      checkpoint_count: v.number(),
+      size_bytes: v.number(),
+      size_gigabytes: v.number(),
+      estimated_monthly_cost_usd: v.optional(v.nullable(v.number())),
+    }),
+  ),
+});
+export type CheckpointStorageUsage = v.InferOutput<typeof CheckpointStorageUsageSchema>;
+
+/** §W2: signed download URLs of an external-weights checkpoint's files. */
+export const ExternalWeightsUrlsResponseSchema = v.looseObject({
+  urls: v.record(v.string(), v.string()),
+  expires: DateTimeSchema,
+});
+export type ExternalWeightsUrlsResponse = v.InferOutput<typeof ExternalWeightsUrlsResponseSchema>;
+
+/** §W5: where a search page ends. */
+export const CheckpointSearchCursorSchema = v.looseObject({
+  last_created_at: v.string(),
+  last_checkpoint_uuid: v.string(),
+});
+export type CheckpointSearchCursor = v.InferOutput<typeof CheckpointSearchCursorSchema>;
+
+/** §W5 (0.39, experimental): checkpoints newest first, and the cursor of the next page. */
+export const CheckpointSearchResponseSchema = v.looseObject({
+  checkpoints: v.array(CheckpointSchema),
+  next_cursor: v.optional(v.nullable(CheckpointSearchCursorSchema)),
+});
+export type CheckpointSearchResponse = v.InferOutput<typeof CheckpointSearchResponseSchema>;
+
+/**
+ * §W4/§W7: one upload URL. 0.39 servers give a plain URL; 0.40 ones `{url, headers}` whose headers
+ * the PUT must carry. Both are read as the second form.
+ */
+export const UploadUrlSchema = v.union([
+  v.pipe(
+    v.string(),
+    v.transform((url) => ({ url, headers: {} as Record<string, string> })),
+  ),
+  v.looseObject({ url: v.string(), headers: v.optional(v.record(v.string(), v.string()), {}) }),
+]);
+
+/** §W4 (0.39, experimental): where to PUT each adapter file. */
+export const ExternalWeightsUploadStartSchema = v.looseObject({
+  upload_id: v.string(),
+  urls: v.record(v.string(), UploadUrlSchema),
+  expires: DateTimeSchema,
+});
+export type ExternalWeightsUploadStart = v.InferOutput<typeof ExternalWeightsUploadStartSchema>;
+
+export const ExternalWeightsUploadFinishSchema = v.looseObject({ tinker_path: v.string() });

@@ -1,0 +1,31 @@
+/**
+ * Every endpoint of the protocol, declared once (see define.ts). Grouped by area; `ENDPOINTS` lists
+ * them all for the local backend's router and for tests that check the declarations.
+ */
+import * as futures from "./futures.js";
+import * as rest from "./rest.js";
+import * as sampling from "./sampling.js";
+import * as session from "./session.js";
+import * as training from "./training.js";
+
+export * from "./define.js";
+export * from "./fields.js";
+export { futures, rest, sampling, session, training };
+
+import type { Endpoint } from "./define.js";
+
+function declared(module: Record<string, unknown>): Endpoint[] {
+  return Object.values(module).filter(
+    (value): value is Endpoint =>
+      typeof value === "object" && value !== null && "path" in value && "method" in value && "retry" in value,
+  );
+}
+
+/** All declared endpoints. */
+export const ENDPOINTS: readonly Endpoint[] = [
+  ...declared(session),
+  ...declared(training),
+  ...declared(sampling),
+  ...declared(futures),
+  ...declared(rest),
+];
