@@ -1,22 +1,6 @@
 /** tinker-ts: the public surface. Everything here runs on any runtime with web-standard fetch. */
 
 export type { CallOptions } from "./clients/call-options.js";
-export type {
-  AuditLogEntry,
-  AuditLogResponse,
-  BillingEventInfo,
-  BillingUsageEvent,
-  BillingUsageResponse,
-  Checkpoint,
-  CheckpointArchiveUrlResponse,
-  CheckpointsListResponse,
-  Cursor,
-  GetSessionResponse,
-  ListSessionsResponse,
-  TrainingRun,
-  TrainingRunsResponse,
-  WhoamiResponse,
-} from "./wire/rest-schemas.js";
 export {
   type AccessScope,
   type AccessScopeOptions,
@@ -121,6 +105,22 @@ export {
   tokenizerFromJSON,
 } from "./lib/tokenizer/index.js";
 export { PROTOCOL_SDK_VERSION, VERSION } from "./version.js";
+export type {
+  AuditLogEntry,
+  AuditLogResponse,
+  BillingEventInfo,
+  BillingUsageEvent,
+  BillingUsageResponse,
+  Checkpoint,
+  CheckpointArchiveUrlResponse,
+  CheckpointsListResponse,
+  Cursor,
+  GetSessionResponse,
+  ListSessionsResponse,
+  TrainingRun,
+  TrainingRunsResponse,
+  WhoamiResponse,
+} from "./wire/rest-schemas.js";
 export type {
   GetInfoResponse,
   GetSamplerResponse,

@@ -176,9 +176,9 @@ describe("help and usage", () => {
 
   it("prints the version", async () => {
     expect((await cli(["version"])).stdout).toMatch(
-      /^tinker-ts \d+\.\d+\.\d+ \(Tinker protocol 0\.25\.0\)\n$/,
+      /^tinker-ts \d+\.\d+\.\d+ \(Tinker protocol 0\.39\.0\)\n$/,
     );
-    expect(json(await cli(["--format", "json", "version"]))).toMatchObject({ protocol_version: "0.25.0" });
+    expect(json(await cli(["--format", "json", "version"]))).toMatchObject({ protocol_version: "0.39.0" });
   });
 });
 

@@ -201,7 +201,7 @@ describe("bodies that are not what they claim", () => {
     await training.forwardBackward([example()], "cross_entropy");
     const error = await training.optimStep({ learning_rate: 1e-3 }).catch(keep);
     expect(error).toBeInstanceOf(ResponseValidationError);
-    expect((error as ResponseValidationError).message).toMatch(/OptimStep submission/);
+    expect((error as ResponseValidationError).message).toMatch(/optim_step submission/);
   });
 
   it("a body that breaks the schema names the field", async () => {

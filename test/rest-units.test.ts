@@ -4,11 +4,11 @@
  */
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
-import { DateTimeSchema } from "../src/wire/rest-schemas.js";
 import { auditDay, billingWindow } from "../src/clients/rest/time-params.js";
 import { whoamiFromClaims } from "../src/clients/rest/whoami.js";
 import { PagePromise, parseTinkerPath, type ValidationError } from "../src/index.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor } from "../src/lib/pagination.js";
+import { DateTimeSchema } from "../src/wire/rest-schemas.js";
 
 describe("parseTinkerPath", () => {
   it("splits training and sampler checkpoint paths", () => {

@@ -10,6 +10,7 @@ import { formatTimedelta, type TelemetryBatch } from "../src/core/telemetry.js";
 import {
   AuthenticationError,
   type ClientOptions,
+  PROTOCOL_SDK_VERSION,
   RequestFailedError,
   type TelemetryEvent,
 } from "../src/index.js";
@@ -92,7 +93,8 @@ describe("telemetry batches", () => {
     // Top level: same fields, same order, same types.
     expect(Object.keys(batch)).toEqual(Object.keys(official));
     expect(shape({ ...batch, events: [] })).toEqual(shape({ ...official, events: [] }));
-    expect(batch.sdk_version).toBe("0.25.0");
+    // The protocol level this package implements (the 0.25.0 recording reported its own).
+    expect(batch.sdk_version).toBe(PROTOCOL_SDK_VERSION);
     expect(batch.session_id).toBe(sessionId);
     expect(batch.platform).toBe(process.platform === "darwin" ? "Darwin" : "Linux");
     expect(batch.process_uuid).toMatch(

@@ -17,6 +17,20 @@ export interface CallContext {
   readonly http: HttpClient;
   /** How long HTTP 402 ("billing") pauses a call before it becomes an error. */
   readonly billingPauseMs: number;
+  /** Told the outcome of every call and poll: the last failure, or undefined after a success. */
+  noteOutcome?(failure: Error | undefined): void;
+}
+
+/** Runs `work`, telling the context how it ended. */
+async function noted<T>(context: CallContext, work: () => Promise<T>): Promise<T> {
+  try {
+    const value = await work();
+    context.noteOutcome?.(undefined);
+    return value;
+  } catch (error) {
+    context.noteOutcome?.(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  }
 }
 
 export interface CallInput<Body> {
@@ -75,8 +89,10 @@ export function exchange(
     attempt(response);
     return response;
   };
-  if (e.retry === "transport") return once();
-  return withGenericRetries(once, { signal: request.signal, billingPauseMs: context.billingPauseMs });
+  if (e.retry === "transport") return noted(context, once);
+  return noted(context, () =>
+    withGenericRetries(once, { signal: request.signal, billingPauseMs: context.billingPauseMs }),
+  );
 }
 
 /** A direct endpoint: one logical call, its answer read with the declared decoder. */
@@ -119,15 +135,18 @@ export function poll<Result>(
   input: PollInput = {},
 ): Promise<Result> {
   if (!e.future) throw new Error(`${e.name} is not a future endpoint`);
-  return pollFuture(context.http, {
-    requestId,
-    requestType: e.future,
-    decoder: e.result,
-    roundtripSeconds: input.roundtripSeconds,
-    signal: input.signal,
-    onEvent: input.onEvent,
-    billingPauseMs: context.billingPauseMs,
-  });
+  const requestType = e.future;
+  return noted(context, () =>
+    pollFuture(context.http, {
+      requestId,
+      requestType,
+      decoder: e.result,
+      roundtripSeconds: input.roundtripSeconds,
+      signal: input.signal,
+      onEvent: input.onEvent,
+      billingPauseMs: context.billingPauseMs,
+    }),
+  );
 }
 
 /** A future endpoint end to end: submit, then poll, as an APIFuture. */

@@ -8,7 +8,6 @@
  * first training or sampling use. The wire effect is the same: REST-only use creates no session.
  */
 
-import * as v from "valibot";
 import { JwtCredentials } from "../core/auth/jwt-credentials.js";
 import { type CredentialProvider, credentialFrom } from "../core/auth/provider.js";
 import { configCredential, exchangeCredential, plainApiKey } from "../core/auth/sources.js";
@@ -16,31 +15,24 @@ import type { ResolvedConfig } from "../core/config.js";
 import { APIStatusError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { platformHeaders } from "../core/headers.js";
-import { HttpClient, type HttpRequest } from "../core/http.js";
+import { HttpClient } from "../core/http.js";
 import { decodeJwtClaims, type JwtClaims } from "../core/jwt.js";
 import { logServerMessages } from "../core/logger.js";
 import { type TelemetryBatch, TelemetryQueue } from "../core/telemetry.js";
 import { asVersionRefusal } from "../core/version-gate.js";
 import { unrefTimer } from "../internal/timers.js";
 import { PROTOCOL_SDK_VERSION } from "../version.js";
-import {
-  type ClientConfigResponse,
-  ClientConfigResponseSchema,
-  CreateSessionResponseSchema,
-  DynamicConfigResponseSchema,
-  type GetServerCapabilitiesResponse,
-  GetServerCapabilitiesResponseSchema,
-  parseResponse,
+import { session } from "../wire/endpoints/index.js";
+import type {
+  ClientConfigResponse,
+  DynamicConfigResponse,
+  GetServerCapabilitiesResponse,
 } from "../wire/schemas.js";
+import { call } from "./call.js";
 import { SampleDispatcher } from "./sample-dispatch.js";
 
 /** Official default of `sample_dispatch_bytes_semaphore_size`: 10 MiB. */
 const DEFAULT_SAMPLE_DISPATCH_BYTES = 10 * 1024 * 1024;
-
-/** `POST /api/v1/auth/token` answers `{"jwt": "<JWT>"}` (PROTOCOL.md §2.2.6). */
-const AuthTokenResponseSchema = v.looseObject({ jwt: v.pipe(v.string(), v.minLength(1)) });
-/** Anything but this literal answer makes telemetry retry the batch (§11, gotcha 13). */
-const TelemetryResponseSchema = v.object({ status: v.literal("accepted") });
 
 export class Connection {
   readonly http: HttpClient;
@@ -48,6 +40,8 @@ export class Connection {
   #clientConfig: Promise<ClientConfigResponse> | undefined;
   /** The last client config received, for decisions that must be made synchronously. */
   #clientConfigValue: ClientConfigResponse = {};
+  /** The last dynamic config received (§F2 flags); empty until the handshake or on older servers. */
+  #dynamicConfig: DynamicConfigResponse = {};
   #session: Promise<string> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #modelSeqId = 0;
@@ -56,6 +50,10 @@ export class Connection {
   #capabilitiesPrefetch: Promise<void> | undefined;
   #samplingSessionSeqId = 0;
   #closed = false;
+  /** The session id once created (undefined before, or while it is being created). */
+  #sessionId: string | undefined;
+  /** The last call's failure, cleared by a later success (for `await using`'s finish status). */
+  lastFailure: Error | undefined;
   /** Time of the last successful heartbeat (ms since epoch), for diagnostics. */
   lastHeartbeatAt: number | undefined;
   /**
@@ -104,33 +102,10 @@ export class Connection {
     const body = { sdk_version: this.config.sdkVersion };
     // close() ends the retry waits, so a client closed during start-up keeps no timer.
     const signal = this.#stop.signal;
-    const config = await withGenericRetries(
-      () =>
-        this.requestJson(
-          { method: "POST", path: "api/v1/client/config", json: body, signal },
-          ClientConfigResponseSchema,
-          "client config",
-        ),
-      { signal },
-    ).catch(this.#versionRefusal);
+    const config = await call(this, session.clientConfig, { body, signal }).catch(this.#versionRefusal);
     await this.#authenticate(config);
     try {
-      await withGenericRetries(
-        () =>
-          this.requestJson(
-            {
-              method: "POST",
-              path: "api/v1/client/dynamic_config",
-              json: body,
-              timeoutMs: 10_000,
-              maxRetries: 0,
-              signal,
-            },
-            DynamicConfigResponseSchema,
-            "dynamic config",
-          ),
-        { signal },
-      );
+      this.#dynamicConfig = await call(this, session.dynamicConfig, { body, signal });
     } catch (error) {
       // A 404 means an older server without dynamic config: defaults apply.
       if (!(error instanceof APIStatusError && error.status === 404)) throw error;
@@ -167,14 +142,8 @@ export class Connection {
 
   /** `POST /api/v1/auth/token` (one attempt): the body is `{}`, the credential goes in `X-API-Key`. */
   async #exchangeForJwt(credential: string): Promise<string> {
-    const response = await this.http.request({
-      method: "POST",
-      path: "api/v1/auth/token",
-      json: {},
-      credential,
-      signal: this.#stop.signal,
-    });
-    return parseResponse(AuthTokenResponseSchema, response.json(), "auth/token").jwt;
+    const answer = await call(this, session.authToken, { body: {}, credential, signal: this.#stop.signal });
+    return answer.jwt;
   }
 
   /**
@@ -201,11 +170,7 @@ export class Connection {
     // A client that never reached the server does not start its handshake at close for telemetry.
     if (lastAttempt && this.#clientConfig === undefined) return;
     await this.clientConfig();
-    await this.requestJson(
-      { method: "POST", path: "api/v1/telemetry", json: batch, timeoutMs: 5_000, maxRetries: 0 },
-      TelemetryResponseSchema,
-      "telemetry",
-    );
+    await call(this, session.telemetry, { body: batch as unknown as Record<string, unknown> });
   }
 
   /**
@@ -228,20 +193,16 @@ export class Connection {
   async #createSession(): Promise<string> {
     await this.clientConfig();
     const { config } = this;
-    const body: Record<string, unknown> = {
+    const body = {
       tags: config.tags,
       user_metadata: config.userMetadata,
       sdk_version: config.sdkVersion,
+      project_id: config.projectId,
     };
-    if (config.projectId !== undefined) body.project_id = config.projectId;
-    body.type = "create_session";
-    // Only transport retries here, as in the official client; a version refusal is final.
-    const response = await this.requestJson(
-      { method: "POST", path: "api/v1/create_session", json: body },
-      CreateSessionResponseSchema,
-      "create_session",
-    ).catch(this.#versionRefusal);
+    // Transport retries only, as declared; a version refusal is final.
+    const response = await call(this, session.createSession, { body }).catch(this.#versionRefusal);
     logServerMessages(response, config.logger);
+    this.#sessionId = response.session_id;
     if (!this.#closed) {
       this.#startHeartbeat(response.session_id);
       this.telemetry.startSession(response.session_id);
@@ -254,23 +215,30 @@ export class Connection {
     throw asVersionRefusal(error, this.config.sdkVersion, PROTOCOL_SDK_VERSION);
   };
 
+  /** The session id, if a session exists. */
+  get sessionId(): string | undefined {
+    return this.#sessionId;
+  }
+
+  /** The session id once any creation under way has settled; undefined if there is none. */
+  async existingSession(): Promise<string | undefined> {
+    if (this.#session === undefined) return undefined;
+    return this.#session.catch(() => undefined);
+  }
+
+  noteOutcome(failure: Error | undefined): void {
+    this.lastFailure = failure;
+  }
+
   #startHeartbeat(sessionId: string): void {
     this.#heartbeat = setInterval(() => {
-      this.http
-        .request({
-          method: "POST",
-          path: "api/v1/session_heartbeat",
-          json: { session_id: sessionId, type: "session_heartbeat" },
-          timeoutMs: 10_000,
-          maxRetries: 0,
-        })
-        .then(
-          () => {
-            this.lastHeartbeatAt = Date.now();
-          },
-          // Heartbeats are fire-and-forget; a missed one is not an error for the caller.
-          () => {},
-        );
+      call(this, session.sessionHeartbeat, { body: { session_id: sessionId } }).then(
+        () => {
+          this.lastHeartbeatAt = Date.now();
+        },
+        // Heartbeats are fire-and-forget; a missed one is not an error for the caller.
+        () => {},
+      );
     }, this.config.heartbeatIntervalMs);
     // The heartbeat alone must not keep a script running; close() clears it.
     unrefTimer(this.#heartbeat);
@@ -292,15 +260,7 @@ export class Connection {
   /** `GET get_server_capabilities`, through the generic retry loop; the answer is remembered. */
   async fetchCapabilities(signal?: AbortSignal): Promise<GetServerCapabilitiesResponse> {
     await this.clientConfig();
-    const capabilities = await withGenericRetries(
-      () =>
-        this.requestJson(
-          { method: "GET", path: "api/v1/get_server_capabilities", signal },
-          GetServerCapabilitiesResponseSchema,
-          "get_server_capabilities",
-        ),
-      { signal },
-    );
+    const capabilities = await call(this, session.getServerCapabilities, { signal });
     this.#capabilities = capabilities;
     return capabilities;
   }
@@ -332,14 +292,9 @@ export class Connection {
     return this.#samplingSessionSeqId++;
   }
 
-  /** One JSON call, parsed with `schema`. */
-  async requestJson<S extends v.GenericSchema>(
-    request: HttpRequest,
-    schema: S,
-    what: string,
-  ): Promise<v.InferOutput<S>> {
-    const response = await this.http.request(request);
-    return parseResponse(schema, response.json(), what);
+  /** The server's dynamic flags as last received (§1.4, §F2). */
+  get dynamicFlags(): DynamicConfigResponse {
+    return this.#dynamicConfig;
   }
 
   get closed(): boolean {

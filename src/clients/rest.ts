@@ -8,43 +8,31 @@
  * `:` and checkpoint ids contain `/` (`weights/<name>`), and servers route on exactly that.
  */
 
-import type * as v from "valibot";
 import { APIError, ResponseValidationError, ValidationError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
-import type { HttpRequest } from "../core/http.js";
 import { describeValue } from "../internal/describe.js";
 import { abortError, sleep } from "../internal/sleep.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
 import { parseTinkerPath } from "../lib/tinker-path.js";
-import {
-  type GetSamplerResponse,
-  GetSamplerResponseSchema,
-  type WeightsInfoResponse,
-  WeightsInfoResponseSchema,
-} from "../wire/schemas.js";
+import { type Endpoint, pathOf } from "../wire/endpoints/define.js";
+import { rest, sampling, training } from "../wire/endpoints/index.js";
+import type {
+  AuditLogResponse,
+  BillingUsageResponse,
+  Checkpoint,
+  CheckpointArchiveUrlResponse,
+  CheckpointsListResponse,
+  GetSessionResponse,
+  ListSessionsResponse,
+  TrainingRun,
+  TrainingRunsResponse,
+  WhoamiResponse,
+} from "../wire/rest-schemas.js";
+import type { GetSamplerResponse, WeightsInfoResponse } from "../wire/schemas.js";
+import { type CallInput, call } from "./call.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
 import { DEFAULT_BUILDING_RETRY_DELAY_MS, requestArchiveUrl } from "./rest/archive.js";
-import {
-  type AuditLogResponse,
-  AuditLogResponseSchema,
-  type BillingUsageResponse,
-  BillingUsageResponseSchema,
-  type Checkpoint,
-  type CheckpointArchiveUrlResponse,
-  type CheckpointsListResponse,
-  CheckpointsListResponseSchema,
-  type GetSessionResponse,
-  GetSessionResponseSchema,
-  type ListSessionsResponse,
-  ListSessionsResponseSchema,
-  TraceExportResponseSchema,
-  type TrainingRun,
-  TrainingRunSchema,
-  type TrainingRunsResponse,
-  TrainingRunsResponseSchema,
-  type WhoamiResponse,
-} from "../wire/rest-schemas.js";
 import { auditDay, billingWindow } from "./rest/time-params.js";
 import { whoamiFromClaims } from "./rest/whoami.js";
 
@@ -118,10 +106,9 @@ export class RestClient {
   /** One training run: its model, LoRA rank, last checkpoints, metadata and `corrupted` flag. */
   async getTrainingRun(trainingRunId: string, options: AccessScopeOptions = {}): Promise<TrainingRun> {
     requireId(trainingRunId, "trainingRunId");
-    return this.#getJson(
-      { path: `api/v1/training_runs/${trainingRunId}`, query: { access_scope: scope(options) } },
-      TrainingRunSchema,
-      "training run",
+    return this.#call(
+      rest.getTrainingRun,
+      { params: { run_id: trainingRunId }, query: { access_scope: scope(options) } },
       options,
     );
   }
@@ -144,18 +131,11 @@ export class RestClient {
     return new PagePromise(
       {
         fetchPage: (pageOffset) =>
-          this.#getJson(
+          this.#call(
+            rest.listTrainingRuns,
             {
-              path: "api/v1/training_runs",
-              query: {
-                limit,
-                offset: pageOffset,
-                access_scope: accessScope,
-                project_id: options.projectId,
-              },
+              query: { limit, offset: pageOffset, access_scope: accessScope, project_id: options.projectId },
             },
-            TrainingRunsResponseSchema,
-            "training runs",
             options,
           ),
         items: (page) => page.training_runs,
@@ -170,12 +150,7 @@ export class RestClient {
   /** The training and sampler checkpoints of one run. */
   async listCheckpoints(trainingRunId: string, options: CallOptions = {}): Promise<CheckpointsListResponse> {
     requireId(trainingRunId, "trainingRunId");
-    return this.#getJson(
-      { path: `api/v1/training_runs/${trainingRunId}/checkpoints` },
-      CheckpointsListResponseSchema,
-      "checkpoints",
-      options,
-    );
+    return this.#call(rest.listRunCheckpoints, { params: { run_id: trainingRunId } }, options);
   }
 
   /**
@@ -187,12 +162,7 @@ export class RestClient {
     return new PagePromise(
       {
         fetchPage: (pageOffset) =>
-          this.#getJson(
-            { path: "api/v1/checkpoints", query: { limit, offset: pageOffset } },
-            CheckpointsListResponseSchema,
-            "user checkpoints",
-            options,
-          ),
+          this.#call(rest.listUserCheckpoints, { query: { limit, offset: pageOffset } }, options),
         items: (page) => page.checkpoints,
         nextOffset: (page) => nextOffsetFromCursor(page.cursor, page.checkpoints.length),
       },
@@ -209,13 +179,14 @@ export class RestClient {
     checkpointId: string,
     options: ArchiveUrlOptions = {},
   ): Promise<CheckpointArchiveUrlResponse> {
-    const path = `${checkpointPath(trainingRunId, checkpointId)}/archive`;
+    // The archive answer is a redirect to read, not to follow: its own request code, the declared path.
+    const path = pathOf(rest.checkpointArchive, checkpointParams(trainingRunId, checkpointId));
     await this.#connection.clientConfig();
     const signal = withTimeout(options);
     const buildingRetryDelayMs = options.buildingRetryDelayMs ?? DEFAULT_BUILDING_RETRY_DELAY_MS;
-    return this.#withRetries(
+    return withGenericRetries(
       () => requestArchiveUrl(this.#connection.http, path, { signal, buildingRetryDelayMs }),
-      signal,
+      { signal, billingPauseMs: this.#connection.billingPauseMs },
     );
   }
 
@@ -232,7 +203,11 @@ export class RestClient {
     checkpointId: string,
     options: CallOptions = {},
   ): Promise<void> {
-    await this.#send({ method: "DELETE", path: checkpointPath(trainingRunId, checkpointId) }, options);
+    await this.#call(
+      rest.deleteCheckpoint,
+      { params: checkpointParams(trainingRunId, checkpointId) },
+      options,
+    );
   }
 
   async deleteCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
@@ -250,8 +225,11 @@ export class RestClient {
     checkpointId: string,
     options: CallOptions = {},
   ): Promise<void> {
-    const path = `${checkpointPath(trainingRunId, checkpointId)}/publish`;
-    await this.#send({ method: "POST", path }, options);
+    await this.#call(
+      rest.publishCheckpoint,
+      { params: checkpointParams(trainingRunId, checkpointId) },
+      options,
+    );
   }
 
   async publishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
@@ -265,8 +243,11 @@ export class RestClient {
     checkpointId: string,
     options: CallOptions = {},
   ): Promise<void> {
-    const path = `${checkpointPath(trainingRunId, checkpointId)}/publish`;
-    await this.#send({ method: "DELETE", path }, options);
+    await this.#call(
+      rest.unpublishCheckpoint,
+      { params: checkpointParams(trainingRunId, checkpointId) },
+      options,
+    );
   }
 
   async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
@@ -281,17 +262,12 @@ export class RestClient {
     ttlSeconds: number | null,
     options: CallOptions = {},
   ): Promise<void> {
-    if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) {
-      throw new ValidationError([
-        {
-          path: "ttlSeconds",
-          message: `must be a positive integer or null, got ${describeValue(ttlSeconds)}`,
-        },
-      ]);
-    }
-    const path = `${checkpointPath(trainingRunId, checkpointId)}/ttl`;
     // An explicit null is how the protocol says "remove the expiry".
-    await this.#send({ method: "PUT", path, json: { ttl_seconds: ttlSeconds } }, options);
+    await this.#call(
+      rest.setCheckpointTtl,
+      { params: checkpointParams(trainingRunId, checkpointId), body: { ttl_seconds: ttlSeconds } },
+      options,
+    );
   }
 
   async setCheckpointTtlFromTinkerPath(
@@ -310,12 +286,7 @@ export class RestClient {
   ): Promise<WeightsInfoResponse> {
     // Sent as given, not parsed: other Tinker-compatible servers use other path shapes.
     requireId(tinkerPath, "tinkerPath");
-    return this.#requestJson(
-      { method: "POST", path: "api/v1/weights_info", json: { tinker_path: tinkerPath } },
-      WeightsInfoResponseSchema,
-      "weights_info",
-      options,
-    );
+    return this.#call(training.weightsInfo, { body: { tinker_path: tinkerPath } }, options);
   }
 
   // Sessions ---------------------------------------------------------------------------------------
@@ -323,10 +294,9 @@ export class RestClient {
   /** The training runs and samplers a session created. */
   async getSession(sessionId: string, options: AccessScopeOptions = {}): Promise<GetSessionResponse> {
     requireId(sessionId, "sessionId");
-    return this.#getJson(
-      { path: `api/v1/sessions/${sessionId}`, query: { access_scope: scope(options) } },
-      GetSessionResponseSchema,
-      "session",
+    return this.#call(
+      rest.getSession,
+      { params: { session_id: sessionId }, query: { access_scope: scope(options) } },
       options,
     );
   }
@@ -342,13 +312,9 @@ export class RestClient {
     return new PagePromise(
       {
         fetchPage: (pageOffset) =>
-          this.#getJson(
-            {
-              path: "api/v1/sessions",
-              query: { limit, offset: pageOffset, access_scope: accessScope },
-            },
-            ListSessionsResponseSchema,
-            "sessions",
+          this.#call(
+            rest.listSessions,
+            { query: { limit, offset: pageOffset, access_scope: accessScope } },
             options,
           ),
         items: (page) => page.sessions,
@@ -362,8 +328,9 @@ export class RestClient {
   async assignSessionProject(sessionId: string, projectId: string, options: CallOptions = {}): Promise<void> {
     requireId(sessionId, "sessionId");
     requireId(projectId, "projectId");
-    await this.#send(
-      { method: "PUT", path: `api/v1/sessions/${sessionId}/project`, json: { project_id: projectId } },
+    await this.#call(
+      rest.assignSessionProject,
+      { params: { session_id: sessionId }, body: { project_id: projectId } },
       options,
     );
   }
@@ -378,10 +345,9 @@ export class RestClient {
     // One signal for the whole export, so `timeout` bounds the wait, not each poll.
     const signal = withTimeout(options);
     for (;;) {
-      const answer = await this.#getJson(
-        { path: `api/v1/sessions/${sessionId}/trace_export` },
-        TraceExportResponseSchema,
-        "trace export",
+      const answer = await this.#call(
+        rest.exportSessionTrace,
+        { params: { session_id: sessionId } },
         { signal },
       );
       if (answer.status === "ready") {
@@ -415,12 +381,7 @@ export class RestClient {
   /** A sampler's base model and checkpoint path. */
   async getSampler(samplerId: string, options: CallOptions = {}): Promise<GetSamplerResponse> {
     requireId(samplerId, "samplerId");
-    return this.#getJson(
-      { path: `api/v1/samplers/${samplerId}` },
-      GetSamplerResponseSchema,
-      "get_sampler",
-      options,
-    );
+    return this.#call(sampling.getSampler, { params: { sampler_id: samplerId } }, options);
   }
 
   /** The organisation's audit log for one UTC day (needs an admin role). */
@@ -430,59 +391,25 @@ export class RestClient {
       throw new ValidationError([{ path: "eventType", message: `must be "all" or "checkpoints"` }]);
     }
     const day = options.day === undefined ? undefined : auditDay(options.day);
-    return this.#getJson(
-      { path: "api/v1/audit", query: { event_type: eventType, day } },
-      AuditLogResponseSchema,
-      "audit log",
-      options,
-    );
+    return this.#call(rest.auditLog, { query: { event_type: eventType, day } }, options);
   }
 
   /** Hourly usage buckets (tokens, checkpoints, storage) of a window of at most 14 days. */
   async getBillingUsage(options: BillingUsageOptions): Promise<BillingUsageResponse> {
     const window = billingWindow(options.startingOn, options.endingBefore);
-    return this.#getJson(
-      { path: "api/v1/billing/usage/events", query: window },
-      BillingUsageResponseSchema,
-      "billing usage",
-      options,
-    );
+    return this.#call(rest.billingUsage, { query: window }, options);
   }
 
   // Plumbing ---------------------------------------------------------------------------------------
 
-  #getJson<S extends v.GenericSchema>(
-    request: Pick<HttpRequest, "path" | "query">,
-    schema: S,
-    what: string,
+  /** One declared call, after the start-up handshake; `timeout` bounds it, `signal` cancels it. */
+  async #call<Body, Result>(
+    e: Endpoint<Body, Result>,
+    input: CallInput<Body>,
     options: CallOptions,
-  ): Promise<v.InferOutput<S>> {
-    return this.#requestJson({ method: "GET", ...request }, schema, what, options);
-  }
-
-  async #requestJson<S extends v.GenericSchema>(
-    request: Omit<HttpRequest, "signal">,
-    schema: S,
-    what: string,
-    options: CallOptions,
-  ): Promise<v.InferOutput<S>> {
+  ): Promise<Result> {
     await this.#connection.clientConfig();
-    const signal = withTimeout(options);
-    return this.#withRetries(
-      () => this.#connection.requestJson({ ...request, signal }, schema, what),
-      signal,
-    );
-  }
-
-  /** A call whose answer carries nothing the caller needs (the official client ignores it too). */
-  async #send(request: Omit<HttpRequest, "signal">, options: CallOptions): Promise<void> {
-    await this.#connection.clientConfig();
-    const signal = withTimeout(options);
-    await this.#withRetries(() => this.#connection.http.request({ ...request, signal }), signal);
-  }
-
-  #withRetries<T>(call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-    return withGenericRetries(call, { signal, billingPauseMs: this.#connection.billingPauseMs });
+    return call(this.#connection, e, { ...input, signal: withTimeout(options) });
   }
 }
 
@@ -525,9 +452,12 @@ function requireId(value: string, path: string): void {
   }
 }
 
-/** `api/v1/training_runs/<run>/checkpoints/<kind>/<name>`. */
-function checkpointPath(trainingRunId: string, checkpointId: string): string {
+/** The path parameters of `training_runs/<run>/checkpoints/<kind>/<name>` routes. */
+function checkpointParams(
+  trainingRunId: string,
+  checkpointId: string,
+): { run_id: string; checkpoint_id: string } {
   requireId(trainingRunId, "trainingRunId");
   requireId(checkpointId, "checkpointId");
-  return `api/v1/training_runs/${trainingRunId}/checkpoints/${checkpointId}`;
+  return { run_id: trainingRunId, checkpoint_id: checkpointId };
 }

@@ -5,9 +5,7 @@
  */
 
 import { RateLimitError, ValidationError, type ValidationIssue } from "../core/errors.js";
-import { withGenericRetries } from "../core/generic-retry.js";
 import { APIFuture } from "../futures/api-future.js";
-import { pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { describeValue } from "../internal/describe.js";
 import {
   type LoadTokenizerOptions,
@@ -16,16 +14,10 @@ import {
   type Tokenizer,
 } from "../lib/tokenizer/index.js";
 import { checkModelInput } from "../lib/validate.js";
-import { SampleResponseSchema } from "../wire/json-schemas.js";
-import { decodeSampleResponse } from "../wire/protobuf/index.js";
-import {
-  CreateSamplingSessionResponseSchema,
-  type GetSamplerResponse,
-  GetSamplerResponseSchema,
-  parseResponse,
-  UntypedAPIFutureSchema,
-} from "../wire/schemas.js";
+import { sampling } from "../wire/endpoints/index.js";
+import type { GetSamplerResponse } from "../wire/schemas.js";
 import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
+import { call, poll, send } from "./call.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
 import { RATE_LIMITED } from "./sample-dispatch.js";
@@ -38,11 +30,6 @@ export interface SampleOptions extends CallOptions {
   topkPromptLogprobs?: number;
 }
 
-const sampleDecoder: ResultDecoder<SampleResponse> = {
-  schema: SampleResponseSchema,
-  protobuf: decodeSampleResponse,
-};
-
 /** The sampling parameters of `compute_logprobs`: one token, plain distribution (§7.3). */
 const LOGPROB_PARAMS: SamplingParams = { max_tokens: 1, temperature: 1.0, top_k: -1, top_p: 1.0 };
 
@@ -51,6 +38,8 @@ export class SamplingClient {
   readonly samplingSessionId: string;
   /** The base model, when known (used to check prompts against its context length). */
   readonly baseModel: string | undefined;
+  /** Whether samples ask the server to record stability information (§S4). */
+  readonly recordStabilityInfo: boolean;
   readonly #connection: Connection;
   readonly #retryHandler: SamplingRetryHandler;
   #nextSeqId = 0;
@@ -59,11 +48,12 @@ export class SamplingClient {
   constructor(
     connection: Connection,
     samplingSessionId: string,
-    options: { retryConfig?: RetryConfig; baseModel?: string } = {},
+    options: { retryConfig?: RetryConfig; baseModel?: string; recordStabilityInfo?: boolean } = {},
   ) {
     this.#connection = connection;
     this.samplingSessionId = samplingSessionId;
     this.baseModel = options.baseModel;
+    this.recordStabilityInfo = options.recordStabilityInfo ?? false;
     this.#retryHandler = new SamplingRetryHandler(options.retryConfig, connection.serverFlags);
   }
 
@@ -102,7 +92,8 @@ export class SamplingClient {
             seq_id: this.#nextSeqId++,
             prompt_logprobs: options.includePromptLogprobs ?? false,
             topk_prompt_logprobs: options.topkPromptLogprobs ?? 0,
-            type: "sample",
+            // Sent only when asked for, so a plain sample reads as 0.25's did (§S4).
+            record_stability_info: this.recordStabilityInfo ? true : undefined,
           };
           const startedAt = Date.now();
           const requestId = await this.#connection
@@ -110,14 +101,10 @@ export class SamplingClient {
             .submit(bytes, () => this.#send(body, signal), signal);
           if (first) setRequestId(requestId);
           first = false;
-          return pollFuture(this.#connection.http, {
-            requestId,
-            requestType: "Sample",
-            decoder: sampleDecoder,
+          return poll(this.#connection, sampling.asample, requestId, {
             roundtripSeconds: (Date.now() - startedAt) / 1000,
             signal,
             onEvent: emit,
-            billingPauseMs: this.#connection.billingPauseMs,
           });
         },
         userSignal,
@@ -127,26 +114,13 @@ export class SamplingClient {
   }
 
   /** One submission through the generic loop; a 429 is handed back to the dispatcher. */
-  #send(body: unknown, signal: AbortSignal): Promise<string | typeof RATE_LIMITED> {
-    return withGenericRetries(
-      async () => {
-        try {
-          const response = await this.#connection.http.request({
-            method: "POST",
-            path: "api/v1/asample",
-            json: body,
-            headers: { "X-Tinker-Sampling-Backpressure": "1" },
-            maxRetries: 0,
-            signal,
-          });
-          return parseResponse(UntypedAPIFutureSchema, response.json(), "asample submission").request_id;
-        } catch (error) {
-          if (error instanceof RateLimitError) return RATE_LIMITED;
-          throw error;
-        }
-      },
-      { signal, billingPauseMs: this.#connection.billingPauseMs },
-    );
+  async #send(body: Record<string, unknown>, signal: AbortSignal): Promise<string | typeof RATE_LIMITED> {
+    try {
+      return (await send(this.#connection, sampling.asample, { body, signal })).request_id;
+    } catch (error) {
+      if (error instanceof RateLimitError) return RATE_LIMITED;
+      throw error;
+    }
   }
 
   /** The tokenizer of this sampler's base model (resolved as the official client does). */
@@ -181,17 +155,10 @@ export class SamplingClient {
 
   /** The sampler's record on the server: its base model and checkpoint path. */
   async getSampler(options: CallOptions = {}): Promise<GetSamplerResponse> {
-    const signal = withTimeout(options);
-    return withGenericRetries(
-      () =>
-        this.#connection.requestJson(
-          // Ids are inserted without URL-encoding, as the official client does (they contain ':').
-          { method: "GET", path: `api/v1/samplers/${this.samplingSessionId}`, signal },
-          GetSamplerResponseSchema,
-          "get_sampler",
-        ),
-      { signal },
-    );
+    return call(this.#connection, sampling.getSampler, {
+      params: { sampler_id: this.samplingSessionId },
+      signal: withTimeout(options),
+    });
   }
 
   /** The base model this sampler runs on. */
@@ -296,6 +263,8 @@ export interface SamplingSessionOptions extends CallOptions {
   baseModel?: string;
   /** The sampling retry handler's settings (PROTOCOL.md §5.4). */
   retryConfig?: RetryConfig;
+  /** Ask the server to record numerical-stability information with each sample (§S4). */
+  recordStabilityInfo?: boolean;
 }
 
 /** `create_sampling_session`: a sampler for a checkpoint or a base model (PROTOCOL.md §2.2.5). */
@@ -317,21 +286,19 @@ export async function createSamplingSession(
   }
   const signal = withTimeout(options);
   const sessionId = await connection.session();
-  const body: Record<string, unknown> = {
-    session_id: sessionId,
-    sampling_session_seq_id: connection.nextSamplingSessionSeqId(),
-  };
-  if (baseModel !== undefined) body.base_model = baseModel;
-  if (modelPath !== undefined) body.model_path = modelPath;
-  body.type = "create_sampling_session";
-  const response = await connection.requestJson(
-    { method: "POST", path: "api/v1/create_sampling_session", json: body, signal },
-    CreateSamplingSessionResponseSchema,
-    "create_sampling_session",
-  );
+  const response = await call(connection, sampling.createSamplingSession, {
+    body: {
+      session_id: sessionId,
+      sampling_session_seq_id: connection.nextSamplingSessionSeqId(),
+      base_model: baseModel,
+      model_path: modelPath,
+    },
+    signal,
+  });
   await connection.prefetchCapabilities();
   return new SamplingClient(connection, response.sampling_session_id, {
     retryConfig: options.retryConfig,
     baseModel: baseModel ?? knownBaseModel,
+    recordStabilityInfo: options.recordStabilityInfo,
   });
 }

@@ -1,35 +1,33 @@
 /**
  * ServiceClient: the entry point. Construction does no network work; the start-up handshake
  * (client config, dynamic config) happens on first use, the session on the first training or
- * sampling client.
+ * sampling client. `close(status)` finishes the session on the server (PROTOCOL.md §S1).
  */
 
 import { type ClientOptions, resolveConfig } from "../core/config.js";
-import { ValidationError, type ValidationIssue } from "../core/errors.js";
-import { withGenericRetries } from "../core/generic-retry.js";
+import { TinkerError, ValidationError, type ValidationIssue } from "../core/errors.js";
 import type { Telemetry } from "../core/telemetry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { describeValue } from "../internal/describe.js";
-import { ForwardBackwardOutputSchema, SampleResponseSchema } from "../wire/json-schemas.js";
-import { decodeForwardBackwardOutput, decodeSampleResponse } from "../wire/protobuf/index.js";
+import { sessionConsoleUrl } from "../lib/console-urls.js";
 import {
-  CreateModelResponseSchema,
-  type GetServerCapabilitiesResponse,
-  LoadWeightsResponseSchema,
-  OptimStepResponseSchema,
-  SaveWeightsForSamplerResponseSchema,
-  SaveWeightsResponseSchema,
-  UnloadModelResponseSchema,
-  UntypedAPIFutureSchema,
-  type WeightsInfoResponse,
-  WeightsInfoResponseSchema,
-} from "../wire/schemas.js";
+  DEFAULT_OPTIMIZER_CONFIG,
+  LORA_DEFAULTS,
+  OPTIMIZER_TYPES,
+  type OptimizerConfig,
+} from "../wire/endpoints/fields.js";
+import { futureEndpoint, session as sessionEndpoints, training } from "../wire/endpoints/index.js";
+import type { SessionFinishStatus } from "../wire/endpoints/session.js";
+import type { GetServerCapabilitiesResponse, WeightsInfoResponse } from "../wire/schemas.js";
+import { call, poll, send } from "./call.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
 import { RestClient } from "./rest.js";
 import { createSamplingSession, type SamplingClient, type SamplingSessionOptions } from "./sampling.js";
 import { TrainingClient } from "./training.js";
+
+export type { OptimizerConfig, SessionFinishStatus };
 
 export interface LoraTrainingOptions extends CallOptions {
   /** LoRA rank. Default 32. */
@@ -40,6 +38,11 @@ export interface LoraTrainingOptions extends CallOptions {
   trainAttn?: boolean;
   trainUnembed?: boolean;
   userMetadata?: Record<string, string>;
+  /**
+   * The run's optimizer family, fixed for its lifetime (PROTOCOL.md §O1): `{ type: "adamw" }`
+   * (default) or `{ type: "dimuon", version: 1 }`. `optimStep` then takes that family's params.
+   */
+  optimizer?: OptimizerConfig;
 }
 
 export interface FromStateOptions extends CallOptions {
@@ -48,25 +51,28 @@ export interface FromStateOptions extends CallOptions {
   userMetadata?: Record<string, string>;
   /** Credential for a checkpoint owned by another account. */
   weightsAccessToken?: string;
+  /**
+   * The new run's optimizer, when loading weights only (default AdamW). Loading with the optimizer
+   * state always keeps the checkpoint's family, so its moments match (§O4).
+   */
+  optimizer?: OptimizerConfig;
+}
+
+export interface CopyWeightsOptions extends CallOptions {
+  /** Delete the copy after this many seconds (3600 s to ten years; default never). */
+  ttlSeconds?: number;
+  /** Credential for a checkpoint owned by another account. */
+  weightsAccessToken?: string;
 }
 
 export type SamplingClientOptions = SamplingSessionOptions;
 
-/** Result decoders per request type, for re-attaching to a saved request id. */
-const DECODERS: Record<FutureRequestType, ResultDecoder<unknown>> = {
-  CreateModel: { schema: CreateModelResponseSchema },
-  ForwardBackward: { schema: ForwardBackwardOutputSchema, protobuf: decodeForwardBackwardOutput },
-  Forward: { schema: ForwardBackwardOutputSchema, protobuf: decodeForwardBackwardOutput },
-  OptimStep: { schema: OptimStepResponseSchema },
-  SaveWeights: { schema: SaveWeightsResponseSchema },
-  LoadWeights: { schema: LoadWeightsResponseSchema },
-  SaveWeightsForSampler: { schema: SaveWeightsForSamplerResponseSchema },
-  Sample: { schema: SampleResponseSchema, protobuf: decodeSampleResponse },
-  UnloadModel: { schema: UnloadModelResponseSchema },
-};
+/** Each client's connection, for the dispose hook defined outside the class. */
+const connections = new WeakMap<ServiceClient, Connection>();
 
 export class ServiceClient {
   readonly #connection: Connection;
+  #finished: Promise<void> | undefined;
 
   /** Futures by request id: re-attach to an operation whose id you saved. */
   readonly futures = {
@@ -86,7 +92,7 @@ export class ServiceClient {
         return pollFuture(this.#connection.http, {
           requestId,
           requestType,
-          decoder: DECODERS[requestType] as ResultDecoder<T>,
+          decoder: futureEndpoint(requestType).result as ResultDecoder<T>,
           signal,
           onEvent: emit,
         });
@@ -96,10 +102,16 @@ export class ServiceClient {
 
   constructor(options: ClientOptions = {}) {
     this.#connection = new Connection(resolveConfig(options));
+    connections.set(this, this.#connection);
   }
 
-  /** The base models on offer and their context windows. Creates no session. */
+  /**
+   * The base models on offer and their context windows. Creates no session.
+   * @deprecated Upstream deprecated `get_server_capabilities` in 0.38 (PROTOCOL.md §S6); it still
+   * works against every server, and the model list moves to the REST client when upstream says where.
+   */
   getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
+    this.#checkOpen();
     return this.#connection.fetchCapabilities(withTimeout(options));
   }
 
@@ -108,11 +120,13 @@ export class ServiceClient {
     baseModel: string,
     options: LoraTrainingOptions = {},
   ): Promise<TrainingClient> {
+    this.#checkOpen();
     const lora_config = loraConfig(options);
+    const optimizer = optimizerConfig(options.optimizer);
     if (typeof baseModel !== "string" || baseModel === "") {
       throw new ValidationError([{ path: "base_model", message: "must be a non-empty string" }]);
     }
-    return this.#createModel(baseModel, lora_config, options.userMetadata, options);
+    return this.#createModel(baseModel, lora_config, optimizer, options.userMetadata, options);
   }
 
   /**
@@ -133,6 +147,7 @@ export class ServiceClient {
 
   /** A sampler for a saved sampler checkpoint (`modelPath`) or a base model (`baseModel`). */
   createSamplingClient(options: SamplingClientOptions): Promise<SamplingClient> {
+    this.#checkOpen();
     return createSamplingSession(this.#connection, options);
   }
 
@@ -141,31 +156,49 @@ export class ServiceClient {
    * creates no session.
    */
   createRestClient(): RestClient {
+    this.#checkOpen();
     return new RestClient(this.#connection);
   }
 
-  /** The base model and LoRA settings of a checkpoint (`POST /weights_info`). */
+  /** The base model, LoRA settings and optimizer family of a checkpoint (`POST /weights_info`). */
   async getWeightsInfo(
     path: string,
     options: CallOptions & { weightsAccessToken?: string } = {},
   ): Promise<WeightsInfoResponse> {
+    this.#checkOpen();
     await this.#connection.clientConfig();
+    return call(this.#connection, training.weightsInfo, {
+      body: { tinker_path: path },
+      credential: options.weightsAccessToken,
+      signal: withTimeout(options),
+    });
+  }
+
+  /**
+   * Copies a checkpoint (either kind; it keeps its kind) into this client's project (PROTOCOL.md
+   * §S3) and returns the copy's `tinker://` path. Storage is shared, no bytes are duplicated; the copy
+   * belongs to a new run that cannot be trained in place.
+   */
+  async copyWeights(path: string, options: CopyWeightsOptions = {}): Promise<string> {
+    this.#checkOpen();
     const signal = withTimeout(options);
-    return withGenericRetries(
-      () =>
-        this.#connection.requestJson(
-          {
-            method: "POST",
-            path: "api/v1/weights_info",
-            json: { tinker_path: path },
-            credential: options.weightsAccessToken,
-            signal,
-          },
-          WeightsInfoResponseSchema,
-          "weights_info",
-        ),
-      { signal },
-    );
+    const sessionId = await this.#connection.session();
+    const answer = await call(this.#connection, training.copyWeights, {
+      body: {
+        session_id: sessionId,
+        model_seq_id: this.#connection.nextModelSeqId(),
+        source_path: path,
+        ttl_seconds: options.ttlSeconds,
+        weights_access_token: options.weightsAccessToken,
+      },
+      signal,
+    });
+    return answer.tinker_path;
+  }
+
+  /** This session's page in the Tinker console (the sessions list before a session exists). */
+  getConsoleUrl(): string {
+    return sessionConsoleUrl(this.#connection.sessionId);
   }
 
   /** Custom telemetry events and an explicit flush (PROTOCOL.md §11); a no-op when off. */
@@ -174,41 +207,76 @@ export class ServiceClient {
   }
 
   /**
-   * Stops the heartbeat and every other timer, and sends what telemetry is queued (one bounded
-   * attempt); nothing of this client keeps running afterwards.
+   * Finishes the session on the server with `status` (PROTOCOL.md §S1: it becomes terminal, later
+   * operations on it are refused, the first reason given wins), then stops the heartbeat and every
+   * other timer and sends what telemetry is queued: nothing of this client keeps running
+   * afterwards. A client that never opened a session sends nothing. Calling it again returns the
+   * first call's promise. `await using service = new ServiceClient()` closes with `"success"`, or
+   * `"errored"` when the client's last operation failed.
    */
-  async close(): Promise<void> {
-    await this.#connection.close();
+  close(status: SessionFinishStatus = "success", detail?: string): Promise<void> {
+    this.#finished ??= this.#finish(status, detail);
+    return this.#finished;
+  }
+
+  async #finish(status: SessionFinishStatus, detail: string | undefined): Promise<void> {
+    try {
+      const sessionId = await this.#connection.existingSession();
+      if (sessionId !== undefined) {
+        await call(this.#connection, sessionEndpoints.finishSession, {
+          params: { session_id: sessionId },
+          body: { reason: { type: status }, detail: detail ?? null },
+          signal: AbortSignal.timeout(30_000),
+        }).catch((error: unknown) => {
+          // Servers before 0.29 have no finish route; the session then ends by heartbeat expiry.
+          this.#connection.config.logger.warn(
+            `could not finish session ${sessionId}: ${error instanceof Error ? error.message : String(error)}`,
+          );
+        });
+      }
+    } finally {
+      await this.#connection.close();
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#finished) throw new TinkerError("ServiceClient is closed");
   }
 
   async #createModel(
     baseModel: string,
     loraConfigBody: Record<string, unknown>,
+    optimizer: OptimizerConfig,
     userMetadata: Record<string, string> | undefined,
     options: CallOptions,
   ): Promise<TrainingClient> {
     const signal = withTimeout(options);
     const sessionId = await this.#connection.session();
-    const body: Record<string, unknown> = {
+    const body = {
       session_id: sessionId,
       model_seq_id: this.#connection.nextModelSeqId(),
       base_model: baseModel,
+      user_metadata: userMetadata,
+      lora_config: loraConfigBody,
+      optimizer_config: optimizer,
     };
-    if (userMetadata !== undefined) body.user_metadata = userMetadata;
-    body.lora_config = loraConfigBody;
-    body.type = "create_model";
-    // Only transport retries for create_model, as in the official client.
-    const created = await this.#submitAndPoll("api/v1/create_model", body, "CreateModel", signal);
+    const startedAt = Date.now();
+    const submitted = await send(this.#connection, training.createModel, { body, signal });
+    const created = await poll(this.#connection, training.createModel, submitted.request_id, {
+      signal,
+      roundtripSeconds: (Date.now() - startedAt) / 1000,
+    });
     // Known context lengths let the clients reject overlong inputs before sending them.
     await this.#connection.prefetchCapabilities();
-    return new TrainingClient(this.#connection, (created as { model_id: string }).model_id, { baseModel });
+    return new TrainingClient(this.#connection, created.model_id, { baseModel, optimizer });
   }
 
   /**
    * Both server flows of PROTOCOL.md §7.4: weights_info → create_model → load_weights (seq_id 1),
    * or, when the server sets `create_model_via_load_weights`, one load_weights that creates the run.
    */
-  async #fromState(path: string, optimizer: boolean, options: FromStateOptions): Promise<TrainingClient> {
+  async #fromState(path: string, withOptimizer: boolean, options: FromStateOptions): Promise<TrainingClient> {
+    this.#checkOpen();
     if (typeof path !== "string" || !/^tinker:\/\/[^/]+\/weights\/[^/]+$/.test(path)) {
       throw new ValidationError([
         {
@@ -217,89 +285,93 @@ export class ServiceClient {
         },
       ]);
     }
+    const requested = options.optimizer === undefined ? undefined : optimizerConfig(options.optimizer);
     const flags = await this.#connection.clientConfig();
     if (flags.create_model_via_load_weights) {
       const signal = withTimeout(options);
       const sessionId = await this.#connection.session();
       const modelSeqId = this.#connection.nextModelSeqId();
-      const body: Record<string, unknown> = { session_id: sessionId, model_seq_id: modelSeqId };
-      if (options.baseModel !== undefined) body.base_model = options.baseModel;
-      if (options.userMetadata !== undefined) body.user_metadata = options.userMetadata;
-      body.path = path;
-      body.optimizer = optimizer;
-      if (options.weightsAccessToken !== undefined) body.weights_access_token = options.weightsAccessToken;
-      body.type = "load_weights";
-      await this.#submitAndPoll("api/v1/load_weights", body, "LoadWeights", signal, true);
+      const body = {
+        session_id: sessionId,
+        model_seq_id: modelSeqId,
+        base_model: options.baseModel,
+        user_metadata: options.userMetadata,
+        path,
+        optimizer: withOptimizer,
+        // With the optimizer state the checkpoint's family is kept (null); else the caller's.
+        optimizer_config: withOptimizer ? null : (requested ?? DEFAULT_OPTIMIZER_CONFIG),
+        weights_access_token: options.weightsAccessToken,
+      };
+      const submitted = await send(this.#connection, training.loadWeights, { body, signal });
+      await poll(this.#connection, training.loadWeights, submitted.request_id, { signal });
       // The id is derived, as the official client does: the load was the model's request 0.
       await this.#connection.prefetchCapabilities();
       return new TrainingClient(this.#connection, `${sessionId}:train:${modelSeqId}`, {
         baseModel: options.baseModel,
+        optimizer: withOptimizer ? undefined : (requested ?? DEFAULT_OPTIMIZER_CONFIG),
       });
     }
     const info = await this.getWeightsInfo(path, options);
-    const lora: Record<string, unknown> = { rank: info.lora_rank ?? 32 };
-    lora.train_unembed = info.train_unembed ?? true;
-    lora.train_mlp = info.train_mlp ?? true;
-    lora.train_attn = info.train_attn ?? true;
-    const training = await this.#createModel(
+    const lora = {
+      rank: info.lora_rank ?? LORA_DEFAULTS.rank,
+      train_unembed: info.train_unembed ?? LORA_DEFAULTS.train_unembed,
+      train_mlp: info.train_mlp ?? LORA_DEFAULTS.train_mlp,
+      train_attn: info.train_attn ?? LORA_DEFAULTS.train_attn,
+    };
+    const saved = optimizerConfig((info.optimizer_config ?? DEFAULT_OPTIMIZER_CONFIG) as OptimizerConfig);
+    const optimizer = withOptimizer ? saved : (requested ?? DEFAULT_OPTIMIZER_CONFIG);
+    const client = await this.#createModel(
       options.baseModel ?? info.base_model,
       lora,
+      optimizer,
       options.userMetadata,
       options,
     );
-    const load = optimizer
-      ? training.loadStateWithOptimizer(path, options)
-      : training.loadState(path, options);
+    const load = withOptimizer
+      ? client.loadStateWithOptimizer(path, options)
+      : client.loadState(path, options);
     await load;
-    return training;
-  }
-
-  async #submitAndPoll(
-    path: string,
-    body: Record<string, unknown>,
-    requestType: FutureRequestType,
-    signal: AbortSignal | undefined,
-    genericRetries = false,
-  ): Promise<unknown> {
-    const startedAt = Date.now();
-    const submit = () =>
-      this.#connection.requestJson(
-        { method: "POST", path, json: body, signal },
-        UntypedAPIFutureSchema,
-        `${requestType} submission`,
-      );
-    const submitted = genericRetries ? await withGenericRetries(submit, { signal }) : await submit();
-    return pollFuture(this.#connection.http, {
-      requestId: submitted.request_id,
-      requestType,
-      decoder: DECODERS[requestType],
-      roundtripSeconds: (Date.now() - startedAt) / 1000,
-      signal,
-    });
+    return client;
   }
 }
 
-// `await using service = new ServiceClient()` where the runtime knows explicit resource management.
+// `await using service = new ServiceClient()` where the runtime knows explicit resource management:
+// the session finishes as "errored" when the client's last operation failed, else as "success".
 const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
 if (asyncDispose) {
   Object.defineProperty(ServiceClient.prototype, asyncDispose, {
     value(this: ServiceClient) {
-      return this.close();
+      const failure = connections.get(this)?.lastFailure;
+      return failure ? this.close("errored", failure.message) : this.close("success");
     },
   });
 }
 
+function optimizerConfig(value: OptimizerConfig | undefined): OptimizerConfig {
+  if (value === undefined) return DEFAULT_OPTIMIZER_CONFIG;
+  const type = (value as { type?: unknown })?.type;
+  if (!OPTIMIZER_TYPES.includes(type as (typeof OPTIMIZER_TYPES)[number])) {
+    throw new ValidationError([
+      {
+        path: "optimizer.type",
+        message: `must be one of ${OPTIMIZER_TYPES.join(", ")}, got ${describeValue(type)}`,
+      },
+    ]);
+  }
+  return type === "dimuon" ? { ...value, version: (value as { version?: number }).version ?? 1 } : value;
+}
+
 function loraConfig(options: LoraTrainingOptions): Record<string, unknown> {
-  const rank = options.rank ?? 32;
+  const rank = options.rank ?? LORA_DEFAULTS.rank;
   const issues: ValidationIssue[] = [];
   if (!Number.isInteger(rank) || rank < 1)
     issues.push({ path: "rank", message: `must be a positive integer, got ${describeValue(rank)}` });
   if (options.seed !== undefined && !Number.isInteger(options.seed)) {
     issues.push({ path: "seed", message: `must be an integer, got ${describeValue(options.seed)}` });
   }
-  const train_unembed = options.trainUnembed ?? true;
-  const train_mlp = options.trainMlp ?? true;
-  const train_attn = options.trainAttn ?? true;
+  const train_unembed = options.trainUnembed ?? LORA_DEFAULTS.train_unembed;
+  const train_mlp = options.trainMlp ?? LORA_DEFAULTS.train_mlp;
+  const train_attn = options.trainAttn ?? LORA_DEFAULTS.train_attn;
   if (!train_unembed && !train_mlp && !train_attn) {
     issues.push({
       path: "trainMlp",

@@ -8,11 +8,9 @@
  *   const [out, stats] = await Promise.all([fb, step]);
  */
 import { TinkerError, ValidationError } from "../core/errors.js";
-import { withGenericRetries } from "../core/generic-retry.js";
-import type { HttpRequest } from "../core/http.js";
 import { APIFuture } from "../futures/api-future.js";
-import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { chunkData, DEFAULT_CHUNK_LIMITS, mergeForwardBackwardOutputs } from "../lib/chunking.js";
+import { trainingRunConsoleUrl } from "../lib/console-urls.js";
 import { type CustomLoss, forwardBackwardCustom } from "../lib/custom-loss.js";
 import {
   type LoadTokenizerOptions,
@@ -20,48 +18,55 @@ import {
   resolveTokenizerId,
   type Tokenizer,
 } from "../lib/tokenizer/index.js";
-import { validateAdamParams, validateForwardBackwardInput } from "../lib/validate.js";
-import { ForwardBackwardOutputSchema } from "../wire/json-schemas.js";
+import { validateForwardBackwardInput } from "../lib/validate.js";
+import { type Endpoint, parseBody } from "../wire/endpoints/define.js";
+import { ADAM_DEFAULTS, type OptimizerConfig } from "../wire/endpoints/fields.js";
+import { training } from "../wire/endpoints/index.js";
 import { encodeTrainingRequest } from "../wire/protobuf/forward-backward-request.js";
-import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
-import {
-  type GetInfoResponse,
-  GetInfoResponseSchema,
-  type LoadWeightsResponse,
-  LoadWeightsResponseSchema,
-  type OptimStepResponse,
-  OptimStepResponseSchema,
-  parseResponse,
-  type SaveWeightsForSamplerResponse,
-  SaveWeightsForSamplerResponseSchema,
-  type SaveWeightsResponse,
-  SaveWeightsResponseSchema,
-  type UnloadModelResponse,
-  UnloadModelResponseSchema,
-  UntypedAPIFutureSchema,
+import { encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
+import type {
+  GetInfoResponse,
+  LoadWeightsResponse,
+  OptimStepResponse,
+  SaveWeightsExternalResponse,
+  SaveWeightsResponse,
+  UnloadModelResponse,
 } from "../wire/schemas.js";
-import type { AdamParams, Datum, DatumInput, ForwardBackwardOutput, LossFnType } from "../wire/types.js";
+import type {
+  AdamParams,
+  Datum,
+  DatumInput,
+  DimuonParams,
+  ForwardBackwardOutput,
+  LossFnType,
+} from "../wire/types.js";
+import { type CallInput, call, poll, send, submit } from "./call.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
 import { createSamplingSession, SamplingClient } from "./sampling.js";
 import type { RetryConfig } from "./sampling-retry.js";
 
-export const DEFAULT_ADAM_PARAMS: Required<AdamParams> = {
-  learning_rate: 0.0001,
-  beta1: 0.9,
-  beta2: 0.95,
-  eps: 1e-12,
-  weight_decay: 0.0,
-  grad_clip_norm: 0.0,
-};
+/** The official AdamW defaults (PROTOCOL.md §3.5). */
+export const DEFAULT_ADAM_PARAMS: Required<AdamParams> = ADAM_DEFAULTS;
 
 export type GetTokenizerOptions = CallOptions & LoadTokenizerOptions;
 
-export interface SaveStateOptions extends CallOptions {
-  /** Delete the checkpoint after this many seconds (default: never). */
+export interface SaveOptions extends CallOptions {
+  /** Delete the checkpoint after this many seconds, 3600 s to ten years (default: never). */
   ttlSeconds?: number;
-  /** Replace an existing checkpoint of the same name. */
+  /** Stored with the checkpoint and listed with it (PROTOCOL.md §W1). */
+  userMetadata?: Record<string, string>;
+}
+
+export interface SaveStateOptions extends SaveOptions {
+  /** Replace an existing checkpoint of the same name (and its whole metadata). */
   overwrite?: boolean;
+}
+
+export interface SamplingClientCreateOptions extends CallOptions {
+  retryConfig?: RetryConfig;
+  /** Ask the server to record numerical-stability information with each sample (§S4). */
+  recordStabilityInfo?: boolean;
 }
 
 export interface LoadStateOptions extends CallOptions {
@@ -69,19 +74,19 @@ export interface LoadStateOptions extends CallOptions {
   weightsAccessToken?: string;
 }
 
-const forwardBackwardDecoder: ResultDecoder<ForwardBackwardOutput> = {
-  schema: ForwardBackwardOutputSchema,
-  protobuf: decodeForwardBackwardOutput,
-};
-
-/** One HTTP submission of an operation; an operation has several when a batch is chunked. */
-type Submission = (seqId: number) => HttpRequest;
+/** One HTTP submission of an operation (several when a batch is chunked), built for its seq_id. */
+type Submission = (seqId: number) => CallInput<unknown>;
 
 export class TrainingClient {
   /** The training run id, e.g. `<session>:train:0`. */
   readonly modelId: string;
   /** The base model, when known (used to check inputs against its context length). */
   readonly baseModel: string | undefined;
+  /**
+   * The run's optimizer family, fixed at creation (PROTOCOL.md §O1); undefined when the run was
+   * created from a checkpoint's optimizer state through a server that does not say which.
+   */
+  readonly optimizer: OptimizerConfig | undefined;
   readonly #connection: Connection;
   /** Next seq_id; 0 was the model's creation. */
   #nextSeqId = 1;
@@ -91,10 +96,20 @@ export class TrainingClient {
   #brokenBy: Error | undefined;
 
   /** @internal Use `ServiceClient.createLoraTrainingClient` or `createTrainingClientFromState`. */
-  constructor(connection: Connection, modelId: string, options: { baseModel?: string } = {}) {
+  constructor(
+    connection: Connection,
+    modelId: string,
+    options: { baseModel?: string; optimizer?: OptimizerConfig } = {},
+  ) {
     this.#connection = connection;
     this.modelId = modelId;
     this.baseModel = options.baseModel;
+    this.optimizer = options.optimizer;
+  }
+
+  /** This run's page in the Tinker console (PROTOCOL.md §S2). */
+  getConsoleUrl(): string {
+    return trainingRunConsoleUrl(this.modelId);
   }
 
   /**
@@ -178,8 +193,6 @@ export class TrainingClient {
     });
     if (failed) validateForwardBackwardInput(data, lossFn, lossFnConfig, limits);
     const submissions: Submission[] = chunks.map((chunk, i) => (seqId) => ({
-      method: "POST",
-      path: "api/v1/forward_backward",
       binary: {
         contentType: "application/x-protobuf",
         bytes:
@@ -189,37 +202,51 @@ export class TrainingClient {
       },
     }));
     const parallel = flags.parallel_fwdbwd_chunks ?? true;
+    // A forward is sent to forward_backward (with forward_only) and polled as a `Forward`.
     const future = this.#enqueue(
-      forwardOnly ? "Forward" : "ForwardBackward",
-      forwardBackwardDecoder,
+      training.forwardBackward,
       options,
       submissions,
       parallel,
+      forwardOnly ? training.forward : training.forwardBackward,
     );
     return mapFuture(future, mergeForwardBackwardOutputs);
   }
 
-  /** Applies the accumulated gradients with AdamW. Unset fields take the official defaults. */
-  optimStep(adamParams: AdamParams = {}, options?: CallOptions): APIFuture<OptimStepResponse> {
-    const adam_params = { ...DEFAULT_ADAM_PARAMS, ...adamParams };
-    validateAdamParams(adam_params);
-    return this.#enqueueOne("OptimStep", { schema: OptimStepResponseSchema }, options, (seqId) => ({
-      method: "POST",
-      path: "api/v1/optim_step",
-      json: { adam_params, model_id: this.modelId, seq_id: seqId, type: "optim_step" },
-    }));
+  /**
+   * Applies the accumulated gradients with the run's optimizer. AdamW params (the default family)
+   * or `{ type: "dimuon", learning_rate, … }` for a Dimuon run (PROTOCOL.md §O2–§O3); unset fields
+   * take their defaults on every step.
+   */
+  optimStep(params: AdamParams | DimuonParams = {}, options?: CallOptions): APIFuture<OptimStepResponse> {
+    const family = (params as { type?: unknown }).type === "dimuon" ? "dimuon" : "adamw";
+    if (this.optimizer && this.optimizer.type !== family) {
+      throw new ValidationError([
+        {
+          path: "optim_params",
+          message: `${this.modelId} was created with the ${this.optimizer.type} optimizer; a ${family} step cannot be applied to it`,
+        },
+      ]);
+    }
+    const paramsField = family === "adamw" ? { adam_params: params } : { optimizer_params: params };
+    const body = (seqId: number) => ({ ...paramsField, model_id: this.modelId, seq_id: seqId });
+    checkBody(training.optimStep, body(0));
+    return this.#enqueueOne(training.optimStep, options, (seqId) => ({ body: body(seqId) }));
   }
 
   /** Saves weights and optimizer state at `tinker://<run>/weights/<name>`, to resume from later. */
   saveState(name: string, options: SaveStateOptions = {}): APIFuture<SaveWeightsResponse> {
     checkName(name);
-    return this.#enqueueOne("SaveWeights", { schema: SaveWeightsResponseSchema }, options, (seqId) => {
-      const json: Record<string, unknown> = { model_id: this.modelId, path: name, seq_id: seqId };
-      if (options.ttlSeconds !== undefined) json.ttl_seconds = options.ttlSeconds;
-      json.overwrite = options.overwrite ?? false;
-      json.type = "save_weights";
-      return { method: "POST", path: "api/v1/save_weights", json, maxRetries: 0 };
+    const body = (seqId: number) => ({
+      model_id: this.modelId,
+      path: name,
+      seq_id: seqId,
+      ttl_seconds: options.ttlSeconds,
+      overwrite: options.overwrite ?? false,
+      user_metadata: options.userMetadata,
     });
+    checkBody(training.saveWeights, body(0));
+    return this.#enqueueOne(training.saveWeights, options, (seqId) => ({ body: body(seqId) }));
   }
 
   /** Loads the weights of a training checkpoint; the optimizer starts fresh. */
@@ -234,29 +261,30 @@ export class TrainingClient {
 
   #loadWeights(path: string, optimizer: boolean, options: LoadStateOptions): APIFuture<LoadWeightsResponse> {
     checkTinkerPath(path);
-    return this.#enqueueOne("LoadWeights", { schema: LoadWeightsResponseSchema }, options, (seqId) => {
-      const json: Record<string, unknown> = { model_id: this.modelId, seq_id: seqId, path, optimizer };
-      if (options.weightsAccessToken !== undefined) json.weights_access_token = options.weightsAccessToken;
-      json.type = "load_weights";
-      return { method: "POST", path: "api/v1/load_weights", json };
+    const body = (seqId: number) => ({
+      model_id: this.modelId,
+      seq_id: seqId,
+      path,
+      optimizer,
+      weights_access_token: options.weightsAccessToken,
     });
+    return this.#enqueueOne(training.loadWeights, options, (seqId) => ({ body: body(seqId) }));
   }
 
   /** Saves inference weights at `tinker://<run>/sampler_weights/<name>`. */
-  saveWeightsForSampler(
-    name: string,
-    options: CallOptions & { ttlSeconds?: number } = {},
-  ): APIFuture<{ path: string }> {
+  saveWeightsForSampler(name: string, options: SaveOptions = {}): APIFuture<{ path: string }> {
     checkName(name);
-    const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = {
-      schema: SaveWeightsForSamplerResponseSchema,
-    };
-    const future = this.#enqueueOne("SaveWeightsForSampler", decoder, options, (seqId) => {
-      const json: Record<string, unknown> = { model_id: this.modelId, path: name, seq_id: seqId };
-      if (options.ttlSeconds !== undefined) json.ttl_seconds = options.ttlSeconds;
-      json.type = "save_weights_for_sampler";
-      return { method: "POST", path: "api/v1/save_weights_for_sampler", json, maxRetries: 0 };
+    const body = (seqId: number) => ({
+      model_id: this.modelId,
+      path: name,
+      seq_id: seqId,
+      ttl_seconds: options.ttlSeconds,
+      user_metadata: options.userMetadata,
     });
+    checkBody(training.saveWeightsForSampler, body(0));
+    const future = this.#enqueueOne(training.saveWeightsForSampler, options, (seqId) => ({
+      body: body(seqId),
+    }));
     return mapFuture(future, (result) => {
       if (!result.path) throw new TinkerError("save_weights_for_sampler returned no path");
       return { path: result.path };
@@ -264,61 +292,71 @@ export class TrainingClient {
   }
 
   /**
+   * Saves the adapter in Hugging Face PEFT format at `tinker://<run>/external_weights/<name>`
+   * (PROTOCOL.md §W2); `RestClient.getExternalWeightsUrls` hands out its files.
+   */
+  saveWeightsExternal(
+    name: string,
+    options: CallOptions & { ttlSeconds?: number } = {},
+  ): APIFuture<SaveWeightsExternalResponse> {
+    checkName(name);
+    const body = (seqId: number) => ({
+      model_id: this.modelId,
+      path: name,
+      seq_id: seqId,
+      ttl_seconds: options.ttlSeconds,
+    });
+    checkBody(training.saveWeightsExternal, body(0));
+    return this.#enqueueOne(training.saveWeightsExternal, options, (seqId) => ({ body: body(seqId) }));
+  }
+
+  /**
    * Snapshots the current weights into an ephemeral sampler and returns a client for it (the fast
    * weight sync of RL loops). Nothing is persisted.
    */
   async saveWeightsAndGetSamplingClient(
-    options: CallOptions & { retryConfig?: RetryConfig } = {},
+    options: SamplingClientCreateOptions & {
+      /** @deprecated Never had an effect; upstream warns when it is passed (PROTOCOL.md §T4). */
+      name?: string;
+    } = {},
   ): Promise<SamplingClient> {
+    if (options.name !== undefined) {
+      this.#connection.config.logger.warn(
+        "saveWeightsAndGetSamplingClient: `name` is deprecated and ignored; use saveWeightsForSampler(name) for a named checkpoint",
+      );
+    }
     await this.#connection.session();
-    const decoder: ResultDecoder<SaveWeightsForSamplerResponse> = {
-      schema: SaveWeightsForSamplerResponseSchema,
-    };
-    const result = await this.#enqueueOne("SaveWeightsForSampler", decoder, options, (seqId) => ({
-      method: "POST",
-      path: "api/v1/save_weights_for_sampler",
-      json: {
+    const result = await this.#enqueueOne(training.saveWeightsForSampler, options, (seqId) => ({
+      body: {
         model_id: this.modelId,
         // Taken per attempt, as the official client does (its counter is read inside the retry).
         sampling_session_seq_id: this.#connection.nextSamplingSessionSeqId(),
         seq_id: seqId,
-        type: "save_weights_for_sampler",
       },
-      maxRetries: 0,
     }));
     if (!result.sampling_session_id)
       throw new TinkerError("save_weights_for_sampler returned no sampling_session_id");
     return new SamplingClient(this.#connection, result.sampling_session_id, {
       retryConfig: options.retryConfig,
       baseModel: this.baseModel,
+      recordStabilityInfo: options.recordStabilityInfo,
     });
   }
 
   /** A sampler for a saved sampler checkpoint (`tinker://…/sampler_weights/…`). */
   createSamplingClient(
     modelPath: string,
-    options: CallOptions & { retryConfig?: RetryConfig } = {},
+    options: SamplingClientCreateOptions = {},
   ): Promise<SamplingClient> {
     return createSamplingSession(this.#connection, { ...options, modelPath }, this.baseModel);
   }
 
   /** Model metadata, including the tokenizer id. Not ordered with the other operations. */
   async getInfo(options: CallOptions = {}): Promise<GetInfoResponse> {
-    const signal = withTimeout(options);
-    return withGenericRetries(
-      () =>
-        this.#connection.requestJson(
-          {
-            method: "POST",
-            path: "api/v1/get_info",
-            json: { model_id: this.modelId, type: "get_info" },
-            signal,
-          },
-          GetInfoResponseSchema,
-          "get_info",
-        ),
-      { signal },
-    );
+    return call(this.#connection, training.getInfo, {
+      body: { model_id: this.modelId },
+      signal: withTimeout(options),
+    });
   }
 
   /**
@@ -331,60 +369,33 @@ export class TrainingClient {
 
   /** Releases the run's resources on the server; later operations on it fail. */
   unloadModel(options: CallOptions = {}): APIFuture<UnloadModelResponse> {
-    const signal = withTimeout(options);
-    return new APIFuture(async ({ setRequestId, emit }) => {
-      const startedAt = Date.now();
-      const response = await withGenericRetries(
-        () =>
-          this.#connection.http.request({
-            method: "POST",
-            path: "api/v1/unload_model",
-            json: { model_id: this.modelId, type: "unload_model" },
-            signal,
-          }),
-        { signal },
-      );
-      const requestId = parseResponse(
-        UntypedAPIFutureSchema,
-        response.json(),
-        "unload_model submission",
-      ).request_id;
-      setRequestId(requestId);
-      return pollFuture(this.#connection.http, {
-        requestId,
-        requestType: "UnloadModel",
-        decoder: { schema: UnloadModelResponseSchema },
-        roundtripSeconds: (Date.now() - startedAt) / 1000,
-        signal,
-        onEvent: emit,
-      });
+    return submit(this.#connection, training.unloadModel, {
+      body: { model_id: this.modelId },
+      signal: withTimeout(options),
     });
   }
 
   #enqueueOne<T>(
-    requestType: FutureRequestType,
-    decoder: ResultDecoder<T>,
+    e: Endpoint<unknown, T>,
     options: CallOptions | undefined,
     submission: Submission,
   ): APIFuture<T> {
-    return mapFuture(
-      this.#enqueue(requestType, decoder, options, [submission], false),
-      (results) => results[0]!,
-    );
+    return mapFuture(this.#enqueue(e, options, [submission], false), (results) => results[0]!);
   }
 
   /**
    * Takes consecutive seq_ids now (one per submission), waits for the previous operation's
-   * acceptance, submits (each with the generic retry loop, which keeps its seq_id), then polls.
+   * acceptance, submits each through the endpoint's declared retry layers (which keep its seq_id),
+   * then polls (as `pollAs` when the result is read under another request type).
    * With `parallel`, submissions 2…n go out together and the first, lowest seq_id, only after
    * they were all accepted (the official order, since the server runs them in seq_id order anyway).
    */
   #enqueue<T>(
-    requestType: FutureRequestType,
-    decoder: ResultDecoder<T>,
+    e: Endpoint<unknown, T>,
     options: CallOptions | undefined,
     submissions: Submission[],
     parallel: boolean,
+    pollAs: Endpoint<unknown, T> = e,
   ): APIFuture<T[]> {
     const firstSeqId = this.#nextSeqId;
     this.#nextSeqId += submissions.length;
@@ -393,15 +404,11 @@ export class TrainingClient {
     this.#turn = new Promise((resolve) => (releaseTurn = resolve));
     const startedAt = Date.now();
     const signal = withTimeout(options);
-    const http = this.#connection.http;
+    const connection = this.#connection;
 
-    const submit = async (index: number): Promise<string> => {
-      const request = submissions[index]!(firstSeqId + index);
-      const response = await withGenericRetries(() => http.request({ ...request, signal }), {
-        signal,
-        billingPauseMs: this.#connection.billingPauseMs,
-      });
-      return parseResponse(UntypedAPIFutureSchema, response.json(), `${requestType} submission`).request_id;
+    const submitOne = async (index: number): Promise<string> => {
+      const input = submissions[index]!(firstSeqId + index);
+      return (await send(connection, e, { ...input, signal })).request_id;
     };
 
     return new APIFuture<T[]>(async ({ setRequestId, emit }) => {
@@ -415,13 +422,13 @@ export class TrainingClient {
           );
         }
         if (parallel && submissions.length > 1) {
-          const rest = await Promise.all(submissions.slice(1).map((_, i) => submit(i + 1)));
+          const rest = await Promise.all(submissions.slice(1).map((_, i) => submitOne(i + 1)));
           rest.forEach((id, i) => {
             requestIds[i + 1] = id;
           });
-          requestIds[0] = await submit(0);
+          requestIds[0] = await submitOne(0);
         } else {
-          for (let i = 0; i < submissions.length; i++) requestIds[i] = await submit(i);
+          for (let i = 0; i < submissions.length; i++) requestIds[i] = await submitOne(i);
         }
       } catch (error) {
         this.#brokenBy ??= error instanceof Error ? error : new Error(String(error));
@@ -433,19 +440,29 @@ export class TrainingClient {
       const roundtripSeconds = (Date.now() - startedAt) / 1000;
       return Promise.all(
         requestIds.map((requestId) =>
-          pollFuture(http, {
-            requestId,
-            requestType,
-            decoder,
-            roundtripSeconds,
-            signal,
-            onEvent: emit,
-            billingPauseMs: this.#connection.billingPauseMs,
-          }),
+          poll(connection, pollAs, requestId, { signal, onEvent: emit, roundtripSeconds }),
         ),
       );
     });
   }
+}
+
+/** A checkpoint name is required here (an absent one would make save_weights_for_sampler ephemeral). */
+function checkName(name: string): void {
+  if (typeof name !== "string" || name === "" || name.includes("/")) {
+    throw new ValidationError([
+      {
+        path: "name",
+        message: `must be a non-empty checkpoint name without "/", got ${JSON.stringify(name)}`,
+      },
+    ]);
+  }
+}
+
+/** Checks a body against its declaration now, so bad input throws before a seq_id is taken. */
+function checkBody(e: Endpoint, body: unknown): void {
+  const parsed = parseBody(e, body);
+  if (!parsed.ok) throw new ValidationError(parsed.issues);
 }
 
 /** A future whose result is `map` of another's, sharing its request id and events. */
@@ -459,17 +476,6 @@ function mapFuture<A, B>(source: APIFuture<A>, map: (value: A) => B): APIFuture<
     await forwarding;
     return map(value);
   });
-}
-
-function checkName(name: string): void {
-  if (typeof name !== "string" || name === "" || name.includes("/")) {
-    throw new ValidationError([
-      {
-        path: "name",
-        message: `must be a non-empty checkpoint name without "/", got ${JSON.stringify(name)}`,
-      },
-    ]);
-  }
 }
 
 function checkTinkerPath(path: string): void {

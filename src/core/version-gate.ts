@@ -8,8 +8,7 @@ import { readEnv } from "./env.js";
 import { APIStatusError, SdkVersionUnsupportedError, ValidationError } from "./errors.js";
 
 /** What the hosted service says when it refuses a version; matched loosely, its wording may move. */
-const REFUSAL_PATTERN =
-  /version[\s\S]*?(no longer supported|not supported|unsupported|upgrade)/i;
+const REFUSAL_PATTERN = /version[\s\S]*?(no longer supported|not supported|unsupported|upgrade)/i;
 
 /** `major.minor.patch`, optionally with a pre-release or build suffix. */
 const VERSION_PATTERN = /^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$/;

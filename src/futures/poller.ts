@@ -16,6 +16,7 @@ import {
 import type { HttpClient, HttpResponse } from "../core/http.js";
 import { pollBackoffMs } from "../core/retry-policy.js";
 import { sleep } from "../internal/sleep.js";
+import type { FutureRequestType, ResultDecoder } from "../wire/endpoints/define.js";
 import {
   MetadataOnlyResponseSchema,
   matches,
@@ -23,8 +24,6 @@ import {
   RequestFailedResponseSchema,
   TryAgainResponseSchema,
 } from "../wire/schemas.js";
-
-import type { FutureRequestType, ResultDecoder } from "../wire/endpoints/define.js";
 
 export type { FutureRequestType, ResultDecoder };
 

@@ -1,12 +1,19 @@
 /**
  * `tinker://` checkpoint paths (PROTOCOL.md §3.9): `tinker://<training_run_id>/<kind>/<name>`, where
- * `kind` is `weights` (a training checkpoint, with optimizer state) or `sampler_weights` (inference
- * weights). The REST endpoints address a checkpoint by run id and `<kind>/<name>`, so every
+ * `kind` is `weights` (a training checkpoint, with optimizer state), `sampler_weights` (inference
+ * weights) or `external_weights` (an HF/PEFT-format adapter, §W2). The REST endpoints address a checkpoint by run id and `<kind>/<name>`, so every
  * path-based RestClient call starts here.
  */
 import { ValidationError } from "../core/errors.js";
 
-export type CheckpointType = "training" | "sampler";
+export type CheckpointType = "training" | "sampler" | "external";
+
+/** The path segment of each checkpoint kind (§3.9, §W2). */
+const KINDS: Record<string, CheckpointType> = {
+  weights: "training",
+  sampler_weights: "sampler",
+  external_weights: "external",
+};
 
 export interface ParsedTinkerPath {
   /** The path as given. */
@@ -22,7 +29,7 @@ const SCHEME = "tinker://";
 
 /**
  * Splits a checkpoint path with the official client's rules: exactly three `/`-separated parts after
- * `tinker://`, the second being `weights` or `sampler_weights`. Unlike the official parser it also
+ * `tinker://`, the second naming the kind. Unlike the official parser it also
  * rejects empty parts, which would only produce a request for a URL that cannot exist.
  */
 export function parseTinkerPath(tinkerPath: string): ParsedTinkerPath {
@@ -36,14 +43,17 @@ export function parseTinkerPath(tinkerPath: string): ParsedTinkerPath {
   const parts = tinkerPath.slice(SCHEME.length).split("/");
   if (parts.length !== 3) throw invalid("expected tinker://<training_run_id>/<kind>/<name>");
   const [trainingRunId, kind, name] = parts as [string, string, string];
-  if (kind !== "weights" && kind !== "sampler_weights") {
-    throw invalid(`the kind must be "weights" or "sampler_weights", not ${JSON.stringify(kind)}`);
+  const checkpointType = KINDS[kind];
+  if (checkpointType === undefined || !Object.hasOwn(KINDS, kind)) {
+    throw invalid(
+      `the kind must be "weights", "sampler_weights" or "external_weights", not ${JSON.stringify(kind)}`,
+    );
   }
   if (trainingRunId === "" || name === "") throw invalid("the run id and the name must not be empty");
   return {
     tinkerPath,
     trainingRunId,
-    checkpointType: kind === "weights" ? "training" : "sampler",
+    checkpointType,
     checkpointId: `${kind}/${name}`,
   };
 }

@@ -152,6 +152,23 @@ export interface AdamParams {
   grad_clip_norm?: number;
 }
 
+/**
+ * Dimuon optimizer params (PROTOCOL.md §O3), for runs created with `optimizer: { type: "dimuon" }`.
+ * Omitted settings take their defaults on every step; earlier overrides do not carry over.
+ */
+export interface DimuonParams {
+  type: "dimuon";
+  learning_rate: number;
+  /** Global gradient-norm clip; ≤ 0 disables it. Default 0. */
+  grad_clip_norm?: number;
+  /** Momentum coefficient in [0, 1). Default 0.9. */
+  beta1?: number;
+  /** Positive; smooths the row/column preconditioner. Server default when unset. */
+  damping?: number;
+  /** Learning-rate correction relative to rank 32; 0 disables it. Server default when unset. */
+  rank_lr_correction_exponent?: number;
+}
+
 export interface LoraConfig {
   rank: number;
   seed?: number;

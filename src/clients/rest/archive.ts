@@ -9,8 +9,11 @@
 import { APIError, APIStatusError } from "../../core/errors.js";
 import type { HttpClient, HttpResponse } from "../../core/http.js";
 import { sleep } from "../../internal/sleep.js";
+import {
+  type CheckpointArchiveUrlResponse,
+  CheckpointArchiveUrlResponseSchema,
+} from "../../wire/rest-schemas.js";
 import { parseResponse } from "../../wire/schemas.js";
-import { type CheckpointArchiveUrlResponse, CheckpointArchiveUrlResponseSchema } from "../../wire/rest-schemas.js";
 
 /** Validity assumed for a redirect without an `Expires` header. */
 const DEFAULT_URL_LIFETIME_MS = 15 * 60_000;

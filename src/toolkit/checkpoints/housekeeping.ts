@@ -5,9 +5,9 @@
  *   await deleteCheckpoints(rest, { olderThan: new Date(Date.now() - 7 * 86_400_000), type: "sampler", dryRun: true });
  */
 import type { CallOptions } from "../../clients/call-options.js";
-import type { Checkpoint } from "../../wire/rest-schemas.js";
 import type { RestClient } from "../../clients/rest.js";
 import { ValidationError, type ValidationIssue } from "../../core/errors.js";
+import type { Checkpoint } from "../../wire/rest-schemas.js";
 import { settleWithConcurrency } from "./concurrency.js";
 import { nameOf } from "./listing.js";
 

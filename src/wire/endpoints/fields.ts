@@ -21,10 +21,7 @@ export const nonEmptyString = v.pipe(v.string(), v.minLength(1, "must be a non-e
 /** Query values arrive as strings on the server and as numbers from the client. */
 export function queryInteger(min: number) {
   return v.pipe(
-    v.union([
-      v.number(),
-      v.pipe(v.string(), v.regex(/^-?\d+$/, "must be an integer"), v.transform(Number)),
-    ]),
+    v.union([v.number(), v.pipe(v.string(), v.regex(/^-?\d+$/, "must be an integer"), v.transform(Number))]),
     integer,
     v.minValue(min, `must be ≥ ${min}`),
   );
@@ -45,11 +42,26 @@ export const ADAM_DEFAULTS = {
 
 /** `AdamParams`, every field optional with its default; extra fields refused (StrictBase). */
 export const AdamParamsSchema = v.strictObject({
-  learning_rate: v.optional(finite((x) => x >= 0, "must be ≥ 0"), ADAM_DEFAULTS.learning_rate),
-  beta1: v.optional(finite((x) => x >= 0 && x < 1, "must be in [0, 1)"), ADAM_DEFAULTS.beta1),
-  beta2: v.optional(finite((x) => x >= 0 && x < 1, "must be in [0, 1)"), ADAM_DEFAULTS.beta2),
-  eps: v.optional(finite((x) => x > 0, "must be > 0"), ADAM_DEFAULTS.eps),
-  weight_decay: v.optional(finite((x) => x >= 0, "must be ≥ 0"), ADAM_DEFAULTS.weight_decay),
+  learning_rate: v.optional(
+    finite((x) => x >= 0, "must be ≥ 0"),
+    ADAM_DEFAULTS.learning_rate,
+  ),
+  beta1: v.optional(
+    finite((x) => x >= 0 && x < 1, "must be in [0, 1)"),
+    ADAM_DEFAULTS.beta1,
+  ),
+  beta2: v.optional(
+    finite((x) => x >= 0 && x < 1, "must be in [0, 1)"),
+    ADAM_DEFAULTS.beta2,
+  ),
+  eps: v.optional(
+    finite((x) => x > 0, "must be > 0"),
+    ADAM_DEFAULTS.eps,
+  ),
+  weight_decay: v.optional(
+    finite((x) => x >= 0, "must be ≥ 0"),
+    ADAM_DEFAULTS.weight_decay,
+  ),
   grad_clip_norm: v.optional(
     finite((x) => x >= 0, "must be ≥ 0 (0 = no clipping)"),
     ADAM_DEFAULTS.grad_clip_norm,
@@ -68,8 +80,14 @@ export const DIMUON_DEFAULTS = { grad_clip_norm: 0.0, beta1: 0.9 } as const;
 export const DimuonParamsSchema = v.strictObject({
   type: v.literal("dimuon"),
   learning_rate: finite((x) => x >= 0, "must be ≥ 0"),
-  grad_clip_norm: v.optional(finite(() => true, ""), DIMUON_DEFAULTS.grad_clip_norm),
-  beta1: v.optional(finite((x) => x >= 0 && x < 1, "must be in [0, 1)"), DIMUON_DEFAULTS.beta1),
+  grad_clip_norm: v.optional(
+    finite(() => true, ""),
+    DIMUON_DEFAULTS.grad_clip_norm,
+  ),
+  beta1: v.optional(
+    finite((x) => x >= 0 && x < 1, "must be in [0, 1)"),
+    DIMUON_DEFAULTS.beta1,
+  ),
   damping: v.optional(finite((x) => x > 0, "must be > 0")),
   rank_lr_correction_exponent: v.optional(finite(() => true, "")),
 });

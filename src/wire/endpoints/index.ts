@@ -12,7 +12,7 @@ export * from "./define.js";
 export * from "./fields.js";
 export { futures, rest, sampling, session, training };
 
-import type { Endpoint } from "./define.js";
+import type { Endpoint, FutureRequestType } from "./define.js";
 
 function declared(module: Record<string, unknown>): Endpoint[] {
   return Object.values(module).filter(
@@ -29,3 +29,10 @@ export const ENDPOINTS: readonly Endpoint[] = [
   ...declared(futures),
   ...declared(rest),
 ];
+
+/** The endpoint whose results a future of `type` carries (for re-attaching to a saved request id). */
+export function futureEndpoint(type: FutureRequestType): Endpoint {
+  const found = ENDPOINTS.find((e) => e.future === type);
+  if (!found) throw new Error(`no endpoint declares future type ${type}`);
+  return found;
+}

@@ -24,7 +24,13 @@ import {
 } from "../rest-schemas.js";
 import { IgnoredResponseSchema } from "../schemas.js";
 import { endpoint } from "./define.js";
-import { LoraConfigSchema, nonEmptyString, queryInteger, TtlSecondsSchema, UserMetadataSchema } from "./fields.js";
+import {
+  LoraConfigSchema,
+  nonEmptyString,
+  queryInteger,
+  TtlSecondsSchema,
+  UserMetadataSchema,
+} from "./fields.js";
 
 export const ACCESS_SCOPES = ["owned", "accessible"] as const;
 const accessScope = v.optional(v.picklist(ACCESS_SCOPES), "owned");
@@ -165,6 +171,19 @@ export const exportSessionTrace = endpoint({
   retry: "generic",
 });
 
+/**
+ * `GET sessions/{session_id}/trace`: the trace itself, behind the signed URL `trace_export` hands
+ * out (the local backend's form of that URL; the service's points elsewhere).
+ */
+export const sessionTrace = endpoint({
+  name: "session_trace",
+  method: "GET",
+  path: "sessions/{session_id}/trace",
+  query: v.looseObject({ token: v.optional(v.string()) }),
+  result: { schema: v.unknown() },
+  retry: "generic",
+});
+
 /** `GET audit?event_type=&day=YYYY-MM-DD` (§2.7.9, §R2). */
 export const auditLog = endpoint({
   name: "audit",
@@ -249,4 +268,3 @@ export const externalWeightsUploadFinish = endpoint({
   retry: "generic",
   since: "0.39.0",
 });
-

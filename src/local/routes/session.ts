@@ -1,0 +1,43 @@
+/** Start-up, sessions and capabilities (PROTOCOL.md §1.4, §2.2, §6.1, §S0, §S1). */
+import { session } from "../../wire/endpoints/index.js";
+import type { LocalAuth } from "../auth.js";
+import type { LocalBackend } from "../backend.js";
+import { checkVersionFloor } from "../version-floor.js";
+import { type Route, route } from "./router.js";
+
+export interface SessionRouteOptions {
+  /** Extra `client/config` fields (flags and limits). */
+  clientConfig?: Record<string, unknown>;
+  /** Refuse sessions below this sdk_version, as the service does (§S0). */
+  minSdkVersion?: string;
+}
+
+export function sessionRoutes(backend: LocalBackend, auth: LocalAuth, options: SessionRouteOptions): Route[] {
+  return [
+    route(session.healthz, () => ({ status: "ok" })),
+    route(session.authToken, ({ request }) => auth.issueToken(request)),
+    route(session.clientConfig, () => ({
+      pjwt_auth_enabled: auth.jwtEnabled,
+      // The official client's Rust transport works too, but plain httpx avoids surprises.
+      use_pyqwest_transport: false,
+      proto_compress_fwdbwd: false,
+      parallel_fwdbwd_chunks: true,
+      ...options.clientConfig,
+    })),
+    route(session.dynamicConfig, () => ({ refresh_interval_sec: 300 })),
+    route(session.getServerCapabilities, () => backend.capabilities()),
+    route(session.telemetry, () => ({ status: "accepted" })),
+    route(session.createSession, ({ body }) => {
+      checkVersionFloor(body.sdk_version, options.minSdkVersion);
+      const sessionId = backend.createSession({
+        projectId: body.project_id ?? undefined,
+        userMetadata: body.user_metadata ?? undefined,
+      });
+      return { type: "create_session", session_id: sessionId };
+    }),
+    route(session.sessionHeartbeat, ({ body }) => {
+      backend.heartbeat(body.session_id);
+      return { type: "session_heartbeat" };
+    }),
+  ];
+}

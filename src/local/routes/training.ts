@@ -1,0 +1,166 @@
+/** Training runs and their sequenced operations (PROTOCOL.md §2.3–§2.5, §3, §6.2). */
+
+import type { Endpoint } from "../../wire/endpoints/define.js";
+import { parseBody } from "../../wire/endpoints/define.js";
+import { training } from "../../wire/endpoints/index.js";
+import { decodeForwardBackwardRequest } from "../../wire/protobuf/index.js";
+import type { Datum } from "../../wire/types.js";
+import type { LocalBackend } from "../backend.js";
+import { HttpError } from "../responses.js";
+import { normalizeModelInput } from "./model-input.js";
+import { futureAccepted, type Route, readJson, route } from "./router.js";
+
+export function trainingRoutes(backend: LocalBackend): Route[] {
+  /** forward_backward and forward: one body format; `/forward` always runs forward only. */
+  const forwardRoute = (e: Endpoint, legacyJsonKey: string, forwardOnly: boolean) =>
+    route(e, async ({ request }) => {
+      const input = await readForwardBackward(e, request, legacyJsonKey);
+      const requestId = backend.forwardBackward(
+        input.modelId,
+        input.seqId,
+        input.data,
+        input.lossFn,
+        input.lossFnConfig,
+        forwardOnly || input.forwardOnly,
+      );
+      return futureAccepted(requestId, input.modelId);
+    });
+
+  return [
+    route(training.createModel, ({ body }) => {
+      const lora = body.lora_config;
+      const requestId = backend.createModel(
+        body.session_id,
+        body.model_seq_id,
+        body.base_model,
+        {
+          rank: lora.rank,
+          seed: lora.seed ?? undefined,
+          train_attn: lora.train_attn,
+          train_mlp: lora.train_mlp,
+          train_unembed: lora.train_unembed,
+        },
+        body.user_metadata ?? undefined,
+      );
+      return futureAccepted(requestId, null);
+    }),
+    route(training.getInfo, ({ body }) => backend.getInfo(body.model_id)),
+    forwardRoute(training.forwardBackward, "forward_backward_input", false),
+    forwardRoute(training.forward, "forward_input", true),
+    route(training.optimStep, ({ body }) => {
+      const adam = (body.adam_params ?? {}) as Record<string, number>;
+      return futureAccepted(backend.optimStep(body.model_id, body.seq_id, adam), body.model_id);
+    }),
+    route(training.saveWeightsForSampler, ({ body }) =>
+      futureAccepted(
+        backend.saveWeightsForSampler(
+          body.model_id,
+          body.seq_id,
+          body.path ?? undefined,
+          body.sampling_session_seq_id ?? undefined,
+          body.ttl_seconds ?? undefined,
+        ),
+        body.model_id,
+      ),
+    ),
+    route(training.saveWeights, ({ body }) =>
+      futureAccepted(
+        backend.saveWeights(
+          body.model_id,
+          body.seq_id,
+          body.path,
+          body.ttl_seconds ?? undefined,
+          body.overwrite,
+        ),
+        body.model_id,
+      ),
+    ),
+    route(training.loadWeights, ({ body }) => {
+      if (body.model_id !== undefined) {
+        if (body.seq_id === undefined)
+          throw new HttpError(400, "invalid load_weights request: seq_id is required");
+        const requestId = backend.loadWeights(body.model_id, body.seq_id, body.path, body.optimizer);
+        return futureAccepted(requestId, body.model_id);
+      }
+      // Create-via-load: the load is the new model's request 0.
+      if (body.session_id === undefined || body.model_seq_id === undefined) {
+        throw new HttpError(400, "invalid load_weights request: model_id, or session_id and model_seq_id");
+      }
+      const requestId = backend.createModelFromCheckpoint(
+        body.session_id,
+        body.model_seq_id,
+        body.path,
+        body.optimizer,
+        body.base_model ?? undefined,
+        body.user_metadata ?? undefined,
+      );
+      return { request_id: requestId };
+    }),
+    route(training.weightsInfo, ({ body }) => backend.weightsInfo(body.tinker_path)),
+    route(training.unloadModel, ({ body }) =>
+      futureAccepted(backend.unloadModel(body.model_id), body.model_id),
+    ),
+  ];
+}
+
+interface ForwardBackwardInput {
+  modelId: string;
+  seqId: number;
+  data: Datum[];
+  lossFn: string;
+  lossFnConfig: Record<string, number> | undefined;
+  forwardOnly: boolean;
+}
+
+/** Protobuf (0.22.3+ clients) or the legacy JSON form (older clients). */
+async function readForwardBackward(
+  e: Endpoint,
+  request: Request,
+  jsonKey: string,
+): Promise<ForwardBackwardInput> {
+  const contentType = request.headers.get("content-type") ?? "";
+  if (contentType.includes("application/x-protobuf")) {
+    if (request.headers.get("content-encoding")) {
+      throw new HttpError(415, "compressed forward_backward bodies are not supported by the local backend");
+    }
+    let decoded: ReturnType<typeof decodeForwardBackwardRequest>;
+    try {
+      decoded = decodeForwardBackwardRequest(new Uint8Array(await request.arrayBuffer()));
+    } catch (error) {
+      throw new HttpError(400, `invalid ForwardBackwardRequest protobuf: ${(error as Error).message}`);
+    }
+    return {
+      modelId: decoded.model_id,
+      seqId: decoded.seq_id,
+      data: decoded.data,
+      lossFn: decoded.loss_fn,
+      lossFnConfig: decoded.loss_fn_config,
+      forwardOnly: decoded.forward_only ?? false,
+    };
+  }
+  const parsed = parseBody(e, await readJson(request));
+  if (!parsed.ok) {
+    const text = parsed.issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
+    throw new HttpError(400, `invalid ${e.name} request: ${text}`);
+  }
+  const body = parsed.value as Record<string, unknown> & { model_id: string; seq_id: number };
+  const input = body[jsonKey] as {
+    data: unknown[];
+    loss_fn: string;
+    loss_fn_config?: Record<string, number> | null;
+  };
+  return {
+    modelId: body.model_id,
+    seqId: body.seq_id,
+    data: input.data.map((item, i) => {
+      const datum = (item ?? {}) as Record<string, unknown>;
+      return {
+        model_input: normalizeModelInput(datum.model_input, `data[${i}].model_input`),
+        loss_fn_inputs: (datum.loss_fn_inputs ?? {}) as Datum["loss_fn_inputs"],
+      };
+    }),
+    lossFn: input.loss_fn,
+    lossFnConfig: input.loss_fn_config ?? undefined,
+    forwardOnly: false,
+  };
+}
