@@ -19,9 +19,9 @@ import {
   TOKENIZER_ID,
   TrainableModel,
 } from "./engine/index.js";
+import { LocalBackendError } from "./errors.js";
 import { type FutureOutcome, FutureStore } from "./future-store.js";
 import { ModelQueue } from "./model-queue.js";
-import { HttpError } from "./responses.js";
 import { defaultWarning, messageOf, type Store, type StoreCollection, type StoredRecord } from "./store.js";
 
 /** The model this backend ships. Any other name gets the same architecture with its own fixed weights. */
@@ -636,7 +636,7 @@ export class LocalBackend {
   /** weights_info: what a client needs to rebuild a LoRA run from a checkpoint. */
   weightsInfo(path: string): unknown {
     const checkpoint = this.#checkpoints.get(path);
-    if (!checkpoint) throw new HttpError(404, `checkpoint not found: ${path}`);
+    if (!checkpoint) throw new LocalBackendError("not_found", `checkpoint not found: ${path}`);
     return {
       base_model: checkpoint.baseModel,
       is_lora: true,
@@ -763,7 +763,10 @@ export class LocalBackend {
     ttlSeconds: number | undefined,
   ): string {
     if (name === undefined && samplingSessionId(modelId, samplingSessionSeqId) === undefined) {
-      throw new HttpError(400, "save_weights_for_sampler needs either path or sampling_session_seq_id");
+      throw new LocalBackendError(
+        "invalid",
+        "save_weights_for_sampler needs either path or sampling_session_seq_id",
+      );
     }
     if (name !== undefined) checkCheckpointName(name);
     // A retried unnamed save takes a new sampling_session_seq_id per attempt (PROTOCOL.md §13.29),
@@ -796,7 +799,7 @@ export class LocalBackend {
     let sampler: Sampler;
     if (modelPath !== undefined) {
       const checkpoint = this.#checkpoints.get(modelPath);
-      if (!checkpoint) throw new HttpError(404, `checkpoint not found: ${modelPath}`);
+      if (!checkpoint) throw new LocalBackendError("not_found", `checkpoint not found: ${modelPath}`);
       const model = this.#modelFromState(checkpoint.baseModel, checkpoint.lora, checkpoint.state, false);
       sampler = { id, sessionId, baseModel: checkpoint.baseModel, modelPath, model: model.snapshot() };
     } else if (baseModel !== undefined) {
@@ -808,7 +811,7 @@ export class LocalBackend {
         model: createInferenceModel(this.#baseModel(baseModel)),
       };
     } else {
-      throw new HttpError(400, "create_sampling_session needs base_model or model_path");
+      throw new LocalBackendError("invalid", "create_sampling_session needs base_model or model_path");
     }
     this.#samplers.set(id, sampler);
     this.#persistSampler(sampler);
@@ -817,7 +820,7 @@ export class LocalBackend {
 
   getSampler(id: string): unknown {
     const sampler = this.#samplers.get(id);
-    if (!sampler) throw new HttpError(404, `sampler not found: ${id}`);
+    if (!sampler) throw new LocalBackendError("not_found", `sampler not found: ${id}`);
     return { sampler_id: id, base_model: sampler.baseModel, model_path: sampler.modelPath };
   }
 
@@ -929,8 +932,8 @@ export class LocalBackend {
   setCheckpointPublic(runId: string, checkpointId: string, visible: boolean): void {
     const checkpoint = this.#restCheckpoint(runId, checkpointId);
     if (checkpoint.public === visible) {
-      throw new HttpError(
-        409,
+      throw new LocalBackendError(
+        "conflict",
         `checkpoint ${checkpoint.tinkerPath} is already ${visible ? "public" : "private"}`,
       );
     }
@@ -942,7 +945,10 @@ export class LocalBackend {
   /** `PUT …/ttl`: expire `ttlSeconds` from now, or never (`null`). */
   setCheckpointTtl(runId: string, checkpointId: string, ttlSeconds: number | null): void {
     if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) {
-      throw new HttpError(400, `ttl_seconds must be a positive integer or null, got ${ttlSeconds}`);
+      throw new LocalBackendError(
+        "invalid",
+        `ttl_seconds must be a positive integer or null, got ${ttlSeconds}`,
+      );
     }
     const checkpoint = this.#restCheckpoint(runId, checkpointId);
     checkpoint.expiresAt = ttlSeconds === null ? null : new Date(Date.now() + ttlSeconds * 1000);
@@ -977,8 +983,8 @@ export class LocalBackend {
     const check = await this.#archiveSigner.verify(token);
     if (!check.ok) {
       throw check.reason === "expired"
-        ? new HttpError(410, "this archive URL has expired; request a new one")
-        : new HttpError(403, "invalid archive URL signature");
+        ? new LocalBackendError("gone", "this archive URL has expired; request a new one")
+        : new LocalBackendError("forbidden", "invalid archive URL signature");
     }
     const checkpoint = this.#restCheckpoint(check.grant.runId, check.grant.checkpointId);
     return {
@@ -1150,7 +1156,7 @@ export class LocalBackend {
   /** A run for the REST endpoints: 404 if unknown, but unloaded runs are found. */
   #knownRun(runId: string): TrainingRun {
     const run = this.#runs.get(runId);
-    if (!run) throw new HttpError(404, `training run not found: ${runId}`);
+    if (!run) throw new LocalBackendError("not_found", `training run not found: ${runId}`);
     return run;
   }
 
@@ -1158,15 +1164,15 @@ export class LocalBackend {
   #restCheckpoint(runId: string, checkpointId: string): Checkpoint {
     const [kind, name, ...rest] = checkpointId.split("/");
     if ((kind !== "weights" && kind !== "sampler_weights") || !name || rest.length > 0) {
-      throw new HttpError(
-        400,
+      throw new LocalBackendError(
+        "invalid",
         `invalid checkpoint id "${checkpointId}": expected weights/<name> or sampler_weights/<name>`,
       );
     }
     const path = `tinker://${runId}/${checkpointId}`;
     const checkpoint = this.#checkpoints.get(path);
     if (!checkpoint || (checkpoint.expiresAt !== null && checkpoint.expiresAt.getTime() <= Date.now())) {
-      throw new HttpError(404, `checkpoint not found: ${path}`);
+      throw new LocalBackendError("not_found", `checkpoint not found: ${path}`);
     }
     return checkpoint;
   }
@@ -1213,16 +1219,16 @@ export class LocalBackend {
     const known = run.queue.submitted(seqId);
     if (known !== undefined) {
       if (known.fingerprint !== fingerprint) {
-        throw new HttpError(
-          400,
+        throw new LocalBackendError(
+          "invalid",
           `seq_id ${seqId} of ${modelId} was already used by a different request; a retry must repeat it exactly`,
         );
       }
       return known.requestId;
     }
     if (seqId < run.queue.nextSeqId) {
-      throw new HttpError(
-        400,
+      throw new LocalBackendError(
+        "invalid",
         `seq_id ${seqId} of ${modelId} is behind the next expected one (${run.queue.nextSeqId})`,
       );
     }
@@ -1260,14 +1266,14 @@ export class LocalBackend {
   /** A session for the REST endpoints: expired sessions stay readable. */
   #knownSession(id: string): Session {
     const session = this.#sessions.get(id);
-    if (!session) throw new HttpError(404, `session not found: ${id}`);
+    if (!session) throw new LocalBackendError("not_found", `session not found: ${id}`);
     return session;
   }
 
   #checkNotExpired(session: Session | undefined): void {
     if (session && this.#isExpired(session)) {
-      throw new HttpError(
-        404,
+      throw new LocalBackendError(
+        "not_found",
         `session ${session.id} has expired (no heartbeat for over ${this.#options.sessionTtlMs} ms); create a new session`,
       );
     }
@@ -1275,8 +1281,8 @@ export class LocalBackend {
 
   #run(modelId: string): TrainingRun {
     const run = this.#runs.get(modelId);
-    if (!run) throw new HttpError(404, `model not found: ${modelId}`);
-    if (run.unloaded) throw new HttpError(410, `model ${modelId} was unloaded`);
+    if (!run) throw new LocalBackendError("not_found", `model not found: ${modelId}`);
+    if (run.unloaded) throw new LocalBackendError("gone", `model ${modelId} was unloaded`);
     this.#checkNotExpired(this.#sessions.get(run.sessionId));
     return run;
   }
@@ -1302,12 +1308,13 @@ export class LocalBackend {
   #samplerModel(request: { sampling_session_id?: string; base_model?: string }): InferenceModel {
     if (request.sampling_session_id !== undefined) {
       const sampler = this.#samplers.get(request.sampling_session_id);
-      if (!sampler) throw new HttpError(404, `sampler not found: ${request.sampling_session_id}`);
+      if (!sampler)
+        throw new LocalBackendError("not_found", `sampler not found: ${request.sampling_session_id}`);
       this.#checkNotExpired(this.#sessions.get(sampler.sessionId));
       return sampler.model;
     }
     if (request.base_model !== undefined) return createInferenceModel(this.#baseModel(request.base_model));
-    throw new HttpError(400, "asample needs sampling_session_id or base_model");
+    throw new LocalBackendError("invalid", "asample needs sampling_session_id or base_model");
   }
 }
 
@@ -1317,7 +1324,7 @@ function outcomeOf(job: () => FutureOutcome): FutureOutcome {
     return job();
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const category = error instanceof EngineError || error instanceof HttpError ? "user" : "server";
+    const category = error instanceof EngineError || error instanceof LocalBackendError ? "user" : "server";
     return { kind: "failed", error: message, category };
   }
 }
@@ -1366,7 +1373,10 @@ function numberOrUndefined(value: unknown): number | undefined {
 /** Checkpoint names become one path segment of a tinker:// path, so they cannot contain `/`. */
 function checkCheckpointName(name: string): void {
   if (name === "" || name.includes("/")) {
-    throw new HttpError(400, `invalid checkpoint name "${name}": it must be non-empty and contain no "/"`);
+    throw new LocalBackendError(
+      "invalid",
+      `invalid checkpoint name "${name}": it must be non-empty and contain no "/"`,
+    );
   }
 }
 
