@@ -1,4 +1,5 @@
-/** Small helpers to build the backend's HTTP answers. */
+/** Small helpers to build the backend's HTTP answers, and where domain errors become statuses. */
+import type { LocalBackendError, LocalBackendErrorKind } from "./errors.js";
 
 export class HttpError extends Error {
   constructor(
@@ -7,6 +8,21 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The one mapping from the backend's error kinds to HTTP statuses. */
+const STATUS_OF_KIND: Readonly<Record<LocalBackendErrorKind, number>> = {
+  invalid: 400,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  gone: 410,
+};
+
+/** The HTTP status that answers an error kind (or a domain error, or an HttpError as it is). */
+export function httpStatusOf(error: LocalBackendErrorKind | LocalBackendError | HttpError): number {
+  if (typeof error === "string") return STATUS_OF_KIND[error];
+  return "kind" in error ? STATUS_OF_KIND[error.kind] : error.status;
 }
 
 export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
@@ -24,6 +40,6 @@ export function protobufResponse(bytes: Uint8Array, status = 200): Response {
 }
 
 /** FastAPI-style error body, which is what Tinker-compatible servers commonly send. */
-export function errorResponse(error: HttpError): Response {
-  return jsonResponse({ detail: error.message }, error.status);
+export function errorResponse(error: HttpError | LocalBackendError): Response {
+  return jsonResponse({ detail: error.message }, httpStatusOf(error));
 }

@@ -1,0 +1,325 @@
+/**
+ * Keeps the local backend's state in a Store (docs/LOCAL_BACKEND.md, "Persistence") and loads it
+ * back. What is written when:
+ *   session: at creation, project assignment and expiry (heartbeat times are not written: a
+ *            restarted backend gives every live session a fresh TTL);
+ *   run: at creation and after every applied training operation (its weights, optimizer state
+ *        and next seq_id), unload and corruption;
+ *   checkpoint: at save, publish/TTL changes; its file is removed at delete;
+ *   sampler: at creation.
+ * Every answer that reports such a change (the future's result, a REST response) is sent only
+ * after the write is durable (see flush). Pending gradients, in-flight futures and the audit log of
+ * deletes/visibility changes are not persisted.
+ */
+
+import type { BaseModels } from "./base-models.js";
+import { createInferenceModel, type InferenceModel } from "./engine/index.js";
+import {
+  type BackendState,
+  type Checkpoint,
+  type LoraSettings,
+  registerRun,
+  type Sampler,
+  type Session,
+  type TrainingRun,
+} from "./state.js";
+import { messageOf, type Store, type StoreCollection, type StoredRecord } from "./store.js";
+
+export class Persistence {
+  #store: Store | undefined;
+  /** Store writes not yet durable; answers wait for them (see flush). */
+  readonly #writes = new Set<Promise<void>>();
+  /** Creation order of persisted items (sessions, runs, checkpoints), kept across restarts. */
+  readonly #ordinals = new WeakMap<object, number>();
+  #nextOrdinal = 0;
+
+  readonly #state: BackendState;
+  readonly #models: BaseModels;
+  readonly #onWarning: (message: string) => void;
+
+  constructor(state: BackendState, models: BaseModels, onWarning: (message: string) => void) {
+    this.#state = state;
+    this.#models = models;
+    this.#onWarning = onWarning;
+  }
+
+  /** True once a store is attached; without one every write is a no-op. */
+  get attached(): boolean {
+    return this.#store !== undefined;
+  }
+
+  /**
+   * Attaches a store and loads what it holds into the state. Damaged or inconsistent items are
+   * skipped with a warning. Call once, before serving requests.
+   */
+  async attach(store: Store): Promise<void> {
+    const load = async (collection: StoreCollection, restore: (record: StoredRecord) => void) => {
+      // In creation order, as the REST lists are.
+      const records = (await store.load(collection)).sort((a, b) => recordOrder(a) - recordOrder(b));
+      for (const record of records) {
+        try {
+          restore(record);
+        } catch (error) {
+          this.#onWarning(`skipping ${collection} record ${record.key}: ${messageOf(error)}`);
+        }
+      }
+    };
+    await load("sessions", (record) => this.#restoreSession(record));
+    await load("runs", (record) => this.#restoreRun(record));
+    await load("checkpoints", (record) => this.#restoreCheckpoint(record));
+    await load("samplers", (record) => this.#restoreSampler(record));
+    this.#store = store;
+  }
+
+  /** Resolves when every store write started so far is durable (or has failed with a warning). */
+  async flush(): Promise<void> {
+    while (this.#writes.size > 0) await Promise.allSettled([...this.#writes]);
+  }
+
+  /** Waits for pending writes, then closes the store. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.#store?.close();
+  }
+
+  persistSession(session: Session): void {
+    this.#write(
+      (store) =>
+        store.put("sessions", {
+          key: session.id,
+          meta: {
+            userMetadata: session.userMetadata,
+            projectId: this.#state.sessionProjects.get(session.id) ?? null,
+            createdAt: session.createdAt.toISOString(),
+            expired: session.expired,
+            ordinal: this.#ordinal(session),
+          },
+        }),
+      `session ${session.id}`,
+    );
+  }
+
+  persistRun(run: TrainingRun): void {
+    // Exporting the weights is not free: skip it when nothing would be written.
+    if (!this.#store) return;
+    const data = run.model.exportState({ withOptimizer: true });
+    this.#write(
+      (store) =>
+        store.put("runs", {
+          key: run.modelId,
+          meta: {
+            sessionId: run.sessionId,
+            baseModel: run.baseModel,
+            lora: run.lora,
+            userMetadata: run.userMetadata ?? null,
+            createdAt: run.createdAt.toISOString(),
+            lastRequestAt: run.lastRequestAt.toISOString(),
+            unloaded: run.unloaded,
+            corrupted: run.corrupted,
+            nextSeqId: run.queue.nextSeqId,
+            ordinal: this.#ordinal(run),
+          },
+          data,
+        }),
+      `training run ${run.modelId}`,
+    );
+  }
+
+  persistCheckpoint(checkpoint: Checkpoint): void {
+    this.#write(
+      (store) =>
+        store.put("checkpoints", {
+          key: checkpoint.tinkerPath,
+          meta: {
+            runId: checkpoint.runId,
+            kind: checkpoint.kind,
+            name: checkpoint.name,
+            baseModel: checkpoint.baseModel,
+            lora: checkpoint.lora,
+            time: checkpoint.time.toISOString(),
+            expiresAt: checkpoint.expiresAt?.toISOString() ?? null,
+            public: checkpoint.public,
+            ordinal: this.#ordinal(checkpoint),
+          },
+          data: checkpoint.state,
+        }),
+      `checkpoint ${checkpoint.tinkerPath}`,
+    );
+  }
+
+  /** Removes a deleted checkpoint's record. */
+  forgetCheckpoint(checkpoint: Checkpoint): void {
+    this.#write(
+      (store) => store.delete("checkpoints", checkpoint.tinkerPath),
+      `deletion of ${checkpoint.tinkerPath}`,
+    );
+  }
+
+  persistSampler(sampler: Sampler): void {
+    this.#write(
+      (store) =>
+        store.put("samplers", {
+          key: sampler.id,
+          meta: {
+            sessionId: sampler.sessionId,
+            baseModel: sampler.baseModel,
+            modelPath: sampler.modelPath,
+            lora: sampler.lora ?? null,
+          },
+          ...(sampler.state ? { data: sampler.state } : {}),
+        }),
+      `sampler ${sampler.id}`,
+    );
+  }
+
+  #write(action: (store: Store) => Promise<void>, what: string): void {
+    const store = this.#store;
+    if (!store) return;
+    const write = action(store).catch((error) =>
+      this.#onWarning(`could not persist ${what}: ${messageOf(error)}`),
+    );
+    this.#writes.add(write);
+    void write.finally(() => this.#writes.delete(write));
+  }
+
+  #ordinal(item: object): number {
+    let ordinal = this.#ordinals.get(item);
+    if (ordinal === undefined) {
+      ordinal = this.#nextOrdinal++;
+      this.#ordinals.set(item, ordinal);
+    }
+    return ordinal;
+  }
+
+  #restoreOrdinal(item: object, record: StoredRecord): void {
+    const ordinal = (record.meta as { ordinal?: unknown }).ordinal;
+    if (typeof ordinal !== "number") return;
+    this.#ordinals.set(item, ordinal);
+    this.#nextOrdinal = Math.max(this.#nextOrdinal, ordinal + 1);
+  }
+
+  #restoreSession(record: StoredRecord): void {
+    const meta = record.meta as {
+      userMetadata: Record<string, string>;
+      projectId: string | null;
+      createdAt: string;
+      expired: boolean;
+    };
+    const session: Session = {
+      id: record.key,
+      lastHeartbeatAt: Date.now(),
+      userMetadata: meta.userMetadata ?? {},
+      createdAt: validDate(meta.createdAt),
+      expired: meta.expired === true,
+    };
+    this.#restoreOrdinal(session, record);
+    this.#state.sessions.set(record.key, session);
+    if (typeof meta.projectId === "string") this.#state.sessionProjects.set(record.key, meta.projectId);
+  }
+
+  #restoreRun(record: StoredRecord): void {
+    const meta = record.meta as {
+      sessionId: string;
+      baseModel: string;
+      lora: LoraSettings;
+      userMetadata: Record<string, string> | null;
+      createdAt: string;
+      lastRequestAt: string;
+      unloaded: boolean;
+      corrupted: boolean;
+      nextSeqId: number;
+    };
+    if (!record.data) throw new Error("no model state");
+    if (!Number.isInteger(meta.nextSeqId)) throw new Error("no next seq_id");
+    const model = this.#models.fromState(meta.baseModel, meta.lora, record.data, true);
+    const run = registerRun(
+      this.#state,
+      {
+        modelId: record.key,
+        sessionId: meta.sessionId,
+        baseModel: meta.baseModel,
+        lora: meta.lora,
+        userMetadata: meta.userMetadata ?? undefined,
+        model,
+      },
+      meta.nextSeqId,
+    );
+    run.createdAt = validDate(meta.createdAt);
+    run.lastRequestAt = validDate(meta.lastRequestAt);
+    run.unloaded = meta.unloaded === true;
+    run.corrupted = meta.corrupted === true;
+    this.#restoreOrdinal(run, record);
+  }
+
+  #restoreCheckpoint(record: StoredRecord): void {
+    const meta = record.meta as {
+      runId: string;
+      kind: Checkpoint["kind"];
+      name: string;
+      baseModel: string;
+      lora: LoraSettings;
+      time: string;
+      expiresAt: string | null;
+      public: boolean;
+    };
+    if (!record.data) throw new Error("no model state");
+    if (meta.kind !== "weights" && meta.kind !== "sampler_weights") throw new Error("unknown kind");
+    // The engine format validates itself: a state that does not load is not served.
+    this.#models.fromState(meta.baseModel, meta.lora, record.data, meta.kind === "weights");
+    const checkpoint: Checkpoint = {
+      tinkerPath: record.key,
+      runId: meta.runId,
+      kind: meta.kind,
+      name: meta.name,
+      baseModel: meta.baseModel,
+      state: record.data,
+      lora: meta.lora,
+      time: validDate(meta.time),
+      expiresAt: meta.expiresAt === null ? null : validDate(meta.expiresAt),
+      public: meta.public === true,
+    };
+    this.#restoreOrdinal(checkpoint, record);
+    this.#state.checkpoints.set(record.key, checkpoint);
+  }
+
+  #restoreSampler(record: StoredRecord): void {
+    const meta = record.meta as {
+      sessionId: string;
+      baseModel: string;
+      modelPath: string | null;
+      lora: LoraSettings | null;
+    };
+    let model: InferenceModel;
+    if (meta.modelPath !== null) {
+      const checkpoint = this.#state.checkpoints.get(meta.modelPath);
+      if (!checkpoint) throw new Error(`its checkpoint ${meta.modelPath} is gone`);
+      model = this.#models
+        .fromState(checkpoint.baseModel, checkpoint.lora, checkpoint.state, false)
+        .snapshot();
+    } else if (record.data && meta.lora) {
+      model = this.#models.fromState(meta.baseModel, meta.lora, record.data, false).snapshot();
+    } else {
+      model = createInferenceModel(this.#models.get(meta.baseModel));
+    }
+    this.#state.samplers.set(record.key, {
+      id: record.key,
+      sessionId: meta.sessionId,
+      baseModel: meta.baseModel,
+      modelPath: meta.modelPath,
+      model,
+      ...(record.data && meta.lora ? { state: record.data, lora: meta.lora } : {}),
+    });
+  }
+}
+
+/** Where a stored item was created among its kind (sessions, runs, checkpoints), for ordering. */
+function recordOrder(record: StoredRecord): number {
+  const ordinal = (record.meta as { ordinal?: unknown } | null)?.ordinal;
+  return typeof ordinal === "number" ? ordinal : 0;
+}
+
+function validDate(text: string): Date {
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) throw new Error(`invalid time ${text}`);
+  return date;
+}
