@@ -70,7 +70,43 @@ export interface ModelInput {
   chunks: ModelInputChunk[];
 }
 
-export interface Datum {
+/**
+ * Where a run of a Datum's tokens came from (T3), for servers that trace training data back to
+ * sampling. A "prompt" span is positions `[offset, offset + length)` of the prompt of the sample
+ * whose sequence is `sequence_id`; a "sampled" span is positions of that sequence's generated
+ * tokens (offset 0 = the first generated token). `sequence_id` is a `SampledSequence.sequence_id`.
+ *
+ * The protobuf form is the oneof `ProvenanceSpan { prompt_tokens = 1 | sampled_tokens = 2 }`. The
+ * JSON form (not seen upstream) is this object as it stands: the oneof arm becomes a `type`
+ * discriminator, as the Chunk oneof becomes the chunks' `type`, and the arm's three fields sit
+ * beside it with their proto names.
+ */
+export interface PromptProvenanceSpan {
+  type: "prompt";
+  sequence_id: string;
+  offset: number;
+  length: number;
+}
+
+export interface SampledProvenanceSpan {
+  type: "sampled";
+  sequence_id: string;
+  offset: number;
+  length: number;
+}
+
+export type ProvenanceSpan = PromptProvenanceSpan | SampledProvenanceSpan;
+
+/**
+ * Provenance of a Datum's two token fields: runs that tile `model_input` (in tokens) and
+ * `loss_fn_inputs.target_tokens` (in targets) exactly, in order. Absent when not annotated.
+ */
+export interface ProvenanceSpans {
+  model_input_spans?: ProvenanceSpan[];
+  loss_fn_input_spans?: ProvenanceSpan[];
+}
+
+export interface Datum extends ProvenanceSpans {
   model_input: ModelInput;
   loss_fn_inputs: Record<string, TensorData>;
 }
@@ -91,12 +127,18 @@ export interface TrainingModelInput {
   chunks: TrainingInputChunk[];
 }
 
-export interface DatumInput {
+export interface DatumInput extends ProvenanceSpans {
   model_input: TrainingModelInput;
   loss_fn_inputs: Record<string, TensorInput>;
 }
 
 export type LossFnType = "cross_entropy" | "importance_sampling" | "ppo" | "cispo" | "dro";
+
+/**
+ * `loss_fn_config` values: numbers, and since 0.26.2 strings too (T1). On the protobuf wire every
+ * entry goes to `loss_fn_config_v2` and the numeric ones also to the legacy `loss_fn_config`.
+ */
+export type LossFnConfig = Record<string, number | string>;
 
 /** The logical content of the protobuf `tinker_public.ForwardBackwardRequest` (PROTOCOL.md §2.4.1). */
 export interface ForwardBackwardRequest<D extends DatumInput = Datum> {
@@ -104,7 +146,7 @@ export interface ForwardBackwardRequest<D extends DatumInput = Datum> {
   seq_id: number;
   data: D[];
   loss_fn: string;
-  loss_fn_config?: Record<string, number>;
+  loss_fn_config?: LossFnConfig;
   forward_only?: boolean;
 }
 

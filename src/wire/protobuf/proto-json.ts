@@ -23,7 +23,10 @@ import {
   ForwardBackwardOutputField,
   ForwardBackwardRequestField,
   ImageChunkField,
+  LossConfigValueField,
   MapEntryField,
+  ProvenanceSpanField,
+  ProvenanceSpanRangeField,
   SampledSequenceField,
   SampleResponseField,
   SparseCsrField,
@@ -38,7 +41,11 @@ type EnumName = keyof typeof ENUMS;
 
 export type MessageName =
   | "ForwardBackwardRequest"
+  | "LossConfigValue"
   | "Datum"
+  | "ProvenanceSpan"
+  | "PromptProvenanceSpan"
+  | "SampledProvenanceSpan"
   | "Chunk"
   | "EncodedTextChunk"
   | "ImageChunk"
@@ -74,7 +81,17 @@ function message(name: string, type: MessageName, options: MessageOptions = {}):
   return { kind: "message", name, type, ...options };
 }
 
-/** The `tinker_public` messages (PROTOCOL.md §8.1) that travel on the wire at 0.25.0. */
+/** The same fields for PromptProvenanceSpan and SampledProvenanceSpan. */
+const PROVENANCE_RANGE: Record<number, FieldSpec> = {
+  [ProvenanceSpanRangeField.sequence_id]: scalar("sequence_id", "string"),
+  [ProvenanceSpanRangeField.offset]: scalar("offset", "int64"),
+  [ProvenanceSpanRangeField.length]: scalar("length", "int64"),
+};
+
+/**
+ * The `tinker_public` messages that travel on the wire: those of 0.25.0 (PROTOCOL.md §8.1) and
+ * the additions up to 0.31 (UPSTREAM.md §11), under the newest names.
+ */
 const MESSAGES: Record<MessageName, Record<number, FieldSpec>> = {
   ForwardBackwardRequest: {
     [ForwardBackwardRequestField.model_id]: scalar("model_id", "string"),
@@ -83,11 +100,30 @@ const MESSAGES: Record<MessageName, Record<number, FieldSpec>> = {
     [ForwardBackwardRequestField.loss_fn]: scalar("loss_fn", "string"),
     [ForwardBackwardRequestField.loss_fn_config]: { kind: "map", name: "loss_fn_config", value: "double" },
     [ForwardBackwardRequestField.forward_only]: scalar("forward_only", "bool"),
+    [ForwardBackwardRequestField.loss_fn_config_v2]: {
+      kind: "map",
+      name: "loss_fn_config_v2",
+      value: "LossConfigValue",
+    },
+  },
+  LossConfigValue: {
+    [LossConfigValueField.number]: scalar("number", "double", { explicit: true, oneof: "value" }),
+    [LossConfigValueField.text]: scalar("text", "string", { explicit: true, oneof: "value" }),
   },
   Datum: {
     [DatumField.model_input]: message("model_input", "Chunk", { repeated: true }),
     [DatumField.loss_fn_inputs]: { kind: "map", name: "loss_fn_inputs", value: "Tensor" },
+    [DatumField.model_input_spans]: message("model_input_spans", "ProvenanceSpan", { repeated: true }),
+    [DatumField.loss_fn_input_spans]: message("loss_fn_input_spans", "ProvenanceSpan", { repeated: true }),
   },
+  ProvenanceSpan: {
+    [ProvenanceSpanField.prompt_tokens]: message("prompt_tokens", "PromptProvenanceSpan", { oneof: "span" }),
+    [ProvenanceSpanField.sampled_tokens]: message("sampled_tokens", "SampledProvenanceSpan", {
+      oneof: "span",
+    }),
+  },
+  PromptProvenanceSpan: PROVENANCE_RANGE,
+  SampledProvenanceSpan: PROVENANCE_RANGE,
   Chunk: {
     [ChunkField.encoded_text]: message("encoded_text", "EncodedTextChunk", { oneof: "chunk" }),
     [ChunkField.image]: message("image", "ImageChunk", { oneof: "chunk" }),
