@@ -160,19 +160,54 @@ export interface ForwardBackwardOutput {
 
 export type StopReason = "length" | "stop";
 
+/**
+ * Top-k logprobs, one row per position: up to k `[token_id, logprob]` pairs, best first, or null
+ * where none were computed. Protobuf carries it as the N×K `TopkLogprobs` message.
+ */
+export type TopkLogprobRows = ([number, number][] | null)[];
+
 export interface SampledSequence {
   stop_reason: StopReason;
   tokens: number[];
   logprobs?: number[];
+  /** Top-k logprobs at each generated position, when `topk_sample_logprobs` > 0 was asked (P2). */
+  topk_sampled_logprobs?: TopkLogprobRows;
+  /**
+   * Session-scoped id of this sequence, from the asample answer's `sample_sequence_ids` (P1). It
+   * is not part of the SampleResponse message: the SDK stamps it after decoding.
+   */
+  sequence_id?: string;
 }
 
+/**
+ * `prompt_alt_tokens` of a SampleResponse (P2): `k` draws from the next-token distribution at each
+ * prompt position after the first. `tokens` is int64 `[len(prompt) - 1, k]`, `logprobs` float32 of
+ * the same shape.
+ */
+export interface PromptAltTokens {
+  tokens: TensorData;
+  logprobs: TensorData;
+}
+
+/**
+ * A sampling result. The JSON form some servers send instead of protobuf has these same fields:
+ * the three added in 0.26.2-0.31 mirror their protobuf messages (`target_prompt_logprobs` a
+ * TensorData, `prompt_alt_tokens` two TensorData, `topk_sampled_logprobs` rows like
+ * `topk_prompt_logprobs`).
+ */
 export interface SampleResponse {
   sequences: SampledSequence[];
   /** One per prompt token; null where not computed (the first position). */
   prompt_logprobs?: (number | null)[];
   /** Per prompt position: up to k `[token_id, logprob]` pairs, or null. */
-  topk_prompt_logprobs?: ([number, number][] | null)[];
+  topk_prompt_logprobs?: TopkLogprobRows;
   prompt_cache_hit_tokens?: number;
+  /**
+   * Logprobs of the token ids asked for in the request's `target_prompt_logprobs` (P2): float32,
+   * the request's shape and layout (the same CSR indices when it was sparse), 0 in skipped cells.
+   */
+  target_prompt_logprobs?: TensorData;
+  prompt_alt_tokens?: PromptAltTokens;
   type?: "sample";
 }
 

@@ -25,13 +25,14 @@ import {
   ImageChunkField,
   LossConfigValueField,
   MapEntryField,
+  PromptAltTokensField,
   ProvenanceSpanField,
   ProvenanceSpanRangeField,
   SampledSequenceField,
   SampleResponseField,
   SparseCsrField,
   TensorField,
-  TopkPromptLogprobsField,
+  TopkLogprobsField,
   WireType,
 } from "./schema.js";
 
@@ -54,7 +55,8 @@ export type MessageName =
   | "SparseCsr"
   | "SampleResponse"
   | "SampledSequence"
-  | "TopkPromptLogprobs"
+  | "TopkLogprobs"
+  | "PromptAltTokens"
   | "ForwardBackwardOutput"
   | "ArrayRecord"
   | "BatchedTensor";
@@ -150,19 +152,26 @@ const MESSAGES: Record<MessageName, Record<number, FieldSpec>> = {
   SampleResponse: {
     [SampleResponseField.sequences]: message("sequences", "SampledSequence", { repeated: true }),
     [SampleResponseField.prompt_logprobs]: scalar("prompt_logprobs", "bytes", { explicit: true }),
-    [SampleResponseField.topk_prompt_logprobs]: message("topk_prompt_logprobs", "TopkPromptLogprobs"),
+    [SampleResponseField.topk_prompt_logprobs]: message("topk_prompt_logprobs", "TopkLogprobs"),
     [SampleResponseField.prompt_cache_hit_tokens]: scalar("prompt_cache_hit_tokens", "int32"),
+    [SampleResponseField.target_prompt_logprobs]: message("target_prompt_logprobs", "Tensor"),
+    [SampleResponseField.prompt_alt_tokens]: message("prompt_alt_tokens", "PromptAltTokens"),
   },
   SampledSequence: {
     [SampledSequenceField.stop_reason]: { kind: "enum", name: "stop_reason", type: "StopReason" },
     [SampledSequenceField.tokens]: scalar("tokens", "bytes"),
     [SampledSequenceField.logprobs]: scalar("logprobs", "bytes", { explicit: true }),
+    [SampledSequenceField.topk_sampled_logprobs]: message("topk_sampled_logprobs", "TopkLogprobs"),
   },
-  TopkPromptLogprobs: {
-    [TopkPromptLogprobsField.token_ids]: scalar("token_ids", "bytes"),
-    [TopkPromptLogprobsField.logprobs]: scalar("logprobs", "bytes"),
-    [TopkPromptLogprobsField.k]: scalar("k", "uint32"),
-    [TopkPromptLogprobsField.prompt_length]: scalar("prompt_length", "uint32"),
+  TopkLogprobs: {
+    [TopkLogprobsField.token_ids]: scalar("token_ids", "bytes"),
+    [TopkLogprobsField.logprobs]: scalar("logprobs", "bytes"),
+    [TopkLogprobsField.k]: scalar("k", "uint32"),
+    [TopkLogprobsField.length]: scalar("length", "uint32"),
+  },
+  PromptAltTokens: {
+    [PromptAltTokensField.tokens]: message("tokens", "Tensor"),
+    [PromptAltTokensField.logprobs]: message("logprobs", "Tensor"),
   },
   ForwardBackwardOutput: {
     [ForwardBackwardOutputField.loss_fn_output_type]: scalar("loss_fn_output_type", "string"),

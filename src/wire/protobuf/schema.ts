@@ -87,11 +87,27 @@ export const SampleResponseField = {
   prompt_logprobs: 2,
   topk_prompt_logprobs: 3,
   prompt_cache_hit_tokens: 4,
+  /** Tensor (float32), same shape and layout as the request's target_prompt_logprobs. */
+  target_prompt_logprobs: 5,
+  /** PromptAltTokens. */
+  prompt_alt_tokens: 6,
 } as const;
 
-export const SampledSequenceField = { stop_reason: 1, tokens: 2, logprobs: 3 } as const;
+export const SampledSequenceField = {
+  stop_reason: 1,
+  tokens: 2,
+  logprobs: 3,
+  /** TopkLogprobs over the generated positions. */
+  topk_sampled_logprobs: 4,
+} as const;
 
-export const TopkPromptLogprobsField = { token_ids: 1, logprobs: 2, k: 3, prompt_length: 4 } as const;
+/**
+ * `TopkLogprobs`, called `TopkPromptLogprobs` with field 4 `prompt_length` up to 0.26.2: a rename
+ * only, the numbers and types are unchanged. `length` is the number of rows (positions).
+ */
+export const TopkLogprobsField = { token_ids: 1, logprobs: 2, k: 3, length: 4 } as const;
+
+export const PromptAltTokensField = { tokens: 1, logprobs: 2 } as const;
 
 export const ForwardBackwardOutputField = {
   loss_fn_output_type: 1,
