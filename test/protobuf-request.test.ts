@@ -253,6 +253,12 @@ describe("ForwardBackwardRequest beyond the captures", () => {
       loss_fn: "ppo",
       loss_fn_config: { clip_low_threshold: 0.8, clip_high_threshold: 1.2, zero: 0 },
       forward_only: true,
+      // Since 0.26.2 every entry also goes to field 7; a number member is written even when 0.
+      loss_fn_config_v2: {
+        clip_low_threshold: { number: 0.8 },
+        clip_high_threshold: { number: 1.2 },
+        zero: { number: 0 },
+      },
       data: [
         {
           model_input: [
@@ -354,6 +360,7 @@ describe("ForwardBackwardRequest beyond the captures", () => {
         "22 02 63 65", // 4: loss_fn "ce"
         "2a 0c 0a 01 61 11 00 00 00 00 00 00 00 00", // 5: loss_fn_config entry {"a": 0.0}, value still written
         "30 01", // 6: forward_only
+        "3a 0e 0a 01 61 12 09 09 00 00 00 00 00 00 00 00", // 7: loss_fn_config_v2 {"a": {number: 0.0}}
       ]
         .join(" ")
         .replace(/\s+/g, ""),

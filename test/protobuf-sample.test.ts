@@ -63,7 +63,7 @@ describe("SampleResponse round trips", () => {
         token_ids: b64([0, 0, 9, 0, 9, 3], "i32"),
         logprobs: b64([-99999, -99999, -0.25, -99999, -0.25, -1.5], "f32"),
         k: 2,
-        prompt_length: 3,
+        length: 3, // `prompt_length` before the TopkPromptLogprobs -> TopkLogprobs rename; same field 4
       },
     });
     expect(TOPK_EMPTY_LOGPROB).toBe(-99999);
@@ -135,7 +135,7 @@ describe("SampleResponse decoding rules", () => {
     expect(decodeSampleResponse(nan).prompt_logprobs).toEqual([null, -1, null]);
   });
 
-  it("treats k == 0 or prompt_length == 0 as no top-k, and trims trailing empty cells", () => {
+  it("treats k == 0 or length == 0 as no top-k, and trims trailing empty cells", () => {
     const topk = (k: number, n: number, tokens: number[], logprobs: number[]) => {
       const w = new ProtoWriter();
       w.messageField(3, (t) => {

@@ -70,7 +70,43 @@ export interface ModelInput {
   chunks: ModelInputChunk[];
 }
 
-export interface Datum {
+/**
+ * Where a run of a Datum's tokens came from (T3), for servers that trace training data back to
+ * sampling. A "prompt" span is positions `[offset, offset + length)` of the prompt of the sample
+ * whose sequence is `sequence_id`; a "sampled" span is positions of that sequence's generated
+ * tokens (offset 0 = the first generated token). `sequence_id` is a `SampledSequence.sequence_id`.
+ *
+ * The protobuf form is the oneof `ProvenanceSpan { prompt_tokens = 1 | sampled_tokens = 2 }`. The
+ * JSON form (not seen upstream) is this object as it stands: the oneof arm becomes a `type`
+ * discriminator, as the Chunk oneof becomes the chunks' `type`, and the arm's three fields sit
+ * beside it with their proto names.
+ */
+export interface PromptProvenanceSpan {
+  type: "prompt";
+  sequence_id: string;
+  offset: number;
+  length: number;
+}
+
+export interface SampledProvenanceSpan {
+  type: "sampled";
+  sequence_id: string;
+  offset: number;
+  length: number;
+}
+
+export type ProvenanceSpan = PromptProvenanceSpan | SampledProvenanceSpan;
+
+/**
+ * Provenance of a Datum's two token fields: runs that tile `model_input` (in tokens) and
+ * `loss_fn_inputs.target_tokens` (in targets) exactly, in order. Absent when not annotated.
+ */
+export interface ProvenanceSpans {
+  model_input_spans?: ProvenanceSpan[];
+  loss_fn_input_spans?: ProvenanceSpan[];
+}
+
+export interface Datum extends ProvenanceSpans {
   model_input: ModelInput;
   loss_fn_inputs: Record<string, TensorData>;
 }
@@ -91,12 +127,18 @@ export interface TrainingModelInput {
   chunks: TrainingInputChunk[];
 }
 
-export interface DatumInput {
+export interface DatumInput extends ProvenanceSpans {
   model_input: TrainingModelInput;
   loss_fn_inputs: Record<string, TensorInput>;
 }
 
 export type LossFnType = "cross_entropy" | "importance_sampling" | "ppo" | "cispo" | "dro";
+
+/**
+ * `loss_fn_config` values: numbers, and since 0.26.2 strings too (T1). On the protobuf wire every
+ * entry goes to `loss_fn_config_v2` and the numeric ones also to the legacy `loss_fn_config`.
+ */
+export type LossFnConfig = Record<string, number | string>;
 
 /** The logical content of the protobuf `tinker_public.ForwardBackwardRequest` (PROTOCOL.md §2.4.1). */
 export interface ForwardBackwardRequest<D extends DatumInput = Datum> {
@@ -104,7 +146,7 @@ export interface ForwardBackwardRequest<D extends DatumInput = Datum> {
   seq_id: number;
   data: D[];
   loss_fn: string;
-  loss_fn_config?: Record<string, number>;
+  loss_fn_config?: LossFnConfig;
   forward_only?: boolean;
 }
 
@@ -118,19 +160,54 @@ export interface ForwardBackwardOutput {
 
 export type StopReason = "length" | "stop";
 
+/**
+ * Top-k logprobs, one row per position: up to k `[token_id, logprob]` pairs, best first, or null
+ * where none were computed. Protobuf carries it as the N×K `TopkLogprobs` message.
+ */
+export type TopkLogprobRows = ([number, number][] | null)[];
+
 export interface SampledSequence {
   stop_reason: StopReason;
   tokens: number[];
   logprobs?: number[];
+  /** Top-k logprobs at each generated position, when `topk_sample_logprobs` > 0 was asked (P2). */
+  topk_sampled_logprobs?: TopkLogprobRows;
+  /**
+   * Session-scoped id of this sequence, from the asample answer's `sample_sequence_ids` (P1). It
+   * is not part of the SampleResponse message: the SDK stamps it after decoding.
+   */
+  sequence_id?: string;
 }
 
+/**
+ * `prompt_alt_tokens` of a SampleResponse (P2): `k` draws from the next-token distribution at each
+ * prompt position after the first. `tokens` is int64 `[len(prompt) - 1, k]`, `logprobs` float32 of
+ * the same shape.
+ */
+export interface PromptAltTokens {
+  tokens: TensorData;
+  logprobs: TensorData;
+}
+
+/**
+ * A sampling result. The JSON form some servers send instead of protobuf has these same fields:
+ * the three added in 0.26.2-0.31 mirror their protobuf messages (`target_prompt_logprobs` a
+ * TensorData, `prompt_alt_tokens` two TensorData, `topk_sampled_logprobs` rows like
+ * `topk_prompt_logprobs`).
+ */
 export interface SampleResponse {
   sequences: SampledSequence[];
   /** One per prompt token; null where not computed (the first position). */
   prompt_logprobs?: (number | null)[];
   /** Per prompt position: up to k `[token_id, logprob]` pairs, or null. */
-  topk_prompt_logprobs?: ([number, number][] | null)[];
+  topk_prompt_logprobs?: TopkLogprobRows;
   prompt_cache_hit_tokens?: number;
+  /**
+   * Logprobs of the token ids asked for in the request's `target_prompt_logprobs` (P2): float32,
+   * the request's shape and layout (the same CSR indices when it was sparse), 0 in skipped cells.
+   */
+  target_prompt_logprobs?: TensorData;
+  prompt_alt_tokens?: PromptAltTokens;
   type?: "sample";
 }
 

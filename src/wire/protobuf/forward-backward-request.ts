@@ -1,6 +1,8 @@
 /**
  * `tinker_public.ForwardBackwardRequest`, the body of POST /api/v1/forward_backward (PROTOCOL.md
- * §2.4.1, §8.1). The SDK client encodes it; the local backend decodes it.
+ * §2.4.1, §8.1), with the 0.26.2 additions (UPSTREAM.md §11): `loss_fn_config_v2` (field 7, see
+ * `./loss-config.ts`) and the Datum provenance spans (fields 3-4, see `./provenance.ts`). The SDK
+ * client encodes it; the local backend decodes it.
  *
  * Fields are written in field-number order and proto3 defaults are left out, like the official
  * serializer, so the bytes match what the Python client sends for the same request.
@@ -14,6 +16,7 @@ import type {
   ForwardBackwardRequest,
   ImageChunk,
   ModelInputChunk,
+  ProvenanceSpan,
   TensorData,
   TensorInput,
   TrainingInputChunk,
@@ -23,8 +26,15 @@ import { checkTensorValues, encodableDType, writeTensorValues } from "./dtype.js
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { checkString, describe, isInt32 } from "./integers.js";
 import { decodeInt32s } from "./little-endian.js";
-import { entriesOf, keyPath, readDoubleEntry, readMessageEntry, writeDoubleMap } from "./maps.js";
+import {
+  lossConfigEntries,
+  readLossConfigV2Entry,
+  writeLegacyLossConfig,
+  writeLossConfigV2,
+} from "./loss-config.js";
+import { entriesOf, keyPath, readDoubleEntry, readMessageEntry } from "./maps.js";
 import { checkInt32Values, type Int32Values, type ValueRules, writeInt32s } from "./payload.js";
+import { readProvenanceSpan, writeProvenanceSpans } from "./provenance.js";
 import { expectWireType, ProtoReader } from "./reader.js";
 import {
   ChunkField,
@@ -88,6 +98,8 @@ interface TensorPlan {
 interface DatumPlan {
   readonly chunks: ChunkPlan[];
   readonly inputs: TensorPlan[];
+  /** Fields 3-4 (provenance spans), pre-encoded; empty when the datum has none. */
+  readonly spans: Uint8Array;
   /** Size of the Datum message. */
   readonly size: number;
 }
@@ -127,10 +139,10 @@ function encodeRequest(req: ForwardBackwardRequest<DatumInput>, rules: ValueRule
   const plans = req.data.map((datum, i) => planDatum(datum, `data[${i}]`));
   const tail = new ProtoWriter();
   if (req.loss_fn !== "") tail.stringField(ForwardBackwardRequestField.loss_fn, req.loss_fn);
-  if (req.loss_fn_config != null) {
-    writeDoubleMap(tail, ForwardBackwardRequestField.loss_fn_config, req.loss_fn_config, "loss_fn_config");
-  }
+  const config = req.loss_fn_config == null ? [] : lossConfigEntries(req.loss_fn_config, "loss_fn_config");
+  writeLegacyLossConfig(tail, config);
   if (req.forward_only === true) tail.boolField(ForwardBackwardRequestField.forward_only, true);
+  writeLossConfigV2(tail, config);
 
   let size = head.length + tail.length;
   for (const plan of plans) size += delimitedSize(plan.size);
@@ -165,7 +177,22 @@ function planDatum(datum: DatumInput, path: string): DatumPlan {
     size += delimitedSize(plan.entrySize);
     return plan;
   });
-  return { chunks, inputs, size };
+  const spanWriter = new ProtoWriter();
+  writeProvenanceSpans(
+    spanWriter,
+    DatumField.model_input_spans,
+    datum.model_input_spans,
+    `${path}.model_input_spans`,
+  );
+  writeProvenanceSpans(
+    spanWriter,
+    DatumField.loss_fn_input_spans,
+    datum.loss_fn_input_spans,
+    `${path}.loss_fn_input_spans`,
+  );
+  const spans = spanWriter.finish();
+  size += spans.length;
+  return { chunks, inputs, spans, size };
 }
 
 /** Plans the Chunk oneof: exactly one member, always present even when its content is empty. */
@@ -257,6 +284,7 @@ function writeDatum(w: SizedWriter, plan: DatumPlan, rules: ValueRules): void {
       for (const dim of tensor.shape!) w.varint(dim);
     }
   }
+  w.raw(plan.spans);
 }
 
 function bytesFromBase64(text: unknown, path: string): Uint8Array {
@@ -311,6 +339,8 @@ function writeOtherChunk(w: ProtoWriter, chunk: TrainingInputChunk, path: string
 /**
  * Decodes a request body. The result is normalized: `loss_fn_config` is always an object (empty
  * when absent) and `forward_only` always a boolean, as proto3 cannot tell "unset" from default.
+ * `loss_fn_config` comes from field 7 when the request has any field-7 entry (its numbers and
+ * strings; entries without a value are left out, see `readLossConfigV2Entry`), else from field 5.
  */
 export function decodeForwardBackwardRequest(bytes: Uint8Array): ForwardBackwardRequest {
   const r = new ProtoReader(bytes);
@@ -318,7 +348,8 @@ export function decodeForwardBackwardRequest(bytes: Uint8Array): ForwardBackward
   let seqId = 0;
   const data: Datum[] = [];
   let lossFn = "";
-  const config = new Map<string, number>();
+  const legacyConfig = new Map<string, number>();
+  let config: Map<string, number | string> | undefined;
   let forwardOnly = false;
   while (!r.done) {
     const tag = r.tag();
@@ -342,7 +373,16 @@ export function decodeForwardBackwardRequest(bytes: Uint8Array): ForwardBackward
       case ForwardBackwardRequestField.loss_fn_config: {
         expectWireType(tag, WireType.LengthDelimited, "loss_fn_config");
         const [key, value] = readDoubleEntry(r.message(), "loss_fn_config");
-        config.set(key, value);
+        legacyConfig.set(key, value);
+        break;
+      }
+      case ForwardBackwardRequestField.loss_fn_config_v2: {
+        expectWireType(tag, WireType.LengthDelimited, "loss_fn_config_v2");
+        const [key, value] = readLossConfigV2Entry(r.message(), "loss_fn_config_v2");
+        config ??= new Map();
+        // A repeated key takes the last value, so a later empty one removes the earlier.
+        if (value === undefined) config.delete(key);
+        else config.set(key, value);
         break;
       }
       case ForwardBackwardRequestField.forward_only:
@@ -359,7 +399,7 @@ export function decodeForwardBackwardRequest(bytes: Uint8Array): ForwardBackward
     data,
     loss_fn: lossFn,
     // fromEntries defines own properties, so a key such as "__proto__" stays an ordinary key.
-    loss_fn_config: Object.fromEntries(config),
+    loss_fn_config: Object.fromEntries(config ?? legacyConfig),
     forward_only: forwardOnly,
   };
 }
@@ -367,6 +407,8 @@ export function decodeForwardBackwardRequest(bytes: Uint8Array): ForwardBackward
 function readDatum(r: ProtoReader, path: string): Datum {
   const chunks: ModelInputChunk[] = [];
   const inputs = new Map<string, TensorData>();
+  const modelInputSpans: ProvenanceSpan[] = [];
+  const lossFnInputSpans: ProvenanceSpan[] = [];
   while (!r.done) {
     const tag = r.tag();
     switch (tag.fieldNumber) {
@@ -381,11 +423,27 @@ function readDatum(r: ProtoReader, path: string): Datum {
         inputs.set(key, readTensor(value ?? new ProtoReader(new Uint8Array(0)), valuePath));
         break;
       }
+      case DatumField.model_input_spans: {
+        const spanPath = `${path}.model_input_spans[${modelInputSpans.length}]`;
+        expectWireType(tag, WireType.LengthDelimited, spanPath);
+        modelInputSpans.push(readProvenanceSpan(r.message(), spanPath));
+        break;
+      }
+      case DatumField.loss_fn_input_spans: {
+        const spanPath = `${path}.loss_fn_input_spans[${lossFnInputSpans.length}]`;
+        expectWireType(tag, WireType.LengthDelimited, spanPath);
+        lossFnInputSpans.push(readProvenanceSpan(r.message(), spanPath));
+        break;
+      }
       default:
         r.skip(tag);
     }
   }
-  return { model_input: { chunks }, loss_fn_inputs: Object.fromEntries(inputs) };
+  const datum: Datum = { model_input: { chunks }, loss_fn_inputs: Object.fromEntries(inputs) };
+  // proto3 cannot tell an empty list from an absent one; absent keeps unannotated datums as before.
+  if (modelInputSpans.length > 0) datum.model_input_spans = modelInputSpans;
+  if (lossFnInputSpans.length > 0) datum.loss_fn_input_spans = lossFnInputSpans;
+  return datum;
 }
 
 function readChunk(r: ProtoReader, path: string): ModelInputChunk {

@@ -23,12 +23,16 @@ import {
   ForwardBackwardOutputField,
   ForwardBackwardRequestField,
   ImageChunkField,
+  LossConfigValueField,
   MapEntryField,
+  PromptAltTokensField,
+  ProvenanceSpanField,
+  ProvenanceSpanRangeField,
   SampledSequenceField,
   SampleResponseField,
   SparseCsrField,
   TensorField,
-  TopkPromptLogprobsField,
+  TopkLogprobsField,
   WireType,
 } from "./schema.js";
 
@@ -38,7 +42,11 @@ type EnumName = keyof typeof ENUMS;
 
 export type MessageName =
   | "ForwardBackwardRequest"
+  | "LossConfigValue"
   | "Datum"
+  | "ProvenanceSpan"
+  | "PromptProvenanceSpan"
+  | "SampledProvenanceSpan"
   | "Chunk"
   | "EncodedTextChunk"
   | "ImageChunk"
@@ -47,7 +55,8 @@ export type MessageName =
   | "SparseCsr"
   | "SampleResponse"
   | "SampledSequence"
-  | "TopkPromptLogprobs"
+  | "TopkLogprobs"
+  | "PromptAltTokens"
   | "ForwardBackwardOutput"
   | "ArrayRecord"
   | "BatchedTensor";
@@ -74,7 +83,17 @@ function message(name: string, type: MessageName, options: MessageOptions = {}):
   return { kind: "message", name, type, ...options };
 }
 
-/** The `tinker_public` messages (PROTOCOL.md §8.1) that travel on the wire at 0.25.0. */
+/** The same fields for PromptProvenanceSpan and SampledProvenanceSpan. */
+const PROVENANCE_RANGE: Record<number, FieldSpec> = {
+  [ProvenanceSpanRangeField.sequence_id]: scalar("sequence_id", "string"),
+  [ProvenanceSpanRangeField.offset]: scalar("offset", "int64"),
+  [ProvenanceSpanRangeField.length]: scalar("length", "int64"),
+};
+
+/**
+ * The `tinker_public` messages that travel on the wire: those of 0.25.0 (PROTOCOL.md §8.1) and
+ * the additions up to 0.31 (UPSTREAM.md §11), under the newest names.
+ */
 const MESSAGES: Record<MessageName, Record<number, FieldSpec>> = {
   ForwardBackwardRequest: {
     [ForwardBackwardRequestField.model_id]: scalar("model_id", "string"),
@@ -83,11 +102,30 @@ const MESSAGES: Record<MessageName, Record<number, FieldSpec>> = {
     [ForwardBackwardRequestField.loss_fn]: scalar("loss_fn", "string"),
     [ForwardBackwardRequestField.loss_fn_config]: { kind: "map", name: "loss_fn_config", value: "double" },
     [ForwardBackwardRequestField.forward_only]: scalar("forward_only", "bool"),
+    [ForwardBackwardRequestField.loss_fn_config_v2]: {
+      kind: "map",
+      name: "loss_fn_config_v2",
+      value: "LossConfigValue",
+    },
+  },
+  LossConfigValue: {
+    [LossConfigValueField.number]: scalar("number", "double", { explicit: true, oneof: "value" }),
+    [LossConfigValueField.text]: scalar("text", "string", { explicit: true, oneof: "value" }),
   },
   Datum: {
     [DatumField.model_input]: message("model_input", "Chunk", { repeated: true }),
     [DatumField.loss_fn_inputs]: { kind: "map", name: "loss_fn_inputs", value: "Tensor" },
+    [DatumField.model_input_spans]: message("model_input_spans", "ProvenanceSpan", { repeated: true }),
+    [DatumField.loss_fn_input_spans]: message("loss_fn_input_spans", "ProvenanceSpan", { repeated: true }),
   },
+  ProvenanceSpan: {
+    [ProvenanceSpanField.prompt_tokens]: message("prompt_tokens", "PromptProvenanceSpan", { oneof: "span" }),
+    [ProvenanceSpanField.sampled_tokens]: message("sampled_tokens", "SampledProvenanceSpan", {
+      oneof: "span",
+    }),
+  },
+  PromptProvenanceSpan: PROVENANCE_RANGE,
+  SampledProvenanceSpan: PROVENANCE_RANGE,
   Chunk: {
     [ChunkField.encoded_text]: message("encoded_text", "EncodedTextChunk", { oneof: "chunk" }),
     [ChunkField.image]: message("image", "ImageChunk", { oneof: "chunk" }),
@@ -114,19 +152,26 @@ const MESSAGES: Record<MessageName, Record<number, FieldSpec>> = {
   SampleResponse: {
     [SampleResponseField.sequences]: message("sequences", "SampledSequence", { repeated: true }),
     [SampleResponseField.prompt_logprobs]: scalar("prompt_logprobs", "bytes", { explicit: true }),
-    [SampleResponseField.topk_prompt_logprobs]: message("topk_prompt_logprobs", "TopkPromptLogprobs"),
+    [SampleResponseField.topk_prompt_logprobs]: message("topk_prompt_logprobs", "TopkLogprobs"),
     [SampleResponseField.prompt_cache_hit_tokens]: scalar("prompt_cache_hit_tokens", "int32"),
+    [SampleResponseField.target_prompt_logprobs]: message("target_prompt_logprobs", "Tensor"),
+    [SampleResponseField.prompt_alt_tokens]: message("prompt_alt_tokens", "PromptAltTokens"),
   },
   SampledSequence: {
     [SampledSequenceField.stop_reason]: { kind: "enum", name: "stop_reason", type: "StopReason" },
     [SampledSequenceField.tokens]: scalar("tokens", "bytes"),
     [SampledSequenceField.logprobs]: scalar("logprobs", "bytes", { explicit: true }),
+    [SampledSequenceField.topk_sampled_logprobs]: message("topk_sampled_logprobs", "TopkLogprobs"),
   },
-  TopkPromptLogprobs: {
-    [TopkPromptLogprobsField.token_ids]: scalar("token_ids", "bytes"),
-    [TopkPromptLogprobsField.logprobs]: scalar("logprobs", "bytes"),
-    [TopkPromptLogprobsField.k]: scalar("k", "uint32"),
-    [TopkPromptLogprobsField.prompt_length]: scalar("prompt_length", "uint32"),
+  TopkLogprobs: {
+    [TopkLogprobsField.token_ids]: scalar("token_ids", "bytes"),
+    [TopkLogprobsField.logprobs]: scalar("logprobs", "bytes"),
+    [TopkLogprobsField.k]: scalar("k", "uint32"),
+    [TopkLogprobsField.length]: scalar("length", "uint32"),
+  },
+  PromptAltTokens: {
+    [PromptAltTokensField.tokens]: message("tokens", "Tensor"),
+    [PromptAltTokensField.logprobs]: message("logprobs", "Tensor"),
   },
   ForwardBackwardOutput: {
     [ForwardBackwardOutputField.loss_fn_output_type]: scalar("loss_fn_output_type", "string"),

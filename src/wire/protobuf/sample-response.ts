@@ -1,39 +1,51 @@
 /**
- * `tinker_public.SampleResponse`, the result of asample futures (PROTOCOL.md §3.7, §8.1). The
- * local backend encodes it; the SDK client decodes it.
+ * `tinker_public.SampleResponse`, the result of asample futures (PROTOCOL.md §3.7, §8.1;
+ * UPSTREAM.md §11 for fields 5-6 and SampledSequence field 4). The local backend encodes it; the
+ * SDK client decodes it.
  *
  * message SampleResponse {
  *   repeated SampledSequence sequences = 1;
  *   optional bytes prompt_logprobs = 2;                  // float32 LE, NaN = not computed
- *   optional TopkPromptLogprobs topk_prompt_logprobs = 3;
+ *   optional TopkLogprobs topk_prompt_logprobs = 3;
  *   int32 prompt_cache_hit_tokens = 4;
+ *   optional Tensor target_prompt_logprobs = 5;          // float32, the request's shape and layout
+ *   optional PromptAltTokens prompt_alt_tokens = 6;
  * }
- * message SampledSequence { StopReason stop_reason = 1; bytes tokens = 2; optional bytes logprobs = 3; }
- * message TopkPromptLogprobs { bytes token_ids = 1; bytes logprobs = 2; uint32 k = 3; uint32 prompt_length = 4; }
+ * message SampledSequence {
+ *   StopReason stop_reason = 1; bytes tokens = 2; optional bytes logprobs = 3;
+ *   optional TopkLogprobs topk_sampled_logprobs = 4;
+ * }
+ * message PromptAltTokens { Tensor tokens = 1; Tensor logprobs = 2; }
  *
- * Lists become fixed-width binary arrays, so the nulls of the JSON form are encoded as sentinels:
- * NaN in prompt_logprobs, and (token 0, logprob -99999) cells in the N×K top-k matrices.
+ * TopkLogprobs lives in `./topk-logprobs.ts`. Lists become fixed-width binary arrays, so the nulls
+ * of the JSON form are encoded as sentinels: NaN in prompt_logprobs, and (token 0, logprob -99999)
+ * cells in the N×K top-k matrices.
  */
 
-import type { SampledSequence, SampleResponse, StopReason } from "../types.js";
+import type {
+  PromptAltTokens,
+  SampledSequence,
+  SampleResponse,
+  StopReason,
+  TensorData,
+  TopkLogprobRows,
+} from "../types.js";
 import { ProtobufDecodeError, ProtobufEncodeError } from "./errors.js";
 import { describe, isInt32 } from "./integers.js";
 import { decodeFloat32s, decodeInt32s, encodeFloat32s, encodeInt32s } from "./little-endian.js";
 import { expectWireType, ProtoReader } from "./reader.js";
 import {
+  PromptAltTokensField,
   SampledSequenceField,
   SampleResponseField,
   StopReasonCode,
-  TopkPromptLogprobsField,
   WireType,
 } from "./schema.js";
+import { readTensor, writeTensor } from "./tensor.js";
+import { readTopkLogprobs, writeTopkLogprobs } from "./topk-logprobs.js";
 import { ProtoWriter } from "./writer.js";
 
-/** Logprob of an empty top-k cell (paired with token id 0); MASK_LOGPROB in the official client. */
-export const TOPK_EMPTY_LOGPROB = -99999.0;
-const TOPK_EMPTY_TOKEN = 0;
-
-type TopkRows = NonNullable<SampleResponse["topk_prompt_logprobs"]>;
+export { TOPK_EMPTY_LOGPROB } from "./topk-logprobs.js";
 
 // ---- encode ----
 
@@ -49,7 +61,9 @@ export function encodeSampleResponse(res: SampleResponse): Uint8Array {
   }
   if (res.topk_prompt_logprobs != null) {
     const rows = res.topk_prompt_logprobs;
-    w.messageField(SampleResponseField.topk_prompt_logprobs, (tw) => writeTopk(tw, rows));
+    w.messageField(SampleResponseField.topk_prompt_logprobs, (tw) =>
+      writeTopkLogprobs(tw, rows, "topk_prompt_logprobs"),
+    );
   }
   const cacheHits = res.prompt_cache_hit_tokens ?? 0;
   if (cacheHits !== 0) {
@@ -60,7 +74,32 @@ export function encodeSampleResponse(res: SampleResponse): Uint8Array {
     }
     w.int32Field(SampleResponseField.prompt_cache_hit_tokens, cacheHits);
   }
+  if (res.target_prompt_logprobs != null) {
+    const tensor = res.target_prompt_logprobs;
+    w.messageField(SampleResponseField.target_prompt_logprobs, (tw) =>
+      writeTensor(tw, tensor, "target_prompt_logprobs"),
+    );
+  }
+  if (res.prompt_alt_tokens != null) {
+    const alt = res.prompt_alt_tokens;
+    w.messageField(SampleResponseField.prompt_alt_tokens, (aw) =>
+      writePromptAltTokens(aw, alt, "prompt_alt_tokens"),
+    );
+  }
   return w.finish();
+}
+
+function writePromptAltTokens(w: ProtoWriter, alt: PromptAltTokens, path: string): void {
+  if (typeof alt !== "object" || alt === null) {
+    throw new ProtobufEncodeError(`${path}: expected { tokens, logprobs }, got ${describe(alt)}`);
+  }
+  for (const name of ["tokens", "logprobs"] as const) {
+    const tensor = alt[name];
+    if (typeof tensor !== "object" || tensor === null) {
+      throw new ProtobufEncodeError(`${path}.${name}: expected TensorData, got ${describe(tensor)}`);
+    }
+    w.messageField(PromptAltTokensField[name], (tw) => writeTensor(tw, tensor, `${path}.${name}`));
+  }
 }
 
 function stopReasonCode(reason: StopReason, path: string): number {
@@ -82,37 +121,13 @@ function writeSequence(w: ProtoWriter, sequence: SampledSequence, path: string):
   if (sequence.logprobs != null) {
     w.bytesField(SampledSequenceField.logprobs, encodeFloat32s(sequence.logprobs, `${path}.logprobs`));
   }
-}
-
-/**
- * Lays the ragged rows out as an N×K matrix, K being the longest row. K is at least 1 when there
- * are rows, because the decoder reads k == 0 as "top-k not requested" and would lose null rows.
- */
-function writeTopk(w: ProtoWriter, rows: TopkRows): void {
-  const n = rows.length;
-  let k = 0;
-  for (const row of rows) if (row != null) k = Math.max(k, row.length);
-  if (n > 0) k = Math.max(k, 1);
-  const tokenIds = new Array<number>(n * k).fill(TOPK_EMPTY_TOKEN);
-  const logprobs = new Array<number>(n * k).fill(TOPK_EMPTY_LOGPROB);
-  rows.forEach((row, i) => {
-    if (row == null) return;
-    row.forEach((pair, j) => {
-      if (!Array.isArray(pair) || pair.length !== 2) {
-        throw new ProtobufEncodeError(
-          `topk_prompt_logprobs[${i}][${j}]: expected a [token_id, logprob] pair`,
-        );
-      }
-      tokenIds[i * k + j] = pair[0];
-      logprobs[i * k + j] = pair[1];
-    });
-  });
-  const tokenBytes = encodeInt32s(tokenIds, "topk_prompt_logprobs token_ids");
-  const logprobBytes = encodeFloat32s(logprobs, "topk_prompt_logprobs logprobs");
-  if (tokenBytes.length > 0) w.bytesField(TopkPromptLogprobsField.token_ids, tokenBytes);
-  if (logprobBytes.length > 0) w.bytesField(TopkPromptLogprobsField.logprobs, logprobBytes);
-  if (k !== 0) w.uint32Field(TopkPromptLogprobsField.k, k);
-  if (n !== 0) w.uint32Field(TopkPromptLogprobsField.prompt_length, n);
+  if (sequence.topk_sampled_logprobs != null) {
+    const rows = sequence.topk_sampled_logprobs;
+    w.messageField(SampledSequenceField.topk_sampled_logprobs, (tw) =>
+      writeTopkLogprobs(tw, rows, `${path}.topk_sampled_logprobs`),
+    );
+  }
+  // `sequence_id` is not in the message: the SDK stamps it from the asample answer.
 }
 
 // ---- decode ----
@@ -126,8 +141,10 @@ export function decodeSampleResponse(bytes: Uint8Array): SampleResponse {
   const r = new ProtoReader(bytes);
   const sequences: SampledSequence[] = [];
   let promptLogprobs: Uint8Array | undefined;
-  let topk: TopkRows | undefined;
+  let topk: TopkLogprobRows | undefined;
   let cacheHits = 0;
+  let targetLogprobs: TensorData | undefined;
+  let altTokens: PromptAltTokens | undefined;
   while (!r.done) {
     const tag = r.tag();
     switch (tag.fieldNumber) {
@@ -141,11 +158,19 @@ export function decodeSampleResponse(bytes: Uint8Array): SampleResponse {
         break;
       case SampleResponseField.topk_prompt_logprobs:
         expectWireType(tag, WireType.LengthDelimited, "topk_prompt_logprobs");
-        topk = readTopk(r.message());
+        topk = readTopkLogprobs(r.message(), "topk_prompt_logprobs");
         break;
       case SampleResponseField.prompt_cache_hit_tokens:
         expectWireType(tag, WireType.Varint, "prompt_cache_hit_tokens");
         cacheHits = r.int32();
+        break;
+      case SampleResponseField.target_prompt_logprobs:
+        expectWireType(tag, WireType.LengthDelimited, "target_prompt_logprobs");
+        targetLogprobs = readTensor(r.message(), "target_prompt_logprobs");
+        break;
+      case SampleResponseField.prompt_alt_tokens:
+        expectWireType(tag, WireType.LengthDelimited, "prompt_alt_tokens");
+        altTokens = readPromptAltTokens(r.message(), "prompt_alt_tokens");
         break;
       default:
         r.skip(tag);
@@ -158,7 +183,38 @@ export function decodeSampleResponse(bytes: Uint8Array): SampleResponse {
     );
   }
   if (topk !== undefined) res.topk_prompt_logprobs = topk;
+  if (targetLogprobs !== undefined) res.target_prompt_logprobs = targetLogprobs;
+  if (altTokens !== undefined) res.prompt_alt_tokens = altTokens;
   return res;
+}
+
+/**
+ * Reads PromptAltTokens. The token dtype is whatever `Tensor.dtype` says (the proto comment says
+ * int32, the Python type int64); either way it decodes to "int64". A missing tensor is an error:
+ * an empty Tensor message has no dtype, so there is nothing meaningful to return.
+ */
+function readPromptAltTokens(r: ProtoReader, path: string): PromptAltTokens {
+  let tokens: TensorData | undefined;
+  let logprobs: TensorData | undefined;
+  while (!r.done) {
+    const tag = r.tag();
+    switch (tag.fieldNumber) {
+      case PromptAltTokensField.tokens:
+        expectWireType(tag, WireType.LengthDelimited, `${path}.tokens`);
+        tokens = readTensor(r.message(), `${path}.tokens`);
+        break;
+      case PromptAltTokensField.logprobs:
+        expectWireType(tag, WireType.LengthDelimited, `${path}.logprobs`);
+        logprobs = readTensor(r.message(), `${path}.logprobs`);
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  if (tokens === undefined || logprobs === undefined) {
+    throw new ProtobufDecodeError(`${path}: ${tokens === undefined ? "tokens" : "logprobs"} is missing`);
+  }
+  return { tokens, logprobs };
 }
 
 function stopReasonName(code: number, path: string): StopReason {
@@ -176,6 +232,7 @@ function readSequence(r: ProtoReader, path: string): SampledSequence {
   let code = 0;
   let tokens: number[] = [];
   let logprobs: number[] = [];
+  let topk: TopkLogprobRows | undefined;
   while (!r.done) {
     const tag = r.tag();
     switch (tag.fieldNumber) {
@@ -191,71 +248,16 @@ function readSequence(r: ProtoReader, path: string): SampledSequence {
         expectWireType(tag, WireType.LengthDelimited, `${path}.logprobs`);
         logprobs = decodeFloat32s(r.bytes(), `${path}.logprobs`);
         break;
+      case SampledSequenceField.topk_sampled_logprobs:
+        expectWireType(tag, WireType.LengthDelimited, `${path}.topk_sampled_logprobs`);
+        topk = readTopkLogprobs(r.message(), `${path}.topk_sampled_logprobs`);
+        break;
       default:
         r.skip(tag);
     }
   }
   const sequence: SampledSequence = { stop_reason: stopReasonName(code, `${path}.stop_reason`), tokens };
   if (logprobs.length > 0) sequence.logprobs = logprobs;
+  if (topk !== undefined) sequence.topk_sampled_logprobs = topk;
   return sequence;
-}
-
-/**
- * Reads the N×K matrices back into rows: undefined when k or prompt_length is 0 (not requested),
- * null for a row whose first cell is empty, and trailing empty cells trimmed from the others.
- */
-function readTopk(r: ProtoReader): TopkRows | undefined {
-  let tokenBytes: Uint8Array = new Uint8Array(0);
-  let logprobBytes: Uint8Array = new Uint8Array(0);
-  let k = 0;
-  let n = 0;
-  while (!r.done) {
-    const tag = r.tag();
-    switch (tag.fieldNumber) {
-      case TopkPromptLogprobsField.token_ids:
-        expectWireType(tag, WireType.LengthDelimited, "topk_prompt_logprobs.token_ids");
-        tokenBytes = r.bytes();
-        break;
-      case TopkPromptLogprobsField.logprobs:
-        expectWireType(tag, WireType.LengthDelimited, "topk_prompt_logprobs.logprobs");
-        logprobBytes = r.bytes();
-        break;
-      case TopkPromptLogprobsField.k:
-        expectWireType(tag, WireType.Varint, "topk_prompt_logprobs.k");
-        k = r.uint32();
-        break;
-      case TopkPromptLogprobsField.prompt_length:
-        expectWireType(tag, WireType.Varint, "topk_prompt_logprobs.prompt_length");
-        n = r.uint32();
-        break;
-      default:
-        r.skip(tag);
-    }
-  }
-  if (k === 0 || n === 0) return undefined;
-  const cells = n * k;
-  if (tokenBytes.length < cells * 4 || logprobBytes.length < cells * 4) {
-    throw new ProtobufDecodeError(
-      `topk_prompt_logprobs: ${n}×${k} matrices need ${cells * 4} bytes each, got ` +
-        `${tokenBytes.length} (token_ids) and ${logprobBytes.length} (logprobs)`,
-    );
-  }
-  const tokenIds = decodeInt32s(tokenBytes.subarray(0, cells * 4), "topk_prompt_logprobs.token_ids");
-  const logprobs = decodeFloat32s(logprobBytes.subarray(0, cells * 4), "topk_prompt_logprobs.logprobs");
-  const isEmpty = (cell: number) =>
-    tokenIds[cell] === TOPK_EMPTY_TOKEN && logprobs[cell] === TOPK_EMPTY_LOGPROB;
-  const rows: TopkRows = [];
-  for (let i = 0; i < n; i++) {
-    const start = i * k;
-    if (isEmpty(start)) {
-      rows.push(null);
-      continue;
-    }
-    let end = start + k;
-    while (end > start && isEmpty(end - 1)) end--;
-    const row: [number, number][] = [];
-    for (let cell = start; cell < end; cell++) row.push([tokenIds[cell], logprobs[cell]]);
-    rows.push(row);
-  }
-  return rows;
 }
