@@ -4,7 +4,7 @@ import type { Endpoint } from "../../wire/endpoints/define.js";
 import { parseBody } from "../../wire/endpoints/define.js";
 import { training } from "../../wire/endpoints/index.js";
 import { decodeForwardBackwardRequest } from "../../wire/protobuf/index.js";
-import type { Datum } from "../../wire/types.js";
+import type { Datum, LossFnConfig } from "../../wire/types.js";
 import type { LocalBackend } from "../backend.js";
 import { HttpError } from "../responses.js";
 import { normalizeModelInput } from "./model-input.js";
@@ -20,7 +20,7 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
         input.seqId,
         input.data,
         input.lossFn,
-        input.lossFnConfig,
+        numericLossConfig(input.lossFnConfig),
         forwardOnly || input.forwardOnly,
       );
       return futureAccepted(requestId, input.modelId);
@@ -103,12 +103,31 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
   ];
 }
 
+/**
+ * The local engine's losses read numeric settings only (clip thresholds, DRO's beta). A string value
+ * (§T1) names an option it does not have: refused, rather than silently ignored.
+ */
+function numericLossConfig(config: LossFnConfig | undefined): Record<string, number> | undefined {
+  if (config === undefined) return undefined;
+  const numeric: Record<string, number> = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (typeof value !== "number") {
+      throw new HttpError(
+        400,
+        `loss_fn_config.${key}: the local backend's losses take numeric settings only, got the string ${JSON.stringify(value)}`,
+      );
+    }
+    numeric[key] = value;
+  }
+  return numeric;
+}
+
 interface ForwardBackwardInput {
   modelId: string;
   seqId: number;
   data: Datum[];
   lossFn: string;
-  lossFnConfig: Record<string, number> | undefined;
+  lossFnConfig: LossFnConfig | undefined;
   forwardOnly: boolean;
 }
 
