@@ -1,12 +1,19 @@
 /**
  * Public API of the local backend's engine: a tiny but real transformer language model in pure
- * TypeScript (web-standard APIs only), trained with LoRA + AdamW and sampled with a KV cache.
+ * TypeScript (web-standard APIs only), trained with LoRA + AdamW or Dimuon and sampled with a KV cache.
  * Everything is deterministic for given seeds.
  */
 
 export { type AdamSettings, DEFAULT_ADAM_SETTINGS } from "./adamw.js";
 export { type BaseModel, createBaseModel } from "./base-model.js";
 export { DEFAULT_MODEL_CONFIG, defaultModelConfig, type ModelConfig, validateModelConfig } from "./config.js";
+export {
+  DEFAULT_DIMUON_DAMPING,
+  DEFAULT_DIMUON_RANK_LR_CORRECTION_EXPONENT,
+  DEFAULT_DIMUON_SETTINGS,
+  DIMUON_REFERENCE_RANK,
+  type DimuonSettings,
+} from "./dimuon.js";
 export { EngineError } from "./errors.js";
 export {
   DEFAULT_LORA_ALPHA,
