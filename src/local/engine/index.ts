@@ -14,7 +14,7 @@ export {
   DIMUON_REFERENCE_RANK,
   type DimuonSettings,
 } from "./dimuon.js";
-export { EngineError } from "./errors.js";
+export { EngineError, OptimizerMismatchError } from "./errors.js";
 export {
   DEFAULT_LORA_ALPHA,
   type LoraSettings,
@@ -30,6 +30,12 @@ export {
   LOSS_FUNCTIONS,
   type LossFunctionName,
 } from "./losses.js";
+export {
+  isOptimizerFamily,
+  OPTIMIZER_FAMILIES,
+  type OptimizerFamily,
+  type OptimizerSettings,
+} from "./optimizer.js";
 export { hashSeed, type Seed } from "./rng.js";
 export {
   createInferenceModel,
@@ -49,4 +55,9 @@ export {
   TOKENIZER_ID,
   VOCAB_SIZE,
 } from "./tokenizer.js";
-export { type EngineDatum, type ForwardBackwardResult, TrainableModel } from "./trainable-model.js";
+export {
+  type EngineDatum,
+  type ForwardBackwardResult,
+  TrainableModel,
+  type TrainableModelOptions,
+} from "./trainable-model.js";
