@@ -36,11 +36,18 @@ export {
   type OptimizerFamily,
   type OptimizerSettings,
 } from "./optimizer.js";
+export {
+  MAX_PROMPT_ALT_TOKENS_K,
+  type Matrix,
+  type PromptOutputRequest,
+  type PromptOutputs,
+} from "./prompt-outputs.js";
 export { hashSeed, type Seed } from "./rng.js";
 export {
   createInferenceModel,
   type InferenceModel,
   type PromptLogprobs,
+  type SampleAndScoreResult,
   type SampledSequence,
   type SampleOptions,
   type StopReason,
