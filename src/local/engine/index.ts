@@ -1,13 +1,20 @@
 /**
  * Public API of the local backend's engine: a tiny but real transformer language model in pure
- * TypeScript (web-standard APIs only), trained with LoRA + AdamW and sampled with a KV cache.
+ * TypeScript (web-standard APIs only), trained with LoRA + AdamW or Dimuon and sampled with a KV cache.
  * Everything is deterministic for given seeds.
  */
 
 export { type AdamSettings, DEFAULT_ADAM_SETTINGS } from "./adamw.js";
 export { type BaseModel, createBaseModel } from "./base-model.js";
 export { DEFAULT_MODEL_CONFIG, defaultModelConfig, type ModelConfig, validateModelConfig } from "./config.js";
-export { EngineError } from "./errors.js";
+export {
+  DEFAULT_DIMUON_DAMPING,
+  DEFAULT_DIMUON_RANK_LR_CORRECTION_EXPONENT,
+  DEFAULT_DIMUON_SETTINGS,
+  DIMUON_REFERENCE_RANK,
+  type DimuonSettings,
+} from "./dimuon.js";
+export { EngineError, OptimizerMismatchError } from "./errors.js";
 export {
   DEFAULT_LORA_ALPHA,
   type LoraSettings,
@@ -23,11 +30,24 @@ export {
   LOSS_FUNCTIONS,
   type LossFunctionName,
 } from "./losses.js";
+export {
+  isOptimizerFamily,
+  OPTIMIZER_FAMILIES,
+  type OptimizerFamily,
+  type OptimizerSettings,
+} from "./optimizer.js";
+export {
+  MAX_PROMPT_ALT_TOKENS_K,
+  type Matrix,
+  type PromptOutputRequest,
+  type PromptOutputs,
+} from "./prompt-outputs.js";
 export { hashSeed, type Seed } from "./rng.js";
 export {
   createInferenceModel,
   type InferenceModel,
   type PromptLogprobs,
+  type SampleAndScoreResult,
   type SampledSequence,
   type SampleOptions,
   type StopReason,
@@ -42,4 +62,9 @@ export {
   TOKENIZER_ID,
   VOCAB_SIZE,
 } from "./tokenizer.js";
-export { type EngineDatum, type ForwardBackwardResult, TrainableModel } from "./trainable-model.js";
+export {
+  type EngineDatum,
+  type ForwardBackwardResult,
+  TrainableModel,
+  type TrainableModelOptions,
+} from "./trainable-model.js";

@@ -47,9 +47,15 @@ export const MAX_LORA_RANK = 256;
 
 export type LoraTarget = BlockLinearName | "unembed";
 
-/** One trainable tensor together with its gradient accumulator. */
+/**
+ * One trainable tensor together with its gradient accumulator. Every trainable tensor of the
+ * engine is a row-major matrix (LoRA A or B), so it carries its shape; matrix optimizers such as
+ * Dimuon need it.
+ */
 export interface Parameter {
   readonly name: string;
+  readonly rows: number;
+  readonly cols: number;
   readonly value: Float64Array;
   readonly grad: Float64Array;
 }
@@ -116,9 +122,17 @@ function makeAdapter(
     outDim,
     inDim,
     rank,
-    a: { name: `${name}.lora_A`, value: aValue, grad: new Float64Array(rank * inDim) },
+    a: {
+      name: `${name}.lora_A`,
+      rows: rank,
+      cols: inDim,
+      value: aValue,
+      grad: new Float64Array(rank * inDim),
+    },
     b: {
       name: `${name}.lora_B`,
+      rows: outDim,
+      cols: rank,
       value: new Float64Array(outDim * rank),
       grad: new Float64Array(outDim * rank),
     },

@@ -8,12 +8,23 @@
  * token. RL code feeds these values back as the behaviour log-probabilities `q` of
  * importance_sampling / ppo / cispo / dro, so they must be comparable with the trainer's lp — a
  * tempered or truncated distribution would bias every importance ratio.
+ *
+ * `sampleAndScore` serves a whole sample request from one prefill: the generated sequences (with
+ * optional top-k logprobs per generated token) and the prompt outputs of prompt-outputs.ts.
  */
 
 import type { BaseModel } from "./base-model.js";
 import { EngineError } from "./errors.js";
 import { extendSequence, KvCache } from "./incremental.js";
 import { logSoftmax } from "./linalg.js";
+import {
+  needsPromptRows,
+  type PromptOutputRequest,
+  type PromptOutputs,
+  promptOutputs,
+  validatePromptOutputRequest,
+} from "./prompt-outputs.js";
+import { argmax, idsByDescendingValue, topEntries } from "./ranking.js";
 import { deriveSeed, Rng, randomSeed, type Seed } from "./rng.js";
 import { decodeTokens, EOS_TOKEN, isValidToken } from "./tokenizer.js";
 import type { ModelWeights } from "./weights.js";
@@ -34,6 +45,8 @@ export interface SampleOptions {
   /** Any 64-bit integer; absent = fresh randomness. */
   seed?: Seed;
   numSamples: number;
+  /** topk_sample_logprobs: the k most likely [token, logprob] pairs at each generated position; 0 = none. */
+  topkSampleLogprobs?: number;
 }
 
 export type StopReason = "stop" | "length";
@@ -44,6 +57,11 @@ export interface SampledSequence {
   /** Untempered log-probability of each generated token. */
   logprobs: number[];
   stopReason: StopReason;
+  /**
+   * With topkSampleLogprobs = k > 0: per generated token, the min(k, vocab) most likely
+   * [token, untempered logprob] pairs of the distribution it was drawn from, best first.
+   */
+  topk?: [number, number][][];
 }
 
 export interface PromptLogprobs {
@@ -53,25 +71,26 @@ export interface PromptLogprobs {
   topk?: ([number, number][] | null)[];
 }
 
+export interface SampleAndScoreResult {
+  sequences: SampledSequence[];
+  /** The requested prompt outputs (empty when none were requested). */
+  prompt: PromptOutputs;
+}
+
 export interface InferenceModel {
   sample(prompt: readonly number[], opts: SampleOptions): SampledSequence[];
+  /**
+   * One sample request: `numSamples` sequences plus the requested prompt outputs, all from a
+   * single prefill. Everything is validated before the model runs (EngineError).
+   */
+  sampleAndScore(
+    prompt: readonly number[],
+    opts: SampleOptions,
+    outputs?: PromptOutputRequest,
+  ): SampleAndScoreResult;
   promptLogprobs(prompt: readonly number[], topK: number): PromptLogprobs;
   readonly maxSeqLen: number;
   readonly vocabSize: number;
-}
-
-/** Index of the largest value in `values[offset .. offset + n)`; ties go to the lowest index. */
-function argmax(values: Float64Array, offset: number, n: number): number {
-  let best = 0;
-  for (let i = 1; i < n; i++) if (values[offset + i] > values[offset + best]) best = i;
-  return best;
-}
-
-/** Token ids ordered by descending value (ties by ascending id, so the order is deterministic). */
-function idsByDescendingValue(values: Float64Array): number[] {
-  const ids = Array.from({ length: values.length }, (_, i) => i);
-  ids.sort((x, y) => values[y] - values[x] || x - y);
-  return ids;
 }
 
 interface TokenChoice {
@@ -164,6 +183,10 @@ function validateSampleOptions(opts: SampleOptions): void {
   if (opts.maxTokens !== undefined && (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0)) {
     throw new EngineError(`max_tokens must be a non-negative integer, got ${opts.maxTokens}`);
   }
+  const topkSample = opts.topkSampleLogprobs ?? 0;
+  if (!Number.isInteger(topkSample) || topkSample < 0) {
+    throw new EngineError(`topk_sample_logprobs must be a non-negative integer, got ${topkSample}`);
+  }
 }
 
 /** Sampling and scoring over dense weights; never mutates them. */
@@ -177,26 +200,60 @@ export class TransformerInferenceModel implements InferenceModel {
   }
 
   sample(prompt: readonly number[], opts: SampleOptions): SampledSequence[] {
+    return this.sampleAndScore(prompt, opts).sequences;
+  }
+
+  sampleAndScore(
+    prompt: readonly number[],
+    opts: SampleOptions,
+    outputs: PromptOutputRequest = {},
+  ): SampleAndScoreResult {
     validatePrompt(prompt, this.vocabSize, this.maxSeqLen);
     validateSampleOptions(opts);
+    validatePromptOutputRequest(outputs, prompt.length, this.vocabSize);
     const contextLeft = this.maxSeqLen - prompt.length;
     const budget = Math.min(opts.maxTokens ?? contextLeft, contextLeft);
-    if (budget === 0) {
-      return Array.from({ length: opts.numSamples }, () => ({
-        tokens: [],
-        logprobs: [],
-        stopReason: "length",
-      }));
-    }
-    const stopTokens = new Set([EOS_TOKEN, ...(opts.stopTokens ?? [])]);
-    const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
+    const scorePrompt = needsPromptRows(outputs);
+    const noSequences = () =>
+      Array.from(
+        { length: opts.numSamples },
+        (): SampledSequence => ({
+          tokens: [],
+          logprobs: [],
+          stopReason: "length",
+          ...((opts.topkSampleLogprobs ?? 0) > 0 ? { topk: [] } : {}),
+        }),
+      );
+    if (budget === 0 && !scorePrompt) return { sequences: noSequences(), prompt: {} };
     const seed = opts.seed ?? randomSeed();
 
-    // Prefill once; every sample continues from its own copy of the cache. The last generated
-    // token is never fed back, hence the capacity.
-    const prefill = new KvCache(this.weights.config, prompt.length + budget - 1);
-    const promptLogits = extendSequence(this.weights, prefill, prompt, false);
+    // One prefill serves the prompt outputs (every row) and every sample (the last row); each
+    // sample continues from its own copy of the cache. The last generated token is never fed
+    // back, hence the capacity.
+    const prefill = new KvCache(this.weights.config, prompt.length + Math.max(budget - 1, 0));
+    const logits = extendSequence(this.weights, prefill, prompt, scorePrompt);
+    const scored = scorePrompt
+      ? promptOutputs(logits, prompt, this.vocabSize, outputs, { temperature: opts.temperature, seed })
+      : {};
+    const lastRow = scorePrompt ? (prompt.length - 1) * this.vocabSize : 0;
+    const sequences =
+      budget === 0 ? noSequences() : this.generate(prefill, logits, lastRow, budget, opts, seed);
+    return { sequences, prompt: scored };
+  }
+
+  private generate(
+    prefill: KvCache,
+    prefillLogits: Float64Array,
+    prefillOffset: number,
+    budget: number,
+    opts: SampleOptions,
+    seed: Seed,
+  ): SampledSequence[] {
+    const stopTokens = new Set([EOS_TOKEN, ...(opts.stopTokens ?? [])]);
+    const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
+    const topkSample = opts.topkSampleLogprobs ?? 0;
     const V = this.vocabSize;
+    const logprobRow = new Float64Array(V);
 
     const results: SampledSequence[] = [];
     for (let sampleIndex = 0; sampleIndex < opts.numSamples; sampleIndex++) {
@@ -206,12 +263,18 @@ export class TransformerInferenceModel implements InferenceModel {
       const cache = sampleIndex === opts.numSamples - 1 ? prefill : prefill.clone();
       const tokens: number[] = [];
       const logprobs: number[] = [];
-      let logits = promptLogits;
+      const topk: [number, number][][] = [];
+      let logits = prefillLogits;
+      let offset = prefillOffset;
       let stopReason: StopReason = "length";
       for (;;) {
-        const { token, logprob } = chooseToken(logits, 0, V, opts, rng);
+        const { token, logprob } = chooseToken(logits, offset, V, opts, rng);
         tokens.push(token);
         logprobs.push(logprob);
+        if (topkSample > 0) {
+          logSoftmax(logits, offset, V, logprobRow, 0);
+          topk.push(topEntries(logprobRow, topkSample));
+        }
         if (stopTokens.has(token)) {
           stopReason = "stop";
           break;
@@ -225,38 +288,26 @@ export class TransformerInferenceModel implements InferenceModel {
         }
         if (tokens.length >= budget) break;
         logits = extendSequence(this.weights, cache, [token], false);
+        offset = 0;
       }
-      results.push({ tokens, logprobs, stopReason });
+      results.push(
+        topkSample > 0 ? { tokens, logprobs, stopReason, topk } : { tokens, logprobs, stopReason },
+      );
     }
     return results;
   }
 
   promptLogprobs(prompt: readonly number[], topK: number): PromptLogprobs {
     validatePrompt(prompt, this.vocabSize, this.maxSeqLen);
-    if (!Number.isInteger(topK) || topK < 0) {
-      throw new EngineError(`topk_prompt_logprobs must be a non-negative integer, got ${topK}`);
-    }
-    const V = this.vocabSize;
+    const request = { logprobs: true, topK };
+    validatePromptOutputRequest(request, prompt.length, this.vocabSize);
     const logits = extendSequence(
       this.weights,
       new KvCache(this.weights.config, prompt.length),
       prompt,
       true,
     );
-    const logprobs: (number | null)[] = [null];
-    const topk: ([number, number][] | null)[] = [null];
-    const row = new Float64Array(V);
-    for (let i = 1; i < prompt.length; i++) {
-      logSoftmax(logits, (i - 1) * V, V, row, 0);
-      logprobs.push(row[prompt[i]]);
-      if (topK > 0) {
-        topk.push(
-          idsByDescendingValue(row)
-            .slice(0, topK)
-            .map((id): [number, number] => [id, row[id]]),
-        );
-      }
-    }
+    const { logprobs = [], topk } = promptOutputs(logits, prompt, this.vocabSize, request);
     return topK > 0 ? { logprobs, topk } : { logprobs };
   }
 }

@@ -1,26 +1,33 @@
 /**
- * Binary checkpoint format of a trainable model: LoRA tensors, optionally Adam moments and step.
+ * Binary checkpoint format of a trainable model: LoRA tensors, optionally the optimizer state.
  *
  * Layout (all integers little-endian):
  *   bytes 0..3   magic "TTLS" (tinker-ts LoRA state)
  *   bytes 4..7   u32 format version
  *   bytes 8..11  u32 byte length H of the JSON header
- *   12..12+H     UTF-8 JSON header (model config, base seed, LoRA settings, step, tensor list)
+ *   12..12+H     UTF-8 JSON header (model config, base seed, LoRA settings, optimizer family,
+ *                step, tensor list)
  *   padding      zeros up to a multiple of 8
- *   payload      float64 little-endian: every tensor's values, then (with optimizer state) every
- *                tensor's first moments, then every tensor's second moments, in header order.
+ *   payload      float64 little-endian: every tensor's values, then (with optimizer state) each
+ *                of the family's tensor groups in header order — AdamW: first moments, then
+ *                second moments; Dimuon: momenta.
  *
  * float64 end to end makes a save/load round trip bit-exact, so resumed training continues
  * exactly as if it had never stopped. A JSON header keeps the format self-describing and
  * lets a loader validate compatibility before touching the payload.
+ *
+ * Version 2 added the header's `optimizer` (the run's family, recorded even in weights-only
+ * states). Version 1 states predate Dimuon and are read as AdamW.
  */
 
 import type { ModelConfig } from "./config.js";
 import { EngineError } from "./errors.js";
 import type { ResolvedLoraSettings } from "./lora.js";
+import { isOptimizerFamily, OPTIMIZER_TENSOR_GROUPS, type OptimizerFamily } from "./optimizer.js";
 
 const MAGIC = [0x54, 0x54, 0x4c, 0x53]; // "TTLS"
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
+const FIRST_VERSION_WITH_OPTIMIZER_FAMILY = 2;
 const PREAMBLE_BYTES = 12;
 
 export interface StateHeader {
@@ -35,6 +42,8 @@ export interface StateHeader {
     readonly trainMlp: boolean;
     readonly trainUnembed: boolean;
   };
+  /** The training run's optimizer family. */
+  readonly optimizer: OptimizerFamily;
   /** Optimizer steps taken so far. */
   readonly step: number;
   readonly hasOptimizer: boolean;
@@ -44,9 +53,8 @@ export interface StateHeader {
 export interface StateContents {
   readonly header: StateHeader;
   readonly values: Float64Array[];
-  /** Present iff header.hasOptimizer. */
-  readonly firstMoments?: Float64Array[];
-  readonly secondMoments?: Float64Array[];
+  /** Present iff header.hasOptimizer: OPTIMIZER_TENSOR_GROUPS[header.optimizer] groups, one tensor per entry of header.tensors. */
+  readonly optimizerGroups?: readonly Float64Array[][];
 }
 
 /** The public summary of a checkpoint, enough to build a matching model before loading it. */
@@ -54,6 +62,7 @@ export interface StateInfo {
   readonly modelConfig: ModelConfig;
   readonly baseSeed: bigint;
   readonly lora: ResolvedLoraSettings;
+  readonly optimizer: OptimizerFamily;
   readonly step: number;
   readonly hasOptimizer: boolean;
 }
@@ -67,9 +76,10 @@ export function encodeState(contents: StateContents): Uint8Array {
   const headerBytes = new TextEncoder().encode(JSON.stringify(header));
   const groups = [contents.values];
   if (header.hasOptimizer) {
-    if (!contents.firstMoments || !contents.secondMoments)
-      throw new Error("internal: missing optimizer state");
-    groups.push(contents.firstMoments, contents.secondMoments);
+    const optimizerGroups = contents.optimizerGroups ?? [];
+    if (optimizerGroups.length !== OPTIMIZER_TENSOR_GROUPS[header.optimizer])
+      throw new Error("internal: optimizer state does not match its family");
+    groups.push(...optimizerGroups);
   }
   const payloadStart = align8(PREAMBLE_BYTES + headerBytes.length);
   let floats = 0;
@@ -103,7 +113,7 @@ function parseHeader(bytes: Uint8Array): { header: StateHeader; payloadStart: nu
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(4, true);
-  if (version !== FORMAT_VERSION) throw corrupt(`unsupported format version ${version}`);
+  if (version < 1 || version > FORMAT_VERSION) throw corrupt(`unsupported format version ${version}`);
   const headerLength = view.getUint32(8, true);
   if (PREAMBLE_BYTES + headerLength > bytes.length) throw corrupt("truncated header");
   let header: StateHeader;
@@ -127,6 +137,9 @@ function parseHeader(bytes: Uint8Array): { header: StateHeader; payloadStart: nu
   ) {
     throw corrupt("header is missing fields");
   }
+  if (version < FIRST_VERSION_WITH_OPTIMIZER_FAMILY) header = { ...header, optimizer: "adamw" };
+  else if (!isOptimizerFamily(header.optimizer))
+    throw corrupt(`unknown optimizer ${JSON.stringify(header.optimizer)}`);
   return { header, payloadStart: align8(PREAMBLE_BYTES + headerLength) };
 }
 
@@ -135,7 +148,7 @@ export function decodeState(bytes: Uint8Array): StateContents {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let floats = 0;
   for (const tensor of header.tensors) floats += tensor.length;
-  const groupCount = header.hasOptimizer ? 3 : 1;
+  const groupCount = 1 + (header.hasOptimizer ? OPTIMIZER_TENSOR_GROUPS[header.optimizer] : 0);
   if (bytes.length !== payloadStart + groupCount * floats * 8)
     throw corrupt("payload size does not match header");
   let position = payloadStart;
@@ -150,9 +163,8 @@ export function decodeState(bytes: Uint8Array): StateContents {
     });
   const values = readGroup();
   if (!header.hasOptimizer) return { header, values };
-  const firstMoments = readGroup();
-  const secondMoments = readGroup();
-  return { header, values, firstMoments, secondMoments };
+  const optimizerGroups = Array.from({ length: groupCount - 1 }, () => readGroup());
+  return { header, values, optimizerGroups };
 }
 
 /** Reads a checkpoint's description without decoding its tensors. */
@@ -169,6 +181,7 @@ export function inspectState(bytes: Uint8Array): StateInfo {
     modelConfig: Object.freeze({ ...header.modelConfig }),
     baseSeed: parseSeed(header.baseSeed),
     lora: Object.freeze({ ...header.lora, seed: parseSeed(header.lora.seed) }),
+    optimizer: header.optimizer,
     step: header.step,
     hasOptimizer: header.hasOptimizer,
   };

@@ -1,13 +1,13 @@
 /**
- * A base model plus LoRA adapters and their AdamW state: the object behind one Tinker training
- * client. Gradients accumulate across forwardBackward calls until optimStep consumes them, as in
- * Tinker (and PyTorch), so a large batch may be split into several calls.
+ * A base model plus LoRA adapters and their optimizer state: the object behind one Tinker
+ * training client. Gradients accumulate across forwardBackward calls until optimStep consumes
+ * them, as in Tinker (and PyTorch), so a large batch may be split into several calls. The
+ * optimizer family (AdamW or Dimuon) is chosen at construction and never changes.
  */
 
-import { type AdamSettings, type AdamState, adamwStep, createAdamState } from "./adamw.js";
 import type { BaseModel } from "./base-model.js";
 import type { ModelConfig } from "./config.js";
-import { EngineError } from "./errors.js";
+import { EngineError, OptimizerMismatchError } from "./errors.js";
 import {
   accumulateAdapterGradients,
   adapterParameters,
@@ -22,6 +22,17 @@ import {
   sinkOf,
 } from "./lora.js";
 import { evaluateLoss, type PreparedLossInputs, prepareLossInputs, requireLossFunction } from "./losses.js";
+import {
+  createOptimizerState,
+  type OptimizerFamily,
+  type OptimizerSettings,
+  type OptimizerState,
+  optimizerStep,
+  optimizerStepCount,
+  optimizerTensors,
+  resetOptimizerState,
+  restoreOptimizerState,
+} from "./optimizer.js";
 import { type InferenceModel, TransformerInferenceModel } from "./sampler.js";
 import { decodeState, encodeState, type StateHeader } from "./state.js";
 import { backwardPass, forwardPass } from "./transformer.js";
@@ -39,6 +50,11 @@ export interface ForwardBackwardResult {
   logprobs: Float32Array[];
   /** "name:reduction" keys; always includes "loss:sum". */
   metrics: Record<string, number>;
+}
+
+export interface TrainableModelOptions {
+  /** The run's optimizer family; default "adamw". */
+  optimizer?: OptimizerFamily;
 }
 
 function configsEqual(a: ModelConfig, b: ModelConfig): boolean {
@@ -59,23 +75,28 @@ export class TrainableModel {
   readonly lora: ResolvedLoraSettings;
   private readonly adapters: LoraAdapter[];
   private readonly params: Parameter[];
-  private readonly adam: AdamState;
+  private readonly optimizerState: OptimizerState;
 
-  constructor(base: BaseModel, lora: LoraSettings) {
+  constructor(base: BaseModel, lora: LoraSettings, options: TrainableModelOptions = {}) {
     this.base = base;
     this.lora = resolveLoraSettings(lora);
     this.adapters = createAdapters(base.config, this.lora);
     this.params = adapterParameters(this.adapters);
-    this.adam = createAdamState(this.params);
+    this.optimizerState = createOptimizerState(options.optimizer ?? "adamw", this.params);
   }
 
   get config(): ModelConfig {
     return this.base.config;
   }
 
+  /** The optimizer family fixed at construction. */
+  get optimizer(): OptimizerFamily {
+    return this.optimizerState.family;
+  }
+
   /** Optimizer steps taken. */
   get step(): number {
-    return this.adam.step;
+    return optimizerStepCount(this.optimizerState);
   }
 
   /** The adapter output scale alpha / rank. */
@@ -163,12 +184,15 @@ export class TrainableModel {
     };
   }
 
-  /** One AdamW step over the accumulated gradients, which are then zeroed. */
-  optimStep(adam: AdamSettings): Record<string, number> {
-    const report = adamwStep(this.params, this.adam, adam);
+  /**
+   * One step of the run's optimizer over the accumulated gradients, which are then zeroed.
+   * Settings of the other family (`type` absent means "adamw") throw OptimizerMismatchError.
+   */
+  optimStep(settings: OptimizerSettings): Record<string, number> {
+    const report = optimizerStep(this.optimizerState, this.params, settings, this.lora.rank);
     return {
       "grad_norm:mean": report.gradNorm,
-      "learning_rate:mean": adam.learningRate,
+      "learning_rate:mean": settings.learningRate,
     };
   }
 
@@ -184,28 +208,34 @@ export class TrainableModel {
     return new TransformerInferenceModel(this.mergedWeights());
   }
 
-  /** LoRA tensors (+ Adam moments and step unless withOptimizer is false) as bytes. */
+  /**
+   * LoRA tensors (+ the optimizer's tensors and step unless withOptimizer is false) as bytes.
+   * The optimizer family is recorded either way.
+   */
   exportState(opts: { withOptimizer?: boolean } = {}): Uint8Array {
     const withOptimizer = opts.withOptimizer ?? true;
     const header: StateHeader = {
       modelConfig: { ...this.config },
       baseSeed: this.base.seed.toString(),
       lora: { ...this.lora, seed: this.lora.seed.toString() },
-      step: withOptimizer ? this.adam.step : 0,
+      optimizer: this.optimizer,
+      step: withOptimizer ? this.step : 0,
       hasOptimizer: withOptimizer,
       tensors: this.params.map((p) => ({ name: p.name, length: p.value.length })),
     };
     return encodeState({
       header,
       values: this.params.map((p) => p.value),
-      firstMoments: withOptimizer ? this.adam.firstMoments : undefined,
-      secondMoments: withOptimizer ? this.adam.secondMoments : undefined,
+      optimizerGroups: withOptimizer ? optimizerTensors(this.optimizerState) : undefined,
     });
   }
 
   /**
    * Loads a state written by exportState. `withOptimizer: false` loads the weights only and
-   * restarts the optimizer (fresh moments, step 0). Pending gradients are discarded either way.
+   * restarts this run's optimizer (fresh moments, step 0), whatever family saved them.
+   * `withOptimizer: true` needs a state of this run's family (else OptimizerMismatchError): build
+   * the model with `inspectState(bytes).optimizer` to resume a checkpoint's optimizer. Pending
+   * gradients are discarded either way.
    */
   importState(bytes: Uint8Array, opts: { withOptimizer: boolean }): void {
     const contents = decodeState(bytes);
@@ -235,21 +265,21 @@ export class TrainableModel {
     if (opts.withOptimizer && !header.hasOptimizer) {
       throw new EngineError("model state has no optimizer state (it was saved weights-only)");
     }
+    if (opts.withOptimizer && header.optimizer !== this.optimizer) {
+      throw new OptimizerMismatchError(
+        this.optimizer,
+        header.optimizer,
+        `model state holds ${header.optimizer} optimizer state; this training run uses ${this.optimizer}`,
+      );
+    }
     this.params.forEach((p, i) => {
       p.value.set(contents.values[i]);
       p.grad.fill(0);
     });
-    if (opts.withOptimizer && contents.firstMoments && contents.secondMoments) {
-      const { firstMoments, secondMoments } = contents;
-      for (let i = 0; i < this.params.length; i++) {
-        this.adam.firstMoments[i].set(firstMoments[i]);
-        this.adam.secondMoments[i].set(secondMoments[i]);
-      }
-      this.adam.step = header.step;
+    if (opts.withOptimizer && contents.optimizerGroups) {
+      restoreOptimizerState(this.optimizerState, contents.optimizerGroups, header.step);
     } else {
-      for (const m of this.adam.firstMoments) m.fill(0);
-      for (const v of this.adam.secondMoments) v.fill(0);
-      this.adam.step = 0;
+      resetOptimizerState(this.optimizerState);
     }
   }
 }
