@@ -6,6 +6,7 @@
 import { decodeForwardBackwardRequest } from "../wire/protobuf/index.js";
 import type { Datum, ModelInput } from "../wire/types.js";
 import { createLocalAuth, type LocalAuthOptions } from "./auth.js";
+import { authKeyRoutes, serveUnauthed } from "./auth-keys.js";
 import type { LocalBackend } from "./backend.js";
 import type { FutureOutcome } from "./future-store.js";
 import { errorResponse, HttpError, jsonResponse, protobufResponse } from "./responses.js";
@@ -50,6 +51,7 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
   const routes: [string, RegExp, Route][] = [
     ["GET", /^healthz$/, () => jsonResponse({ status: "ok" })],
     ["POST", /^auth\/token$/, (request) => auth.issueToken(request)],
+    ...authKeyRoutes(auth),
     [
       "POST",
       /^client\/config$/,
@@ -406,6 +408,8 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     // Signed archive URLs live outside /api/v1/: the token is the credential, no API key needed.
     const archive = marker < 0 ? /\/archives\/([^/]+)$/.exec(url.pathname) : null;
     if (archive) return serveArchive(backend, request, archive[1]);
+    const unauthed = marker < 0 ? serveUnauthed(request, url.pathname) : undefined;
+    if (unauthed) return unauthed;
     if (marker < 0) return errorResponse(new HttpError(404, `not found: ${url.pathname}`));
     const path = url.pathname.slice(marker + "/api/v1/".length);
     try {
