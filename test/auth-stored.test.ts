@@ -4,7 +4,7 @@
  * from the file), and the SDK against the real local backend with the key taken from the file only
  * when neither TINKER_API_KEY nor a dynamic credential is there, read at the first call.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
@@ -111,7 +111,9 @@ describe("the credentials file", () => {
       ),
     });
     await writeCredentialsFile(big(0), path);
-    const before = (await stat(path)).ino;
+    const original = await readFile(path, "utf8");
+    // Held open, the first file keeps its content if it is replaced, but not if it is rewritten.
+    const firstFile = await open(path, "r");
     let reads = 0;
     const writes = (async () => {
       for (let n = 1; n <= 30; n++) await writeCredentialsFile(big(n), path);
@@ -128,7 +130,8 @@ describe("the credentials file", () => {
     }
     await writes;
     expect(reads).toBeGreaterThan(0);
-    expect((await stat(path)).ino).not.toBe(before);
+    expect(await firstFile.readFile("utf8")).toBe(original);
+    await firstFile.close();
     expect(Object.keys((await readCredentialsFile(path))!.keys)).toHaveLength(230);
     expect(await readdir(join(path, ".."))).toEqual(["credentials.json"]);
   });
