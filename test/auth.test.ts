@@ -364,10 +364,14 @@ describe("dynamic credentials", () => {
     await expect(silent.service.getServerCapabilities()).rejects.toThrow(/empty credential/);
   });
 
-  it("lets a missing API key pass construction only when a dynamic credential exists", () => {
-    expect(() => resolveConfig({ baseURL: "http://x" })).toThrow(/TINKER_API_KEY/);
+  it("leaves a missing API key to the dynamic credential, else to the stored key (read later)", () => {
+    const bare = resolveConfig({ baseURL: "http://x" }).credentials;
+    expect(bare.apiKey).toBeUndefined();
+    expect(bare.dynamic).toBeUndefined();
+    expect(bare.stored).toBeTypeOf("function");
     process.env.TINKER_CREDENTIAL_CMD = "echo tml-x";
     expect(resolveConfig({ baseURL: "http://x" }).credentials.apiKey).toBeUndefined();
+    expect(resolveConfig({ baseURL: "http://x" }).credentials.stored).toBeUndefined();
     // A malformed key is set aside (not sent) when a dynamic credential can stand in for it.
     expect(resolveConfig({ baseURL: "http://x", apiKey: "sk-bad" }).credentials.apiKey).toBeUndefined();
   });

@@ -155,7 +155,7 @@ describe("future polling", () => {
 });
 
 describe("configuration", () => {
-  it("checks the API key locally and never echoes it", () => {
+  it("checks the API key locally and never echoes it", async () => {
     expect(() => new ServiceClient({ apiKey: "sk-secret-value", baseURL: "http://x" })).toThrow(
       ValidationError,
     );
@@ -164,12 +164,24 @@ describe("configuration", () => {
     } catch (error) {
       expect(String(error)).not.toContain("secret");
     }
-    const saved = process.env.TINKER_API_KEY;
+    // No key anywhere (the stored-credentials file is read at the first call): refused before sending.
+    const saved = { key: process.env.TINKER_API_KEY, file: process.env.TINKER_CREDENTIALS_FILE };
     delete process.env.TINKER_API_KEY;
+    process.env.TINKER_CREDENTIALS_FILE = "/nonexistent/tinker-ts-test/credentials.json";
+    let sent = 0;
+    const service = new ServiceClient({
+      baseURL: "http://x",
+      fetch: async () => new Response(null, { status: sent++ }),
+    });
     try {
-      expect(() => new ServiceClient({ baseURL: "http://x" })).toThrow(/TINKER_API_KEY/);
+      await expect(service.getServerCapabilities()).rejects.toThrow(ValidationError);
+      await expect(service.getServerCapabilities()).rejects.toThrow(/TINKER_API_KEY.*tinker-ts auth login/);
+      expect(sent).toBe(0);
     } finally {
-      if (saved !== undefined) process.env.TINKER_API_KEY = saved;
+      await service.close();
+      if (saved.key !== undefined) process.env.TINKER_API_KEY = saved.key;
+      if (saved.file === undefined) delete process.env.TINKER_CREDENTIALS_FILE;
+      else process.env.TINKER_CREDENTIALS_FILE = saved.file;
     }
   });
 });

@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { ServiceClient } from "../index.js";
+import { authCommands } from "./commands/auth.js";
 import { billingCommands } from "./commands/billing.js";
 import { checkpointCommands } from "./commands/checkpoint.js";
 import { runCommands } from "./commands/run.js";
@@ -14,6 +15,7 @@ import { sampleCommands } from "./commands/sample.js";
 import { serveCommands } from "./commands/serve.js";
 import { sessionCommands } from "./commands/session.js";
 import { versionCommands } from "./commands/version.js";
+import { type CliCredential, clientCredentialOptions, resolveCliCredential } from "./credentials.js";
 import { CliError, UsageError } from "./errors.js";
 import { type CliIO, colorEnabled, type OutputFormat, style } from "./output.js";
 
@@ -70,7 +72,11 @@ const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
     value: "URL",
     description: "API base URL (default: TINKER_BASE_URL, else the service)",
   },
-  "api-key": { type: "string", value: "KEY", description: "API key (default: TINKER_API_KEY)" },
+  "api-key": {
+    type: "string",
+    value: "KEY",
+    description: "API key (default: TINKER_API_KEY, else TINKER_CREDENTIAL_CMD, else the stored key)",
+  },
   format: { type: "string", short: "f", value: "table|json", description: "output format (default: table)" },
   timeout: {
     type: "string",
@@ -85,6 +91,7 @@ const GROUPS: Record<string, string> = {
   checkpoint: "Manage checkpoints",
   session: "Manage sessions",
   billing: "View billing usage",
+  auth: "Log in with an API key, log out, show the credential in use",
 };
 
 export const COMMANDS: CommandSpec[] = [
@@ -92,6 +99,7 @@ export const COMMANDS: CommandSpec[] = [
   ...checkpointCommands,
   ...sessionCommands,
   ...billingCommands,
+  ...authCommands,
   ...sampleCommands,
   ...versionCommands,
   ...serveCommands,
@@ -142,6 +150,13 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     // `serve` has its own repeatable --api-key (the keys it accepts), not the client's.
     apiKey =
       command.path[0] === "serve" ? undefined : ((values["api-key"] as string) ?? io.env.TINKER_API_KEY);
+    // Without a key, the SDK's other sources in its order: TINKER_CREDENTIAL_CMD, then the stored key.
+    // (`auth` commands look at the sources themselves.)
+    let credential: CliCredential | undefined;
+    if (!apiKey && !command.offline && command.path[0] !== "serve" && command.path[0] !== "auth") {
+      credential = await resolveCliCredential(undefined, io.env);
+      if (credential.source === "stored") apiKey = credential.apiKey;
+    }
     const global: GlobalOptions = {
       format,
       baseUrl: (values["base-url"] as string | undefined) ?? io.env.TINKER_BASE_URL,
@@ -155,11 +170,17 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       global,
       service() {
         if (!service) {
-          if (!global.apiKey) {
-            throw new CliError("no API key", "Pass --api-key or set TINKER_API_KEY.");
+          if (!global.apiKey && credential?.source !== "command") {
+            throw new CliError(
+              "no API key",
+              "Pass --api-key, set TINKER_API_KEY, or store a key with `tinker-ts auth login --api-key -`.",
+            );
           }
+          const credentialOptions = global.apiKey
+            ? { apiKey: global.apiKey }
+            : clientCredentialOptions(credential!);
           // No telemetry from a short-lived command line tool.
-          service = new ServiceClient({ apiKey: global.apiKey, baseURL: global.baseUrl, telemetry: false });
+          service = new ServiceClient({ ...credentialOptions, baseURL: global.baseUrl, telemetry: false });
         }
         return service;
       },

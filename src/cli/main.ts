@@ -6,7 +6,12 @@
  *   tinker-ts run list | checkpoint download tinker://… | sample --base-model … --prompt … | --help
  */
 import { createInterface } from "node:readline/promises";
+import { Writable } from "node:stream";
 import { main } from "./app.js";
+import { CliError } from "./errors.js";
+
+/** More than any key; a larger stdin is not a key. */
+const MAX_SECRET_BYTES = 64 * 1024;
 
 main(process.argv.slice(2), {
   stdout: process.stdout,
@@ -22,6 +27,7 @@ main(process.argv.slice(2), {
       rl.close();
     }
   },
+  readSecret: (prompt) => (process.stdin.isTTY ? askWithoutEcho(prompt) : readStdin()),
 }).then(
   // Exit at once: idle keep-alive connections must not hold the process open. (stdout and stderr
   // are synchronous for files and pipes on POSIX, so nothing written is lost.)
@@ -32,3 +38,31 @@ main(process.argv.slice(2), {
     process.exit(1);
   },
 );
+
+/** A line typed on the terminal, echoed to nowhere. */
+async function askWithoutEcho(prompt: string): Promise<string> {
+  process.stderr.write(prompt);
+  const nowhere = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const rl = createInterface({ input: process.stdin, output: nowhere, terminal: true });
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      // In raw mode Ctrl-C arrives here instead of as a signal.
+      rl.once("SIGINT", () => reject(new CliError("cancelled")));
+      rl.question("").then(resolve, reject);
+    });
+  } finally {
+    rl.close();
+    process.stderr.write("\n");
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_SECRET_BYTES) throw new CliError("stdin is too large to be an API key");
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}

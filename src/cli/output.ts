@@ -19,6 +19,8 @@ export interface CliIO {
   stdinIsTTY: boolean;
   /** Asks a yes/no question on the terminal. */
   confirm?(question: string): Promise<boolean>;
+  /** Reads a secret: asked without echo when stdin is a terminal, else all of stdin. */
+  readSecret?(prompt: string): Promise<string>;
 }
 
 export type OutputFormat = "table" | "json";

@@ -10,7 +10,13 @@
 
 import { JwtCredentials } from "../core/auth/jwt-credentials.js";
 import { type CredentialProvider, credentialFrom } from "../core/auth/provider.js";
-import { configCredential, exchangeCredential, plainApiKey } from "../core/auth/sources.js";
+import {
+  type CredentialSources,
+  configCredential,
+  exchangeCredential,
+  plainApiKey,
+  withStoredKey,
+} from "../core/auth/sources.js";
 import type { ResolvedConfig } from "../core/config.js";
 import { APIStatusError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
@@ -61,6 +67,8 @@ export class Connection {
    * then the API key or a refreshing JWT.
    */
   #credentials: CredentialProvider;
+  /** The configured credential sources, with the stored key read in at first need. */
+  #sources: Promise<CredentialSources> | undefined;
   /** Set in JWT mode: the token whose claims `identity()` reads. */
   #jwt: JwtCredentials | undefined;
   /** Aborted by close(): ends start-up retry waits. */
@@ -70,7 +78,7 @@ export class Connection {
 
   constructor(config: ResolvedConfig) {
     this.config = config;
-    this.#credentials = credentialFrom(configCredential(config.credentials));
+    this.#credentials = credentialFrom(async () => configCredential(await this.#credentialSources())());
     this.http = new HttpClient({
       baseURL: config.baseURL,
       fetch: config.fetch,
@@ -119,7 +127,7 @@ export class Connection {
    * as `X-API-Key`. In JWT mode the first token is fetched here, through the generic retry loop.
    */
   async #authenticate(flags: ClientConfigResponse): Promise<void> {
-    const sources = this.config.credentials;
+    const sources = await this.#credentialSources();
     if (!flags.pjwt_auth_enabled) {
       const apiKey = plainApiKey(sources);
       const sendApiKey = () => Promise.resolve(apiKey);
@@ -130,6 +138,16 @@ export class Connection {
     const jwt = new JwtCredentials(async () => this.#exchangeForJwt(await credential()));
     await withGenericRetries(() => jwt.refresh(), { signal: this.#stop.signal });
     this.#useCredentials(jwt, jwt);
+  }
+
+  /** The stored-credentials file is read once, when the first request needs a credential. */
+  #credentialSources(): Promise<CredentialSources> {
+    this.#sources ??= withStoredKey(this.config.credentials);
+    // A missing or broken file may be fixed before the next call.
+    this.#sources.catch(() => {
+      this.#sources = undefined;
+    });
+    return this.#sources;
   }
 
   #useCredentials(credentials: CredentialProvider, jwt: JwtCredentials | undefined): void {
@@ -154,7 +172,7 @@ export class Connection {
   async identityJwt(): Promise<string | undefined> {
     await this.clientConfig();
     if (this.#jwt) return this.#jwt.credential();
-    const apiKey = this.config.credentials.apiKey;
+    const { apiKey } = await this.#credentialSources();
     const issuer = apiKey?.startsWith("eyJ") ? decodeJwtClaims(apiKey)?.iss : undefined;
     return typeof issuer === "string" && issuer.startsWith("passport-") ? apiKey : undefined;
   }

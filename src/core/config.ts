@@ -3,6 +3,7 @@
  * official defaults. Also the API key check of §1.3, done before anything is sent.
  */
 
+import { lazyImport } from "../internal/lazy-import.js";
 import { PROTOCOL_SDK_VERSION } from "../version.js";
 import { type CredentialSources, userCredentialSource } from "./auth/sources.js";
 import { credentialCommand } from "./credential-command.js";
@@ -65,7 +66,7 @@ export interface ClientOptions {
 }
 
 export interface ResolvedConfig {
-  /** The API key; `""` when the credential comes from `credentialProvider` or `TINKER_CREDENTIAL_CMD`. */
+  /** The API key; `""` when it comes from `credentialProvider`, `TINKER_CREDENTIAL_CMD` or the credentials file. */
   apiKey: string;
   /** Where credentials come from; the handshake decides which is used for what (see core/auth). */
   credentials: CredentialSources;
@@ -129,6 +130,8 @@ function resolveCredentials(options: ClientOptions): CredentialSources {
       ? credentialCommand(command)
       : undefined;
   if (dynamic === undefined) {
+    // Last resort, the key of `tinker-ts auth login`: read at the handshake, since a file read is async.
+    if (apiKey === undefined) return { apiKey, dynamic, stored: storedApiKey };
     checkApiKey(apiKey);
     return { apiKey, dynamic };
   }
@@ -140,20 +143,28 @@ function isWellFormedKey(apiKey: string): boolean {
   return apiKey.startsWith("tml-") || apiKey.startsWith("eyJ");
 }
 
-function checkApiKey(apiKey: string | undefined): asserts apiKey is string {
-  if (apiKey === undefined) {
-    throw new ValidationError([
-      {
-        path: "apiKey",
-        message:
-          "The apiKey client option must be set either by passing apiKey to the client or by setting the TINKER_API_KEY environment variable (or use TINKER_CREDENTIAL_CMD or the credentialProvider option)",
-      },
-    ]);
-  }
+function checkApiKey(apiKey: string): void {
   if (!isWellFormedKey(apiKey)) {
     // Never echo the key itself: it is a secret even when malformed.
     throw new ValidationError([{ path: "apiKey", message: "The api_key must start with the 'tml-' prefix" }]);
   }
+}
+
+/** A separate chunk: only clients with no other credential ever read the file. */
+const loadCredentialsFile = /* @__PURE__ */ lazyImport(() => import("./auth/credentials-file.js"));
+
+/** The stored default key, held to the same form as any other API key. */
+async function storedApiKey(): Promise<string | undefined> {
+  const apiKey = await (await loadCredentialsFile()).readStoredApiKey();
+  if (apiKey !== undefined && !isWellFormedKey(apiKey)) {
+    throw new ValidationError([
+      {
+        path: "apiKey",
+        message: "The default key of the credentials file must start with the 'tml-' prefix",
+      },
+    ]);
+  }
+  return apiKey;
 }
 
 /** Comma-separated, de-duplicated (first occurrence wins; order kept, unlike the official set). */

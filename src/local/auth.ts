@@ -1,7 +1,8 @@
 /**
  * Who may talk to the local backend (PROTOCOL.md §1.3–§1.4).
  *
- * - By default any non-empty `X-API-Key` is accepted; `apiKeys` restricts that to a list.
+ * - By default any non-empty `X-API-Key` is accepted; `apiKeys` restricts that to a list. A key
+ *   revoked through `DELETE auth/apikey/me` (./auth-keys.ts) is refused from then on.
  * - In JWT mode (`jwt`), `client/config` answers `pjwt_auth_enabled: true`, `POST auth/token`
  *   exchanges an accepted API key for a JWT signed with HMAC-SHA256 (WebCrypto), and every other
  *   endpoint requires a valid, unexpired JWT of this backend (401 otherwise).
@@ -30,23 +31,30 @@ export interface LocalAuth {
   check(request: Request, path: string): Promise<void>;
   /** `POST auth/token`: `{ jwt }` for an accepted API key (or a still-valid token of ours). */
   issueToken(request: Request): Promise<Response>;
+  /** Refuses `apiKey` from now on (tokens already issued for it stay valid until they expire). */
+  revoke(apiKey: string): void;
 }
 
 export const LOCAL_JWT_ISSUER = "tinker-ts-local";
 const DEFAULT_TTL_SECONDS = 3600;
 /** Endpoints that take the raw credential in JWT mode: the start of the handshake (§1.4 step 1–2). */
-const RAW_CREDENTIAL_ENDPOINTS = new Set(["client/config", "auth/token", "healthz"]);
+const RAW_CREDENTIAL_ENDPOINTS = new Set(["client/config", "auth/token", "healthz", "auth/apikey/me"]);
 
 export function createLocalAuth(options: LocalAuthOptions): LocalAuth {
   const accepted = options.apiKeys ? new Set(options.apiKeys) : undefined;
-  const isAcceptedKey = (key: string) => key !== "" && (accepted === undefined || accepted.has(key));
-  if (!options.jwt) return apiKeyAuth(isAcceptedKey);
+  const revoked = new Set<string>();
+  const isAcceptedKey = (key: string) =>
+    key !== "" && !revoked.has(key) && (accepted === undefined || accepted.has(key));
+  const revoke = (apiKey: string) => {
+    revoked.add(apiKey);
+  };
+  if (!options.jwt) return { ...apiKeyAuth(isAcceptedKey), revoke };
   const ttlSeconds = options.jwt.ttlSeconds ?? DEFAULT_TTL_SECONDS;
   if (!(ttlSeconds > 0)) throw new Error("jwt.ttlSeconds must be a positive number");
-  return jwtAuth(isAcceptedKey, new JwtSigner(options.jwt.secret), ttlSeconds);
+  return { ...jwtAuth(isAcceptedKey, new JwtSigner(options.jwt.secret), ttlSeconds), revoke };
 }
 
-function apiKeyAuth(isAcceptedKey: (key: string) => boolean): LocalAuth {
+function apiKeyAuth(isAcceptedKey: (key: string) => boolean): Omit<LocalAuth, "revoke"> {
   return {
     jwtEnabled: false,
     async check(request) {
@@ -59,7 +67,11 @@ function apiKeyAuth(isAcceptedKey: (key: string) => boolean): LocalAuth {
   };
 }
 
-function jwtAuth(isAcceptedKey: (key: string) => boolean, signer: JwtSigner, ttlSeconds: number): LocalAuth {
+function jwtAuth(
+  isAcceptedKey: (key: string) => boolean,
+  signer: JwtSigner,
+  ttlSeconds: number,
+): Omit<LocalAuth, "revoke"> {
   /** The claims of a valid token of ours, else undefined. */
   const verified = async (credential: string) =>
     credential.startsWith("eyJ") ? signer.verify(credential) : undefined;
@@ -104,7 +116,7 @@ function requireCredential(request: Request): string {
 }
 
 /** A stable pseudonymous user per API key; the key itself never goes into a token. */
-async function userFor(apiKey: string): Promise<{ sub: string; email: string }> {
+export async function userFor(apiKey: string): Promise<{ sub: string; email: string }> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(apiKey)));
   const id = Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
   return { sub: `${LOCAL_JWT_ISSUER}:user:${id}`, email: `user-${id}@tinker-ts.local` };

@@ -4,6 +4,7 @@
  * it. Routes match on the part of the path after `/api/v1/`, so any base-URL prefix works.
  */
 import { createLocalAuth, type LocalAuthOptions } from "./auth.js";
+import { authKeyRoutes, serveUnauthed } from "./auth-keys.js";
 import type { LocalBackend } from "./backend.js";
 import { errorResponse, HttpError } from "./responses.js";
 import { futureRoutes } from "./routes/futures.js";
@@ -34,6 +35,7 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
   const auth = createLocalAuth(options);
   const routes: Route[] = [
     ...sessionRoutes(backend, auth, options),
+    ...authKeyRoutes(auth),
     ...trainingRoutes(backend),
     ...samplingRoutes(backend),
     ...futureRoutes(backend, {
@@ -49,6 +51,8 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     // Signed archive URLs live outside /api/v1/: the token is the credential, no API key needed.
     const archive = marker < 0 ? /\/archives\/([^/]+)$/.exec(url.pathname) : null;
     if (archive) return serveArchive(backend, request, archive[1]!);
+    const unauthed = marker < 0 ? serveUnauthed(request, url.pathname) : undefined;
+    if (unauthed) return unauthed;
     if (marker < 0) return errorResponse(new HttpError(404, `not found: ${url.pathname}`));
     const path = url.pathname.slice(marker + "/api/v1/".length);
     try {

@@ -7,8 +7,11 @@
  *   says `credential_default_source: "credential_cmd"`, unless the API key is itself a JWT (`eyJ…`),
  *   which is then exchanged as is; otherwise the API key first, the dynamic credential second.
  * - Without JWT auth only the API key is accepted.
+ * - With neither an API key nor a dynamic credential, the default key of the stored-credentials file
+ *   (`tinker-ts auth login`, UPSTREAM.md A1) stands in as the API key. Reading a file is async, so
+ *   that happens at the handshake (`withStoredKey`), not when the client is built.
  */
-import { TinkerError } from "../errors.js";
+import { TinkerError, ValidationError } from "../errors.js";
 
 /** Yields a credential; dynamic sources give a fresh one on every call. */
 export type CredentialSource = () => Promise<string>;
@@ -18,6 +21,8 @@ export interface CredentialSources {
   apiKey: string | undefined;
   /** A fresh credential per call: `ClientOptions.credentialProvider` or `TINKER_CREDENTIAL_CMD`. */
   dynamic: CredentialSource | undefined;
+  /** The stored default key, read at first need; set only when the two above are absent. */
+  stored?: () => Promise<string | undefined>;
 }
 
 /** The client config fields (§1.5) that decide the authentication mode. */
@@ -34,6 +39,14 @@ export function userCredentialSource(provider: () => Promise<string> | string): 
     if (credential === "") throw new TinkerError("credentialProvider returned an empty credential.");
     return credential;
   };
+}
+
+/** The sources with the stored key, if needed, read into `apiKey`; an error when there is none. */
+export async function withStoredKey(sources: CredentialSources): Promise<CredentialSources> {
+  if (sources.apiKey !== undefined || sources.dynamic !== undefined || !sources.stored) return sources;
+  const apiKey = await sources.stored();
+  if (apiKey === undefined) throw missingCredentialError();
+  return { apiKey, dynamic: undefined };
 }
 
 /** §1.4 step 1: the credential that authenticates `client/config`. */
@@ -68,9 +81,14 @@ export function plainApiKey(sources: CredentialSources): string {
   );
 }
 
-export function missingCredentialError(): TinkerError {
-  return new TinkerError(
-    "The apiKey client option must be set either by passing apiKey to the client or by setting the " +
-      "TINKER_API_KEY environment variable (or TINKER_CREDENTIAL_CMD, or the credentialProvider option)",
-  );
+export function missingCredentialError(): ValidationError {
+  return new ValidationError([
+    {
+      path: "apiKey",
+      message:
+        "No credential found: pass apiKey to the client or set the TINKER_API_KEY environment variable " +
+        "(or TINKER_CREDENTIAL_CMD, or the credentialProvider option), or store a key with " +
+        "`tinker-ts auth login --api-key -`",
+    },
+  ]);
 }

@@ -2,6 +2,7 @@
  * Every endpoint of the protocol, declared once (see define.ts). Grouped by area; `ENDPOINTS` lists
  * them all for the local backend's router and for tests that check the declarations.
  */
+import * as auth from "./auth.js";
 import * as futures from "./futures.js";
 import * as rest from "./rest.js";
 import * as sampling from "./sampling.js";
@@ -10,7 +11,7 @@ import * as training from "./training.js";
 
 export * from "./define.js";
 export * from "./fields.js";
-export { futures, rest, sampling, session, training };
+export { auth, futures, rest, sampling, session, training };
 
 import type { Endpoint, FutureRequestType } from "./define.js";
 
@@ -28,6 +29,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   ...declared(sampling),
   ...declared(futures),
   ...declared(rest),
+  ...declared(auth),
 ];
 
 /** The endpoint whose results a future of `type` carries (for re-attaching to a saved request id). */
