@@ -213,12 +213,18 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
     }
     const body = response.json() ?? response.text();
     const what = status === 410 ? "expired (410)" : `failed with status ${status}`;
-    throw new FutureRetrieveError(`Retrieving the result of ${requestType} request ${requestId} ${what}`, {
-      status,
-      headers: response.headers,
-      body,
-      requestId,
-    });
+    // Servers that report a failed request as a 4xx `{"detail"}` (DESIGN.md §7) say why there.
+    const detail = serverDetail(body);
+    const why = detail === undefined ? "" : `: ${detail}`;
+    throw new FutureRetrieveError(
+      `Retrieving the result of ${requestType} request ${requestId} ${what}${why}`,
+      {
+        status,
+        headers: response.headers,
+        body,
+        requestId,
+      },
+    );
   }
 }
 
@@ -229,4 +235,12 @@ function failureMessage(error: unknown): string {
 function toCategory(category: string | null | undefined): RequestFailureCategory {
   const lower = category?.toLowerCase();
   return lower === "user" || lower === "server" ? lower : "unknown";
+}
+
+/** The `detail` of a FastAPI-style error body, shortened: it may be long, but it names the cause. */
+function serverDetail(body: unknown): string | undefined {
+  if (typeof body !== "object" || body === null || !("detail" in body)) return undefined;
+  const detail = (body as { detail: unknown }).detail;
+  const text = typeof detail === "string" ? detail : JSON.stringify(detail);
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
 }
