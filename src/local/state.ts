@@ -62,6 +62,8 @@ export interface Checkpoint {
   time: Date;
   expiresAt: Date | null;
   public: boolean;
+  /** The `user_metadata` of the save that wrote it (PROTOCOL.md §W1), when one was given. */
+  userMetadata?: Record<string, string>;
 }
 
 export interface BackendState {
