@@ -390,8 +390,8 @@ describe("checkpoint archive URL over loopback HTTP", () => {
 });
 
 describe("sessions", () => {
-  it("reads a session's runs and samplers, and lists sessions page by page", async () => {
-    const t = setup();
+  it("reads a session's runs, samplers and metadata, and lists sessions page by page", async () => {
+    const t = setup({ client: { userMetadata: { purpose: "rest-test" } } });
     const training = await t.service.createLoraTrainingClient(BASE_MODEL, { rank: 2 });
     const sampler = await t.service.createSamplingClient({ baseModel: BASE_MODEL });
     const sessionId = sessionOf(training);
@@ -400,6 +400,9 @@ describe("sessions", () => {
     expect(session).toEqual({
       training_run_ids: [training.modelId],
       sampler_ids: [sampler.samplingSessionId],
+      // §R4; `finished` (§S1) stays null while the session runs.
+      user_metadata: { purpose: "rest-test" },
+      finished: null,
     });
     expect(query(callsTo(t.calls, "GET", `sessions/${sessionId}`)[0]!)).toEqual({ access_scope: "owned" });
     await expect(t.rest.getSession("session-unknown")).rejects.toBeInstanceOf(NotFoundError);

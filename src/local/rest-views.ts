@@ -163,15 +163,28 @@ export class RestViews {
     return { sessions: ids.slice(page.offset, page.offset + page.limit) };
   }
 
-  /** `GET sessions/{id}`: the runs and samplers the session created. */
+  /**
+   * `GET sessions/{id}`: the runs and samplers the session created, its `user_metadata` (§R4) and,
+   * once finished (§S1), how: `finished` mirrors the finish request's body plus its time (a field
+   * of this backend; the service's answer has no such field that we know of).
+   */
   getSessionInfo(sessionId: string, _scope: AccessScope): unknown {
-    knownSession(this.#state, sessionId);
+    const session = knownSession(this.#state, sessionId);
     const samplerPrefix = `${sessionId}:sample:`;
+    const finished = session.finished;
     return {
       training_run_ids: [...this.#state.runs.values()]
         .filter((r) => r.sessionId === sessionId)
         .map((r) => r.modelId),
       sampler_ids: [...this.#state.samplers.keys()].filter((id) => id.startsWith(samplerPrefix)),
+      user_metadata: session.userMetadata,
+      finished: finished
+        ? {
+            reason: { type: finished.reason },
+            detail: finished.detail,
+            finished_at: finished.at.toISOString(),
+          }
+        : null,
     };
   }
 
