@@ -64,6 +64,14 @@ export { APIFuture, type ResultOptions } from "./futures/api-future.js";
 export type { FutureEvent, FutureRequestType } from "./futures/poller.js";
 export * as autodiff from "./lib/autodiff/index.js";
 export {
+  CONSOLE_BASE_URL,
+  checkpointConsoleUrl,
+  playgroundConsoleUrl,
+  samplerWeightsConsoleUrl,
+  sessionConsoleUrl,
+  trainingRunConsoleUrl,
+} from "./lib/console-urls.js";
+export {
   CUSTOM_LOSS_METRIC,
   type CustomGradientFn,
   type CustomGradientResult,
