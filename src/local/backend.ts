@@ -22,7 +22,7 @@ import {
 import { LocalBackendError } from "./errors.js";
 import { type FutureOutcome, FutureStore } from "./future-store.js";
 import { Persistence } from "./persistence.js";
-import { type AccessScope, type PageRequest, RestViews } from "./rest-views.js";
+import { type AccessScope, type AuditEventType, type PageRequest, RestViews } from "./rest-views.js";
 import {
   type BackendState,
   type Checkpoint,
@@ -160,11 +160,21 @@ export class LocalBackend {
     this.#persistence.persistRun(run);
   }
 
-  capabilities(): { supported_models: { model_name: string; max_context_length: number }[] } {
+  /** `get_server_capabilities`; every local model can be trained and sampled (§R4). */
+  capabilities(): {
+    supported_models: {
+      model_name: string;
+      max_context_length: number;
+      trainable: boolean;
+      sampleable: boolean;
+    }[];
+  } {
     return {
       supported_models: this.#models.supported().map((name) => ({
         model_name: name,
         max_context_length: DEFAULT_MODEL_CONFIG.maxSeqLen,
+        trainable: true,
+        sampleable: true,
       })),
     };
   }
@@ -595,7 +605,7 @@ export class LocalBackend {
   sessionTrace(sessionId: string): unknown {
     return this.rest.sessionTrace(sessionId);
   }
-  auditLog(eventType: "all" | "checkpoints", day: string): unknown {
+  auditLog(eventType: AuditEventType, day: string): unknown {
     return this.rest.auditLog(eventType, day);
   }
   billingUsage(start: Date, end: Date): unknown {
