@@ -52,6 +52,13 @@ const sessionOf = (training: TrainingClient) => training.modelId.split(":train:"
 const finishPath = (sessionId: string) => `/api/v1/sessions/${sessionId}/finish`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The client as the runtime sees it: the dispose hook is installed where `Symbol.asyncDispose`
+ * exists, which the SDK's own ES2022 types cannot state (see service.ts).
+ */
+const disposable = (options: ConstructorParameters<typeof ServiceClient>[0]) =>
+  new ServiceClient(options) as ServiceClient & AsyncDisposable;
+
 describe("ServiceClient.close", () => {
   it("sends the finish once with the exact body, then refuses further calls", async () => {
     const t = setup();
@@ -121,10 +128,12 @@ describe("ServiceClient.close", () => {
     const t = setup();
     const training = await t.service.createLoraTrainingClient(BASE_MODEL, { rank: 2 });
     await t.service.close("interrupted");
-    const error = await training.forwardBackward([qaDatum(QA[0]!.q, QA[0]!.a)], "cross_entropy").then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await training
+      .forwardBackward([qaDatum(QA[0]!.question, QA[0]!.answer)], "cross_entropy")
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(APIStatusError);
     expect(error).toMatchObject({ status: 410 });
     expect((error as Error).message).toContain(`session ${sessionOf(training)} is finished (interrupted)`);
@@ -170,7 +179,7 @@ describe("await using", () => {
     const t = setup();
     let sessionId = "";
     {
-      await using service = new ServiceClient({
+      await using service = disposable({
         apiKey: API_KEY,
         baseURL: "http://local.tinker",
         fetch: t.local.fetch,
@@ -186,7 +195,7 @@ describe("await using", () => {
     let sessionId = "";
     let failure: unknown;
     try {
-      await using service = new ServiceClient({
+      await using service = disposable({
         apiKey: API_KEY,
         baseURL: "http://local.tinker",
         fetch: t.local.fetch,
@@ -209,7 +218,7 @@ describe("await using", () => {
     const t = setup();
     let sessionId = "";
     {
-      await using service = new ServiceClient({
+      await using service = disposable({
         apiKey: API_KEY,
         baseURL: "http://local.tinker",
         fetch: t.local.fetch,
@@ -312,7 +321,7 @@ describe("the local backend's finish", () => {
     closers.add(() => other.close());
     const resumed = await other.createTrainingClientFromState(statePath);
     expect(sessionOf(resumed)).not.toBe(sessionId);
-    await resumed.forwardBackward([qaDatum(QA[0]!.q, QA[0]!.a)], "cross_entropy");
+    await resumed.forwardBackward([qaDatum(QA[0]!.question, QA[0]!.answer)], "cross_entropy");
   });
 
   it("lets work submitted before the finish complete and stay retrievable", async () => {
