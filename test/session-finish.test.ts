@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import {
   APIStatusError,
   type Logger,
+  ModelInput,
   ServiceClient,
   TinkerError,
   type TrainingClient,
@@ -124,10 +125,19 @@ describe("ServiceClient.close", () => {
     });
   });
 
-  it("leaves training clients of the closed session with a 410 from the server", async () => {
+  it("leaves training and sampling clients of the closed session with a 410 from the server", async () => {
     const t = setup();
     const training = await t.service.createLoraTrainingClient(BASE_MODEL, { rank: 2 });
+    const sampler = await t.service.createSamplingClient({ baseModel: BASE_MODEL });
     await t.service.close("interrupted");
+    // Not retried: the sampler's own retry loop takes 410 only as a poll answer.
+    const sampleError = await sampler.sample(ModelInput.fromInts([1, 2, 3]), 1, { max_tokens: 2 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(sampleError).toBeInstanceOf(APIStatusError);
+    expect(sampleError).toMatchObject({ status: 410 });
+
     const error = await training
       .forwardBackward([qaDatum(QA[0]!.question, QA[0]!.answer)], "cross_entropy")
       .then(
