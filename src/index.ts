@@ -7,11 +7,13 @@ export {
   type ArchiveUrlOptions,
   type AuditLogOptions,
   type BillingUsageOptions,
+  type CheckpointStorageUsageOptions,
   type ExportSessionTraceOptions,
   type ListOptions,
   type ListSessionsOptions,
   type ListTrainingRunsOptions,
   RestClient,
+  type SearchCheckpointsOptions,
 } from "./clients/rest.js";
 export { type SampleOptions, SamplingClient } from "./clients/sampling.js";
 export type { RetryConfig } from "./clients/sampling-retry.js";
@@ -64,6 +66,14 @@ export { APIFuture, type ResultOptions } from "./futures/api-future.js";
 export type { FutureEvent, FutureRequestType } from "./futures/poller.js";
 export * as autodiff from "./lib/autodiff/index.js";
 export {
+  CONSOLE_BASE_URL,
+  checkpointConsoleUrl,
+  playgroundConsoleUrl,
+  samplerWeightsConsoleUrl,
+  sessionConsoleUrl,
+  trainingRunConsoleUrl,
+} from "./lib/console-urls.js";
+export {
   CUSTOM_LOSS_METRIC,
   type CustomGradientFn,
   type CustomGradientResult,
@@ -105,7 +115,9 @@ export {
   tokenizerFromJSON,
 } from "./lib/tokenizer/index.js";
 export { PROTOCOL_SDK_VERSION, VERSION } from "./version.js";
+export type { SearchOwner } from "./wire/endpoints/rest.js";
 export type {
+  AuditEventType,
   AuditLogEntry,
   AuditLogResponse,
   BillingEventInfo,
@@ -113,6 +125,9 @@ export type {
   BillingUsageResponse,
   Checkpoint,
   CheckpointArchiveUrlResponse,
+  CheckpointSearchCursor,
+  CheckpointSearchResponse,
+  CheckpointStorageUsage,
   CheckpointsListResponse,
   Cursor,
   GetSessionResponse,

@@ -212,7 +212,9 @@ describe("persistence in one process (MemoryStore)", () => {
       checkpoints: await rest.listCheckpoints(training.modelId),
       runs: await rest.listTrainingRuns({ limit: 10 }),
     };
-    await t.close();
+    // The backend restarts under a live client: its session is not finished (§S1), so the
+    // samplers still serve afterwards.
+    await t.local.close();
 
     const t2 = localService({ local: { store } });
     cleanups.push(t2.close);

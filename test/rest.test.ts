@@ -390,8 +390,8 @@ describe("checkpoint archive URL over loopback HTTP", () => {
 });
 
 describe("sessions", () => {
-  it("reads a session's runs and samplers, and lists sessions page by page", async () => {
-    const t = setup();
+  it("reads a session's runs, samplers and metadata, and lists sessions page by page", async () => {
+    const t = setup({ client: { userMetadata: { purpose: "rest-test" } } });
     const training = await t.service.createLoraTrainingClient(BASE_MODEL, { rank: 2 });
     const sampler = await t.service.createSamplingClient({ baseModel: BASE_MODEL });
     const sessionId = sessionOf(training);
@@ -400,6 +400,9 @@ describe("sessions", () => {
     expect(session).toEqual({
       training_run_ids: [training.modelId],
       sampler_ids: [sampler.samplingSessionId],
+      // §R4; `finished` (§S1) stays null while the session runs.
+      user_metadata: { purpose: "rest-test" },
+      finished: null,
     });
     expect(query(callsTo(t.calls, "GET", `sessions/${sessionId}`)[0]!)).toEqual({ access_scope: "owned" });
     await expect(t.rest.getSession("session-unknown")).rejects.toBeInstanceOf(NotFoundError);
@@ -437,7 +440,7 @@ describe("sessions", () => {
     const trace = (await raw(t, "GET", `sessions/${sessionId}/trace`)).body as {
       traceEvents: { name: string; args: { model_id: string } }[];
     };
-    expect(trace.traceEvents.map((e) => e.name)).toEqual(["training_run.created", "checkpoint.saved"]);
+    expect(trace.traceEvents.map((e) => e.name)).toEqual(["training_run_created", "checkpoint_saved"]);
     expect(trace.traceEvents[0]!.args.model_id).toBe(training.modelId);
     await expect(t.rest.exportSessionTrace("session-unknown", { pollIntervalMs: 10 })).rejects.toBeInstanceOf(
       NotFoundError,
@@ -479,7 +482,7 @@ describe("samplers, audit log and billing usage", () => {
 
     const log = await t.rest.getAuditLog();
     expect(query(t.calls.at(-1)!)).toEqual({ event_type: "all" });
-    expect(log.entries.map((e) => e.event)).toEqual(["training_run.created", "checkpoint.deleted"]);
+    expect(log.entries.map((e) => e.event)).toEqual(["training_run_created", "checkpoint_deleted"]);
     expect(log.entries[0]!.timestamp).toBeInstanceOf(Date);
     expect(log.entries[1]).toMatchObject({ model_id: training.modelId, tinker_path: path });
 
@@ -489,7 +492,7 @@ describe("samplers, audit log and billing usage", () => {
       event_type: "checkpoints",
       day: today.toISOString().slice(0, 10),
     });
-    expect(checkpoints.entries.map((e) => e.event)).toEqual(["checkpoint.deleted"]);
+    expect(checkpoints.entries.map((e) => e.event)).toEqual(["checkpoint_deleted"]);
     expect((await t.rest.getAuditLog({ day: "2001-01-01" })).entries).toEqual([]);
   });
 

@@ -90,7 +90,7 @@ const GROUPS: Record<string, string> = {
   run: "Manage training runs",
   checkpoint: "Manage checkpoints",
   session: "Manage sessions",
-  billing: "View billing usage",
+  billing: "View billing usage and checkpoint storage",
   auth: "Log in with an API key, log out, show the credential in use",
 };
 

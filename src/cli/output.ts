@@ -111,6 +111,13 @@ export function formatTime(date: Date | null | undefined, now: number = Date.now
 
 export const yesNo = (value: boolean | null | undefined): string => (value ? "Yes" : "No");
 
+/** `user_metadata` on one line: `key=value, key=value` in the server's order; empty when none. */
+export function formatMetadata(metadata: Record<string, string> | null | undefined): string {
+  return Object.entries(metadata ?? {})
+    .map(([key, value]) => `${key}=${value}`)
+    .join(", ");
+}
+
 /**
  * Download progress on stderr: a redrawn bar on a TTY, else a plain line at every 10 % (for logs).
  * Silent when disabled (JSON output).

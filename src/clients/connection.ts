@@ -34,7 +34,7 @@ import type {
   DynamicConfigResponse,
   GetServerCapabilitiesResponse,
 } from "../wire/schemas.js";
-import { call } from "./call.js";
+import { type CallContext, call } from "./call.js";
 import { SampleDispatcher } from "./sample-dispatch.js";
 
 /** Official default of `sample_dispatch_bytes_semaphore_size`: 10 MiB. */
@@ -188,7 +188,7 @@ export class Connection {
     // A client that never reached the server does not start its handshake at close for telemetry.
     if (lastAttempt && this.#clientConfig === undefined) return;
     await this.clientConfig();
-    await call(this, session.telemetry, { body: batch as unknown as Record<string, unknown> });
+    await call(this.#background, session.telemetry, { body: batch as unknown as Record<string, unknown> });
   }
 
   /**
@@ -248,9 +248,17 @@ export class Connection {
     this.lastFailure = failure;
   }
 
+  /**
+   * The call context of the client's own background traffic (heartbeats, telemetry): their
+   * outcomes are not the caller's, so they must not clear or set `lastFailure`.
+   */
+  get #background(): CallContext {
+    return { http: this.http, billingPauseMs: this.billingPauseMs };
+  }
+
   #startHeartbeat(sessionId: string): void {
     this.#heartbeat = setInterval(() => {
-      call(this, session.sessionHeartbeat, { body: { session_id: sessionId } }).then(
+      call(this.#background, session.sessionHeartbeat, { body: { session_id: sessionId } }).then(
         () => {
           this.lastHeartbeatAt = Date.now();
         },

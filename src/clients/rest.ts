@@ -8,25 +8,32 @@
  * `:` and checkpoint ids contain `/` (`weights/<name>`), and servers route on exactly that.
  */
 
-import { APIError, ResponseValidationError, ValidationError } from "../core/errors.js";
+import { APIError, NotFoundError, ResponseValidationError, ValidationError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { describeValue } from "../internal/describe.js";
 import { abortError, sleep } from "../internal/sleep.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
 import { parseTinkerPath } from "../lib/tinker-path.js";
-import { type Endpoint, pathOf } from "../wire/endpoints/define.js";
+import { type Endpoint, parseBody, pathOf } from "../wire/endpoints/define.js";
 import { rest, sampling, training } from "../wire/endpoints/index.js";
-import type {
-  AuditLogResponse,
-  BillingUsageResponse,
-  Checkpoint,
-  CheckpointArchiveUrlResponse,
-  CheckpointsListResponse,
-  GetSessionResponse,
-  ListSessionsResponse,
-  TrainingRun,
-  TrainingRunsResponse,
-  WhoamiResponse,
+import { SEARCH_LIMIT, type SearchOwner } from "../wire/endpoints/rest.js";
+import {
+  AUDIT_EVENT_TYPES,
+  type AuditEventType,
+  type AuditLogResponse,
+  type BillingUsageResponse,
+  type Checkpoint,
+  type CheckpointArchiveUrlResponse,
+  type CheckpointSearchCursor,
+  type CheckpointSearchResponse,
+  type CheckpointStorageUsage,
+  type CheckpointsListResponse,
+  type CheckpointType,
+  type GetSessionResponse,
+  type ListSessionsResponse,
+  type TrainingRun,
+  type TrainingRunsResponse,
+  type WhoamiResponse,
 } from "../wire/rest-schemas.js";
 import type { GetSamplerResponse, WeightsInfoResponse } from "../wire/schemas.js";
 import { type CallInput, call } from "./call.js";
@@ -78,8 +85,8 @@ export interface ExportSessionTraceOptions extends CallOptions {
 }
 
 export interface AuditLogOptions extends CallOptions {
-  /** Default `all`. */
-  eventType?: "all" | "checkpoints";
+  /** Which events: `all` (default), `checkpoints`, `projects`, `teams` or `organizations` (§R2). */
+  eventType?: AuditEventType;
   /** The UTC day to list (a Date, or `YYYY-MM-DD`). Default: today, decided by the server. */
   day?: Date | string;
 }
@@ -89,6 +96,32 @@ export interface BillingUsageOptions extends CallOptions {
   startingOn: Date | string;
   /** End of the window (exclusive): a whole UTC hour at most 14 days after `startingOn`. */
   endingBefore: Date | string;
+}
+
+export interface CheckpointStorageUsageOptions extends CallOptions {
+  /** Only the checkpoints of this project. Default: every project. */
+  projectId?: string;
+}
+
+/**
+ * A checkpoint search (§W5, experimental since 0.39). Every filter given must hold. `timeout`
+ * applies to each page request; `signal` to the whole walk.
+ */
+export interface SearchCheckpointsOptions extends CallOptions {
+  /** Only checkpoints of these projects. Default (or null): every project you can list. */
+  projectIds?: readonly string[] | null;
+  /** Only checkpoints saved with all of these `user_metadata` pairs, values equal. */
+  userMetadata?: Record<string, string>;
+  /** Only this kind. Default (or null): any kind. */
+  checkpointType?: CheckpointType | null;
+  /** `me` (default): your own checkpoints; `any`: every checkpoint you may list. */
+  owner?: SearchOwner;
+  /** Only checkpoints of runs on these base models; `[]` matches none. Default (or null): any. */
+  baseModels?: readonly string[] | null;
+  /** Page size, 1–200. Default 100. */
+  limit?: number;
+  /** Start after this point: a page's `next_cursor`, as received. Default: the newest checkpoint. */
+  cursor?: CheckpointSearchCursor | null;
 }
 
 const DEFAULT_TRACE_POLL_MS = 5_000;
@@ -167,6 +200,28 @@ export class RestClient {
         nextOffset: (page) => nextOffsetFromCursor(page.cursor, page.checkpoints.length),
       },
       offset,
+    );
+  }
+
+  /**
+   * Searches checkpoints by project, metadata, kind and base model (§W5; experimental upstream),
+   * newest first: await it for one page (with its `next_cursor`), or iterate it with `for await`
+   * for every match, each page requested after the previous one is consumed. Bad options are a
+   * ValidationError at once, before anything is sent.
+   */
+  searchCheckpoints(
+    options: SearchCheckpointsOptions = {},
+  ): PagePromise<CheckpointSearchResponse, Checkpoint, CheckpointSearchCursor | null> {
+    const body = searchBody(options);
+    return new PagePromise(
+      {
+        fetchPage: (cursor) =>
+          this.#call(rest.searchCheckpoints, { body: { ...body, cursor: cursor ?? undefined } }, options),
+        items: (page) => page.checkpoints,
+        // An empty page ends the walk whatever its cursor says, so a confused server cannot loop it.
+        nextOffset: (page) => (page.checkpoints.length === 0 ? undefined : (page.next_cursor ?? undefined)),
+      },
+      options.cursor ?? null,
     );
   }
 
@@ -387,17 +442,37 @@ export class RestClient {
   /** The organisation's audit log for one UTC day (needs an admin role). */
   async getAuditLog(options: AuditLogOptions = {}): Promise<AuditLogResponse> {
     const eventType = options.eventType ?? "all";
-    if (eventType !== "all" && eventType !== "checkpoints") {
-      throw new ValidationError([{ path: "eventType", message: `must be "all" or "checkpoints"` }]);
+    if (!AUDIT_EVENT_TYPES.includes(eventType)) {
+      throw new ValidationError([
+        {
+          path: "eventType",
+          message: `must be one of ${AUDIT_EVENT_TYPES.map((t) => `"${t}"`).join(", ")}, got ${describeValue(eventType)}`,
+        },
+      ]);
     }
     const day = options.day === undefined ? undefined : auditDay(options.day);
     return this.#call(rest.auditLog, { query: { event_type: eventType, day } }, options);
   }
 
-  /** Hourly usage buckets (tokens, checkpoints, storage) of a window of at most 14 days. */
+  /**
+   * Hourly usage buckets (tokens, checkpoints, storage) of a window of at most 14 days, with cost
+   * estimates where the server gives them (§R3: `estimated_cost_usd`, `cost_data_through`).
+   */
   async getBillingUsage(options: BillingUsageOptions): Promise<BillingUsageResponse> {
     const window = billingWindow(options.startingOn, options.endingBefore);
     return this.#call(rest.billingUsage, { query: window }, options);
+  }
+
+  /**
+   * The checkpoints stored now (§R1): count, bytes and gigabytes (10⁹ bytes) per project and
+   * owner, with the monthly cost estimate where the server knows the rate. The service's figures
+   * may lag an hour or two.
+   */
+  async getCurrentCheckpointStorageUsage(
+    options: CheckpointStorageUsageOptions = {},
+  ): Promise<CheckpointStorageUsage> {
+    if (options.projectId !== undefined) requireId(options.projectId, "projectId");
+    return this.#call(rest.checkpointStorageUsage, { query: { project_id: options.projectId } }, options);
   }
 
   // Plumbing ---------------------------------------------------------------------------------------
@@ -409,8 +484,30 @@ export class RestClient {
     options: CallOptions,
   ): Promise<Result> {
     await this.#connection.clientConfig();
-    return call(this.#connection, e, { ...input, signal: withTimeout(options) });
+    try {
+      return await call(this.#connection, e, { ...input, signal: withTimeout(options) });
+    } catch (error) {
+      throw withRouteHint(error, e);
+    }
   }
+}
+
+/**
+ * A 404 from a route newer than 0.25 may mean the server predates it: the same NotFoundError (status,
+ * body, headers kept) with a message that says so, rather than a bare "Not Found".
+ */
+function withRouteHint(error: unknown, e: Endpoint): unknown {
+  if (!(error instanceof NotFoundError) || e.since === undefined) return error;
+  return new NotFoundError(
+    `${error.message} (${e.method} /api/v1/${e.path} was added in tinker ${e.since}; this server may not offer it)`,
+    {
+      status: error.status,
+      headers: error.headers,
+      body: error.body,
+      requestId: error.requestId,
+      cause: error,
+    },
+  );
 }
 
 /** `promise`, or the signal's error as soon as it fires (the work itself goes on, shared). */
@@ -444,6 +541,54 @@ function pageWindow(options: ListOptions, defaultLimit: number): { limit: number
   }
   if (issues.length > 0) throw new ValidationError(issues);
   return { limit, offset };
+}
+
+/** Option names of the search request's wire fields, for error messages. */
+const SEARCH_OPTION_NAMES: Record<string, string> = {
+  project_ids: "projectIds",
+  user_metadata: "userMetadata",
+  checkpoint_type: "checkpointType",
+  base_models: "baseModels",
+};
+
+/**
+ * The search body without its cursor, checked now against the declaration (so bad options fail the
+ * call itself, not its first await). Null filters are left out, as the protocol wants.
+ */
+function searchBody(options: SearchCheckpointsOptions): Record<string, unknown> {
+  const limit = options.limit ?? SEARCH_LIMIT.default;
+  if (!Number.isInteger(limit) || limit < SEARCH_LIMIT.min || limit > SEARCH_LIMIT.max) {
+    throw new ValidationError([
+      {
+        path: "limit",
+        message: `must be an integer from ${SEARCH_LIMIT.min} to ${SEARCH_LIMIT.max}, got ${describeValue(limit)}`,
+      },
+    ]);
+  }
+  const body = {
+    project_ids: listOrOmitted(options.projectIds),
+    user_metadata: options.userMetadata,
+    checkpoint_type: options.checkpointType ?? undefined,
+    owner: options.owner,
+    base_models: listOrOmitted(options.baseModels),
+    limit,
+  };
+  const parsed = parseBody(rest.searchCheckpoints, body);
+  if (!parsed.ok) {
+    throw new ValidationError(
+      parsed.issues.map((issue) => {
+        const [head = "", ...tail] = issue.path.split(".");
+        return { path: [SEARCH_OPTION_NAMES[head] ?? head, ...tail].join("."), message: issue.message };
+      }),
+    );
+  }
+  return body;
+}
+
+/** A list filter for the body: null left out, an array copied, anything else kept for the check. */
+function listOrOmitted(value: readonly string[] | null | undefined): unknown {
+  if (value == null) return undefined;
+  return Array.isArray(value) ? [...value] : value;
 }
 
 function requireId(value: string, path: string): void {

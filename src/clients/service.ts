@@ -110,7 +110,7 @@ export class ServiceClient {
    * @deprecated Upstream deprecated `get_server_capabilities` in 0.38 (PROTOCOL.md §S6); it still
    * works against every server, and the model list moves to the REST client when upstream says where.
    */
-  getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
+  async getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
     this.#checkOpen();
     return this.#connection.fetchCapabilities(withTimeout(options));
   }
@@ -146,7 +146,7 @@ export class ServiceClient {
   }
 
   /** A sampler for a saved sampler checkpoint (`modelPath`) or a base model (`baseModel`). */
-  createSamplingClient(options: SamplingClientOptions): Promise<SamplingClient> {
+  async createSamplingClient(options: SamplingClientOptions): Promise<SamplingClient> {
     this.#checkOpen();
     return createSamplingSession(this.#connection, options);
   }

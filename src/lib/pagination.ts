@@ -1,32 +1,35 @@
 /**
- * Offset-paged list calls as one value that is both awaitable and async-iterable, in the manner of
+ * Paged list calls as one value that is both awaitable and async-iterable, in the manner of
  * openai-node's PagePromise:
  *
  *   const page = await rest.listTrainingRuns({ limit: 50 });      // one page, as the server sent it
  *   for await (const run of rest.listTrainingRuns()) { ... }      // every run, fetching pages as needed
  *
+ * A page starts at a position: an offset for the list endpoints, a cursor for checkpoint search.
+ *
  * The first request is sent when the value is first awaited or iterated (not before, so an unused
  * result cannot turn into an unhandled rejection), and that first page is shared by both uses.
  */
 
-/** How to walk one list endpoint. */
-export interface Paging<Page, Item> {
+/** How to walk one list endpoint; `Position` is where a page starts (an offset unless said otherwise). */
+export interface Paging<Page, Item, Position = number> {
   /** Fetches the page that starts at `offset`. */
-  fetchPage(offset: number): Promise<Page>;
+  fetchPage(offset: Position): Promise<Page>;
   /** The items of a page, in order. */
   items(page: Page): readonly Item[];
   /** Where the page after `page` (which started at `offset`) starts, or undefined if it was the last. */
-  nextOffset(page: Page, offset: number): number | undefined;
+  nextOffset(page: Page, offset: Position): Position | undefined;
 }
 
-export class PagePromise<Page, Item> implements PromiseLike<Page>, AsyncIterable<Item> {
-  readonly #paging: Paging<Page, Item>;
-  readonly #startOffset: number;
+export class PagePromise<Page, Item, Position = number> implements PromiseLike<Page>, AsyncIterable<Item> {
+  readonly #paging: Paging<Page, Item, Position>;
+  readonly #start: Position;
   #firstPage: Promise<Page> | undefined;
 
-  constructor(paging: Paging<Page, Item>, startOffset = 0) {
+  /** `start`: where the first page starts; 0 for offset paging. */
+  constructor(paging: Paging<Page, Item, Position>, start: Position = 0 as Position) {
     this.#paging = paging;
-    this.#startOffset = startOffset;
+    this.#start = start;
   }
 
   // biome-ignore lint/suspicious/noThenProperty: being awaitable is the point of this class.
@@ -45,9 +48,9 @@ export class PagePromise<Page, Item> implements PromiseLike<Page>, AsyncIterable
     return this.#first().finally(onFinally);
   }
 
-  /** Every page from the starting offset to the end, each fetched when the previous one is consumed. */
+  /** Every page from the starting position to the end, each fetched when the previous one is consumed. */
   async *pages(): AsyncGenerator<Page, void, undefined> {
-    let offset = this.#startOffset;
+    let offset = this.#start;
     let page = await this.#first();
     for (;;) {
       yield page;
@@ -63,7 +66,7 @@ export class PagePromise<Page, Item> implements PromiseLike<Page>, AsyncIterable
   }
 
   #first(): Promise<Page> {
-    this.#firstPage ??= this.#paging.fetchPage(this.#startOffset);
+    this.#firstPage ??= this.#paging.fetchPage(this.#start);
     return this.#firstPage;
   }
 }

@@ -6,6 +6,7 @@
  * object to call); the HTTP routing lives in handler.ts, the model maths in engine/.
  */
 import { uuid4 } from "../internal/uuid.js";
+import type { SessionFinishStatus } from "../wire/endpoints/session.js";
 import { encodeForwardBackwardOutput, encodeSampleResponse } from "../wire/protobuf/index.js";
 import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse } from "../wire/types.js";
 import { BaseModels } from "./base-models.js";
@@ -21,7 +22,7 @@ import {
 import { LocalBackendError } from "./errors.js";
 import { type FutureOutcome, FutureStore } from "./future-store.js";
 import { Persistence } from "./persistence.js";
-import { type AccessScope, type PageRequest, RestViews } from "./rest-views.js";
+import { type AccessScope, type AuditEventType, type PageRequest, RestViews } from "./rest-views.js";
 import {
   type BackendState,
   type Checkpoint,
@@ -159,11 +160,21 @@ export class LocalBackend {
     this.#persistence.persistRun(run);
   }
 
-  capabilities(): { supported_models: { model_name: string; max_context_length: number }[] } {
+  /** `get_server_capabilities`; every local model can be trained and sampled (§R4). */
+  capabilities(): {
+    supported_models: {
+      model_name: string;
+      max_context_length: number;
+      trainable: boolean;
+      sampleable: boolean;
+    }[];
+  } {
     return {
       supported_models: this.#models.supported().map((name) => ({
         model_name: name,
         max_context_length: DEFAULT_MODEL_CONFIG.maxSeqLen,
+        trainable: true,
+        sampleable: true,
       })),
     };
   }
@@ -186,6 +197,24 @@ export class LocalBackend {
 
   heartbeat(sessionId: string): void {
     this.#session(sessionId).lastHeartbeatAt = Date.now();
+  }
+
+  /**
+   * `sessions/{id}/finish` (PROTOCOL.md §S1): the session becomes terminal. The first reason is kept
+   * (a later finish changes nothing and succeeds again); the session's runs are released, so every
+   * later call that would give it work answers 410, while work submitted before completes and the
+   * REST views keep showing it all.
+   */
+  finishSession(sessionId: string, reason: SessionFinishStatus, detail: string | null): void {
+    const session = knownSession(this.#state, sessionId);
+    if (session.finished) return;
+    session.finished = { reason, detail, at: new Date() };
+    this.#persistence.persistSession(session);
+    for (const run of this.#state.runs.values()) {
+      if (run.sessionId !== sessionId || run.unloaded) continue;
+      run.unloaded = true;
+      this.#persistence.persistRun(run);
+    }
   }
 
   /** create_model: a future whose result is the model id `<session>:train:<model_seq_id>`. */
@@ -576,7 +605,7 @@ export class LocalBackend {
   sessionTrace(sessionId: string): unknown {
     return this.rest.sessionTrace(sessionId);
   }
-  auditLog(eventType: "all" | "checkpoints", day: string): unknown {
+  auditLog(eventType: AuditEventType, day: string): unknown {
     return this.rest.auditLog(eventType, day);
   }
   billingUsage(start: Date, end: Date): unknown {
@@ -636,14 +665,21 @@ export class LocalBackend {
     }, 0);
   }
 
-  /** A session that may take new work: 404 if unknown or expired. */
+  /**
+   * A session that may take new work or be kept alive: 404 if unknown or expired, 410 once finished
+   * (§S1). Every session-scoped call goes through here.
+   */
   #session(id: string): Session {
     const session = knownSession(this.#state, id);
-    this.#checkNotExpired(session);
+    this.#checkOpen(session);
     return session;
   }
 
-  #checkNotExpired(session: Session | undefined): void {
+  /** The session of a run or sampler still takes work: not finished (410), not expired (404). */
+  #checkOpen(session: Session | undefined): void {
+    if (session?.finished) {
+      throw new LocalBackendError("gone", `session ${session.id} is finished (${session.finished.reason})`);
+    }
     if (session && this.#isExpired(session)) {
       throw new LocalBackendError(
         "not_found",
@@ -655,8 +691,11 @@ export class LocalBackend {
   #run(modelId: string): TrainingRun {
     const run = this.#state.runs.get(modelId);
     if (!run) throw new LocalBackendError("not_found", `model not found: ${modelId}`);
-    if (run.unloaded) throw new LocalBackendError("gone", `model ${modelId} was unloaded`);
-    this.#checkNotExpired(this.#state.sessions.get(run.sessionId));
+    const session = this.#state.sessions.get(run.sessionId);
+    // A finished session's runs are unloaded too; then the finish is what to report.
+    if (run.unloaded && !session?.finished)
+      throw new LocalBackendError("gone", `model ${modelId} was unloaded`);
+    this.#checkOpen(session);
     return run;
   }
 
@@ -665,7 +704,7 @@ export class LocalBackend {
       const sampler = this.#state.samplers.get(request.sampling_session_id);
       if (!sampler)
         throw new LocalBackendError("not_found", `sampler not found: ${request.sampling_session_id}`);
-      this.#checkNotExpired(this.#state.sessions.get(sampler.sessionId));
+      this.#checkOpen(this.#state.sessions.get(sampler.sessionId));
       return sampler.model;
     }
     if (request.base_model !== undefined) return createInferenceModel(this.#models.get(request.base_model));

@@ -1,7 +1,7 @@
 /**
  * Keeps the local backend's state in a Store (docs/LOCAL_BACKEND.md, "Persistence") and loads it
  * back. What is written when:
- *   session: at creation, project assignment and expiry (heartbeat times are not written: a
+ *   session: at creation, project assignment, finish and expiry (heartbeat times are not written: a
  *            restarted backend gives every live session a fresh TTL);
  *   run: at creation and after every applied training operation (its weights, optimizer state
  *        and next seq_id), unload and corruption;
@@ -12,6 +12,7 @@
  * deletes/visibility changes are not persisted.
  */
 
+import { SESSION_FINISH_STATUSES } from "../wire/endpoints/session.js";
 import type { BaseModels } from "./base-models.js";
 import { createInferenceModel, type InferenceModel } from "./engine/index.js";
 import {
@@ -21,6 +22,7 @@ import {
   registerRun,
   type Sampler,
   type Session,
+  type SessionFinish,
   type TrainingRun,
 } from "./state.js";
 import { messageOf, type Store, type StoreCollection, type StoredRecord } from "./store.js";
@@ -92,6 +94,9 @@ export class Persistence {
             projectId: this.#state.sessionProjects.get(session.id) ?? null,
             createdAt: session.createdAt.toISOString(),
             expired: session.expired,
+            finished: session.finished
+              ? { ...session.finished, at: session.finished.at.toISOString() }
+              : null,
             ordinal: this.#ordinal(session),
           },
         }),
@@ -204,6 +209,7 @@ export class Persistence {
       projectId: string | null;
       createdAt: string;
       expired: boolean;
+      finished?: { reason: SessionFinish["reason"]; detail: string | null; at: string } | null;
     };
     const session: Session = {
       id: record.key,
@@ -212,6 +218,15 @@ export class Persistence {
       createdAt: validDate(meta.createdAt),
       expired: meta.expired === true,
     };
+    // Records written before §S1 have no `finished`.
+    if (meta.finished) {
+      if (!SESSION_FINISH_STATUSES.includes(meta.finished.reason)) throw new Error("unknown finish reason");
+      session.finished = {
+        reason: meta.finished.reason,
+        detail: meta.finished.detail ?? null,
+        at: validDate(meta.finished.at),
+      };
+    }
     this.#restoreOrdinal(session, record);
     this.#state.sessions.set(record.key, session);
     if (typeof meta.projectId === "string") this.#state.sessionProjects.set(record.key, meta.projectId);

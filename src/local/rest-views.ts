@@ -18,12 +18,30 @@ export interface PageRequest {
   offset: number;
 }
 
-/** One audit log entry (PROTOCOL.md §2.7.8). */
+/** One audit log entry (PROTOCOL.md §2.7.8); `event` reads `<resource>_<action>` (§R2). */
 interface AuditEvent {
   timestamp: Date;
   event: string;
   modelId: string;
   tinkerPath?: string;
+}
+
+/** The audit event types that select checkpoint events (§R2); the others list nothing here. */
+export type AuditEventType = "all" | "checkpoints" | "projects" | "teams" | "organizations";
+
+/** A checkpoint search (§W5) as the route hands it over: defaults applied, cursor parsed. */
+export interface CheckpointSearch {
+  /** null: every project (one local user may list them all). */
+  projectIds: string[] | null;
+  /** Every pair must match exactly; `{}` matches everything. */
+  userMetadata: Record<string, string>;
+  /** The `checkpoint_type` the listings show (`training`, `sampler`, …), or null for any. */
+  checkpointType: string | null;
+  /** null: any base model; `[]` matches nothing. */
+  baseModels: string[] | null;
+  limit: number;
+  /** Continue after this checkpoint (its creation time and unique id, the tinker path). */
+  after: { time: Date; id: string } | null;
 }
 
 /** Who owns everything in this single-user backend (`TrainingRun.model_owner`, billing `user_id`). */
@@ -85,12 +103,86 @@ export class RestViews {
     };
   }
 
+  /**
+   * `POST checkpoints/search` (§W5): live checkpoints matching every filter, newest first, ties by
+   * tinker path (the unique id `last_checkpoint_uuid` holds here), `limit` per page. `next_cursor`
+   * points at the page's last checkpoint while more match. The owner filter needs no work: one
+   * local user owns everything, so `me` and `any` find the same.
+   */
+  searchCheckpoints(search: CheckpointSearch): unknown {
+    const inProjects = (checkpoint: Checkpoint) => {
+      if (search.projectIds === null) return true;
+      const project = this.#projectOf(checkpoint);
+      return project !== undefined && search.projectIds.includes(project);
+    };
+    const wanted = (checkpoint: Checkpoint, json: { checkpoint_type?: unknown }) =>
+      inProjects(checkpoint) &&
+      (search.checkpointType === null || json.checkpoint_type === search.checkpointType) &&
+      (search.baseModels === null || search.baseModels.includes(checkpoint.baseModel)) &&
+      Object.entries(search.userMetadata).every(
+        ([key, value]) =>
+          checkpoint.userMetadata !== undefined &&
+          Object.hasOwn(checkpoint.userMetadata, key) &&
+          checkpoint.userMetadata[key] === value,
+      );
+    const after = search.after;
+    const matches = this.#liveCheckpoints()
+      .sort(newestFirst)
+      .filter((c) => after === null || newestFirst(c, { time: after.time, tinkerPath: after.id }) > 0)
+      .map((checkpoint) => ({
+        checkpoint,
+        json: checkpointJson(checkpoint) as { checkpoint_type?: unknown },
+      }))
+      .filter(({ checkpoint, json }) => wanted(checkpoint, json));
+    const page = matches.slice(0, search.limit);
+    const last = page.at(-1)?.checkpoint;
+    return {
+      checkpoints: page.map(({ json }) => json),
+      next_cursor:
+        matches.length > page.length && last
+          ? { last_created_at: last.time.toISOString(), last_checkpoint_uuid: last.tinkerPath }
+          : null,
+    };
+  }
+
+  /**
+   * `GET billing/usage/checkpoints/current` (§R1): the live checkpoints now, one row per project
+   * (no project included) and owner — here always the one local user — optionally of one project.
+   * No prices are known locally, so the rate and the costs are null.
+   */
+  checkpointStorageUsage(projectId: string | undefined): unknown {
+    const rows = new Map<string | null, { count: number; bytes: number }>();
+    for (const checkpoint of this.#liveCheckpoints()) {
+      const project = this.#projectOf(checkpoint) ?? null;
+      if (projectId !== undefined && project !== projectId) continue;
+      const row = rows.get(project) ?? { count: 0, bytes: 0 };
+      row.count++;
+      row.bytes += checkpoint.state.length;
+      rows.set(project, row);
+    }
+    const projects = [...rows.keys()].sort((a, b) => (a ?? "").localeCompare(b ?? ""));
+    return {
+      effective_rate_usd_per_gigabyte_month: null,
+      data: projects.map((project) => {
+        const { count, bytes } = rows.get(project)!;
+        return {
+          project_id: project,
+          user_name: LOCAL_USER,
+          checkpoint_count: count,
+          size_bytes: bytes,
+          size_gigabytes: bytes / 1e9,
+          estimated_monthly_cost_usd: null,
+        };
+      }),
+    };
+  }
+
   /** `DELETE training_runs/{id}/checkpoints/{checkpoint_id}`. */
   deleteCheckpoint(runId: string, checkpointId: string): void {
     const checkpoint = this.#restCheckpoint(runId, checkpointId);
     this.#state.checkpoints.delete(checkpoint.tinkerPath);
     this.#persistence.forgetCheckpoint(checkpoint);
-    this.#audit("checkpoint.deleted", checkpoint);
+    this.#audit("checkpoint_deleted", checkpoint);
   }
 
   /** `POST` / `DELETE …/publish`: a conflict when the checkpoint already has the requested visibility. */
@@ -104,7 +196,7 @@ export class RestViews {
     }
     checkpoint.public = visible;
     this.#persistence.persistCheckpoint(checkpoint);
-    this.#audit(visible ? "checkpoint.published" : "checkpoint.unpublished", checkpoint);
+    this.#audit(visible ? "checkpoint_published" : "checkpoint_unpublished", checkpoint);
   }
 
   /** `PUT …/ttl`: expire `ttlSeconds` from now, or never (`null`). */
@@ -118,7 +210,7 @@ export class RestViews {
     const checkpoint = this.#restCheckpoint(runId, checkpointId);
     checkpoint.expiresAt = ttlSeconds === null ? null : new Date(Date.now() + ttlSeconds * 1000);
     this.#persistence.persistCheckpoint(checkpoint);
-    this.#audit("checkpoint.ttl_set", checkpoint);
+    this.#audit("checkpoint_ttl_set", checkpoint);
   }
 
   /**
@@ -163,15 +255,28 @@ export class RestViews {
     return { sessions: ids.slice(page.offset, page.offset + page.limit) };
   }
 
-  /** `GET sessions/{id}`: the runs and samplers the session created. */
+  /**
+   * `GET sessions/{id}`: the runs and samplers the session created, its `user_metadata` (§R4) and,
+   * once finished (§S1), how: `finished` mirrors the finish request's body plus its time (a field
+   * of this backend; the service's answer has no such field that we know of).
+   */
   getSessionInfo(sessionId: string, _scope: AccessScope): unknown {
-    knownSession(this.#state, sessionId);
+    const session = knownSession(this.#state, sessionId);
     const samplerPrefix = `${sessionId}:sample:`;
+    const finished = session.finished;
     return {
       training_run_ids: [...this.#state.runs.values()]
         .filter((r) => r.sessionId === sessionId)
         .map((r) => r.modelId),
       sampler_ids: [...this.#state.samplers.keys()].filter((id) => id.startsWith(samplerPrefix)),
+      user_metadata: session.userMetadata,
+      finished: finished
+        ? {
+            reason: { type: finished.reason },
+            detail: finished.detail,
+            finished_at: finished.at.toISOString(),
+          }
+        : null,
     };
   }
 
@@ -235,19 +340,24 @@ export class RestViews {
 
   /**
    * `GET audit`: one UTC day (`YYYY-MM-DD`) of run creations and checkpoint saves (read from the
-   * state) plus the recorded deletes, visibility and TTL changes.
+   * state) plus the recorded deletes, visibility and TTL changes. Each entry says who did what in
+   * `event_details` (§R2); the deprecated `model_id` and `tinker_path` are kept on checkpoint
+   * events only. There are no project, team or organization events here, so those types list none.
    */
-  auditLog(eventType: "all" | "checkpoints", day: string): unknown {
+  auditLog(eventType: AuditEventType, day: string): unknown {
+    if (eventType !== "all" && eventType !== "checkpoints") return { entries: [] };
     const entries = [...this.#derivedAuditEvents(), ...this.#auditEvents]
       .filter((event) => event.timestamp.toISOString().slice(0, 10) === day)
-      .filter((event) => eventType === "all" || event.event.startsWith("checkpoint."))
+      .filter((event) => eventType === "all" || isCheckpointEvent(event))
       .sort((a, b) => a.timestamp.getTime() - b.timestamp.getTime());
     return {
       entries: entries.map((event) => ({
         timestamp: event.timestamp.toISOString(),
         event: event.event,
-        model_id: event.modelId,
-        tinker_path: event.tinkerPath ?? null,
+        event_details: { who: LOCAL_USER, what: event.tinkerPath ?? event.modelId },
+        ...(isCheckpointEvent(event)
+          ? { model_id: event.modelId, tinker_path: event.tinkerPath ?? null }
+          : {}),
       })),
     };
   }
@@ -279,6 +389,8 @@ export class RestViews {
         session_id: run.sessionId,
         project_id: this.#state.sessionProjects.get(run.sessionId) ?? null,
         event_info: { type: "checkpoint", count },
+        // §R3: no prices are known locally.
+        estimated_cost_usd: null,
       }));
     const sessions = Object.fromEntries(
       data.map((event) => [
@@ -286,7 +398,7 @@ export class RestViews {
         { user_metadata: this.#state.sessions.get(event.session_id)?.userMetadata ?? {} },
       ]),
     );
-    return { data, sessions };
+    return { data, sessions, cost_data_through: null };
   }
 
   #trainingRunJson(run: TrainingRun): unknown {
@@ -306,6 +418,12 @@ export class RestViews {
       last_sampler_checkpoint: lastSampler ? checkpointJson(lastSampler) : null,
       user_metadata: run.userMetadata ?? {},
     };
+  }
+
+  /** The project of the session whose run wrote the checkpoint, if it has one. */
+  #projectOf(checkpoint: Checkpoint): string | undefined {
+    const run = this.#state.runs.get(checkpoint.runId);
+    return run === undefined ? undefined : this.#state.sessionProjects.get(run.sessionId);
   }
 
   /** Checkpoints that have not expired (of one run, or all), oldest first. */
@@ -347,17 +465,31 @@ export class RestViews {
   #derivedAuditEvents(): AuditEvent[] {
     const created = [...this.#state.runs.values()].map((run) => ({
       timestamp: run.createdAt,
-      event: "training_run.created",
+      event: "training_run_created",
       modelId: run.modelId,
     }));
     const saved = [...this.#state.checkpoints.values()].map((c) => ({
       timestamp: c.time,
-      event: "checkpoint.saved",
+      event: "checkpoint_saved",
       modelId: c.runId,
       tinkerPath: c.tinkerPath,
     }));
     return [...created, ...saved];
   }
+}
+
+function isCheckpointEvent(event: AuditEvent): boolean {
+  return event.event.startsWith("checkpoint_");
+}
+
+/** Search order (§W5): creation time descending, ties by tinker path descending. */
+function newestFirst(
+  a: Pick<Checkpoint, "time" | "tinkerPath">,
+  b: Pick<Checkpoint, "time" | "tinkerPath">,
+): number {
+  const byTime = b.time.getTime() - a.time.getTime();
+  if (byTime !== 0) return byTime;
+  return a.tinkerPath < b.tinkerPath ? 1 : a.tinkerPath > b.tinkerPath ? -1 : 0;
 }
 
 /** The protocol's Checkpoint (PROTOCOL.md §3.9). */

@@ -3,6 +3,7 @@
  * explicit object that the protocol core (backend.ts), persistence (persistence.ts) and the REST
  * views (rest-views.ts) share. Each module reads and changes it only through this object.
  */
+import type { SessionFinishStatus } from "../wire/endpoints/session.js";
 import type { InferenceModel, TrainableModel } from "./engine/index.js";
 import { LocalBackendError } from "./errors.js";
 import { ModelQueue } from "./model-queue.js";
@@ -13,6 +14,15 @@ export interface Session {
   userMetadata: Record<string, string>;
   createdAt: Date;
   expired: boolean;
+  /** Set by the first `sessions/{id}/finish` (PROTOCOL.md §S1); final, later finishes keep it. */
+  finished?: SessionFinish;
+}
+
+/** How and when a session was finished. */
+export interface SessionFinish {
+  reason: SessionFinishStatus;
+  detail: string | null;
+  at: Date;
 }
 
 /** Which parts of the model a run's LoRA adapts, and at what rank. */
@@ -62,6 +72,8 @@ export interface Checkpoint {
   time: Date;
   expiresAt: Date | null;
   public: boolean;
+  /** The `user_metadata` of the save that wrote it (PROTOCOL.md §W1), when one was given. */
+  userMetadata?: Record<string, string>;
 }
 
 export interface BackendState {

@@ -110,6 +110,19 @@ export const GetSessionResponseSchema = v.looseObject({
   sampler_ids: v.array(v.string()),
   /** §R4: the session's `user_metadata`. */
   user_metadata: v.optional(v.nullable(v.record(v.string(), v.string()))),
+  /**
+   * How the session was finished (§S1), null while it runs. Sent by the local backend; the
+   * service's answer is not known to carry it.
+   */
+  finished: v.optional(
+    v.nullable(
+      v.looseObject({
+        reason: v.looseObject({ type: v.string() }),
+        detail: optionalString,
+        finished_at: v.optional(v.nullable(DateTimeSchema)),
+      }),
+    ),
+  ),
 });
 export type GetSessionResponse = v.InferOutput<typeof GetSessionResponseSchema>;
 

@@ -1,10 +1,13 @@
-/** `tinker-ts billing usage` (official `tinker billing usage`). */
+/**
+ * `tinker-ts billing usage` (official `tinker billing usage`) and `tinker-ts billing storage`
+ * (the checkpoint storage of now, 0.32's `get_current_checkpoint_storage_usage`).
+ */
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { CommandContext, CommandSpec } from "../app.js";
 import { UsageError } from "../errors.js";
-import { printOutput } from "../output.js";
-import { callOptions } from "./common.js";
+import { formatSize, printOutput } from "../output.js";
+import { callOptions, plural } from "./common.js";
 
 /** Nested objects flattened to `a.b` keys; dates as ISO strings. */
 function flatten(
@@ -43,7 +46,50 @@ async function writeCsv(ctx: CommandContext, target: string, rows: Record<string
   else await writeFile(resolve(ctx.io.cwd, target), text);
 }
 
+/** A USD amount, or "N/A" where the server gives no estimate (the local backend never does). */
+function usd(value: number | null | undefined, digits = 2): string {
+  return value === null || value === undefined ? "N/A" : `$${value.toFixed(digits)}`;
+}
+
 export const billingCommands: CommandSpec[] = [
+  {
+    path: ["billing", "storage"],
+    summary: "Show the checkpoint storage of now per project and owner, with its estimated monthly cost",
+    options: {
+      project: { type: "string", value: "ID", description: "only the checkpoints of this project" },
+    },
+    details:
+      "Uses GET /api/v1/billing/usage/checkpoints/current (tinker 0.32); the service's figures may lag\n" +
+      "an hour or two. Gigabytes are 10^9 bytes.",
+    async run(ctx) {
+      const projectId = ctx.values.project as string | undefined;
+      if (projectId === "") throw new UsageError("--project must not be empty");
+      const usage = await ctx
+        .service()
+        .createRestClient()
+        .getCurrentCheckpointStorageUsage({ ...callOptions(ctx), projectId });
+      const count = usage.data.reduce((sum, row) => sum + row.checkpoint_count, 0);
+      const bytes = usage.data.reduce((sum, row) => sum + row.size_bytes, 0);
+      const rate = usage.effective_rate_usd_per_gigabyte_month;
+      const where = projectId === undefined ? "" : ` in project ${projectId}`;
+      let title = `${plural(count, "checkpoint")}${where}, ${formatSize(bytes)} stored`;
+      if (rate !== null && rate !== undefined) title += ` at ${usd(rate, 4)} per GB-month`;
+      printOutput(ctx.io, ctx.global.format, {
+        json: () => usage,
+        title,
+        columns: ["Project", "Owner", "Checkpoints", "Size", "Gigabytes", "Est. Monthly Cost"],
+        rows: usage.data.map((row) => [
+          row.project_id ?? "(none)",
+          row.user_email ?? row.user_name ?? row.org_user_urn ?? "",
+          String(row.checkpoint_count),
+          formatSize(row.size_bytes),
+          row.size_gigabytes.toFixed(6),
+          usd(row.estimated_monthly_cost_usd),
+        ]),
+      });
+      return 0;
+    },
+  },
   {
     path: ["billing", "usage"],
     summary: "Show hourly billing usage (tokens, checkpoints, storage) of a window of at most 14 days",

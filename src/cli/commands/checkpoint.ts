@@ -1,35 +1,44 @@
 /**
- * `tinker-ts checkpoint …` (official `tinker checkpoint …`): list, info, publish, unpublish,
+ * `tinker-ts checkpoint …` (official `tinker checkpoint …`): list, search, info, publish, unpublish,
  * set-ttl, delete, download.
  */
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { Checkpoint, RestClient } from "../../index.js";
+import type { Checkpoint, CheckpointSearchCursor, RestClient, SearchOwner } from "../../index.js";
 import type { CommandContext, CommandSpec } from "../app.js";
 import { downloadToFile, extractArchive } from "../download.js";
 import { CliError, UsageError } from "../errors.js";
-import { formatSize, formatTime, printOutput, yesNo } from "../output.js";
+import { formatMetadata, formatSize, formatTime, printOutput, yesNo } from "../output.js";
 import { callOptions, integerOption, parseCheckpointPath, plural } from "./common.js";
 
 const PATH_HELP =
   "<tinker_path> is tinker://<run-id>/weights/<name> or tinker://<run-id>/sampler_weights/<name>.";
 const PAGE = 1000;
 
-function checkpointRows(checkpoints: Checkpoint[]): string[][] {
-  return checkpoints.map((c) => [
-    c.checkpoint_id,
-    c.checkpoint_type,
-    formatSize(c.size_bytes),
-    yesNo(c.public),
-    formatTime(c.time),
-    c.expires_at ? formatTime(c.expires_at) : "Never",
-    c.tinker_path,
-  ]);
-}
-
 const LIST_COLUMNS = ["Checkpoint ID", "Type", "Size", "Public", "Created", "Expires", "Path"];
+
+/**
+ * The checkpoint table: the official columns, plus `Metadata` (§W3) when any checkpoint shown has
+ * some, so listings from servers without it look as before.
+ */
+export function checkpointTable(checkpoints: Checkpoint[]): { columns: string[]; rows: string[][] } {
+  const withMetadata = checkpoints.some((c) => formatMetadata(c.user_metadata) !== "");
+  return {
+    columns: withMetadata ? [...LIST_COLUMNS, "Metadata"] : LIST_COLUMNS,
+    rows: checkpoints.map((c) => [
+      c.checkpoint_id,
+      c.checkpoint_type,
+      formatSize(c.size_bytes),
+      yesNo(c.public),
+      formatTime(c.time),
+      c.expires_at ? formatTime(c.expires_at) : "Never",
+      c.tinker_path,
+      ...(withMetadata ? [formatMetadata(c.user_metadata)] : []),
+    ]),
+  };
+}
 
 /** The checkpoint at `path`, from its run's list (there is no single-checkpoint endpoint). */
 async function findCheckpoint(ctx: CommandContext, rest: RestClient, path: string): Promise<Checkpoint> {
@@ -58,6 +67,33 @@ const TYPES: Record<string, Checkpoint["checkpoint_type"]> = {
   sampler_weights: "sampler",
   sampler: "sampler",
 };
+
+/** The search kinds (§W5): the checkpoint types, or their path segments. */
+const SEARCH_TYPES: Record<string, "training" | "sampler" | "external"> = {
+  weights: "training",
+  training: "training",
+  sampler_weights: "sampler",
+  sampler: "sampler",
+  external_weights: "external",
+  external: "external",
+};
+const SEARCH_OWNERS: readonly SearchOwner[] = ["me", "any"];
+/** The largest search page the protocol allows. */
+const SEARCH_PAGE = 200;
+
+/** `--metadata KEY=VALUE`, repeated: the pairs every match must carry. */
+function metadataOption(values: string[] | undefined): Record<string, string> | undefined {
+  if (!values || values.length === 0) return undefined;
+  const metadata: Record<string, string> = {};
+  for (const pair of values) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new UsageError(`--metadata must be KEY=VALUE, got "${pair}"`);
+    const key = pair.slice(0, at);
+    if (Object.hasOwn(metadata, key)) throw new UsageError(`--metadata gives "${key}" twice`);
+    metadata[key] = pair.slice(at + 1);
+  }
+  return metadata;
+}
 
 /** ISO 8601 date or date-time; UTC unless it says otherwise. */
 function parseDate(text: string, option: string): Date {
@@ -119,8 +155,82 @@ export const checkpointCommands: CommandSpec[] = [
         json: () =>
           runId !== undefined ? { run_id: runId, checkpoints } : { checkpoints, total_count: total },
         title,
-        columns: LIST_COLUMNS,
-        rows: checkpointRows(checkpoints),
+        ...checkpointTable(checkpoints),
+      });
+      return 0;
+    },
+  },
+  {
+    path: ["checkpoint", "search"],
+    summary: "Search checkpoints by project, metadata, type and base model, newest first (experimental)",
+    options: {
+      project: {
+        type: "string",
+        multiple: true,
+        value: "ID",
+        description: "only checkpoints of this project (repeatable; default: every project)",
+      },
+      metadata: {
+        type: "string",
+        multiple: true,
+        value: "KEY=VALUE",
+        description: "only checkpoints saved with this user_metadata pair (repeatable; all must match)",
+      },
+      type: { type: "string", value: "TYPE", description: "only training, sampler or external checkpoints" },
+      "base-model": {
+        type: "string",
+        multiple: true,
+        value: "NAME",
+        description: "only checkpoints of runs on this base model (repeatable)",
+      },
+      owner: {
+        type: "string",
+        value: "me|any",
+        description: "yours (me, the default) or every checkpoint you may list (any)",
+      },
+      limit: { type: "string", value: "N", description: "how many to show (default 20; 0 = all)" },
+    },
+    details:
+      "Uses POST /api/v1/checkpoints/search (tinker 0.39, experimental); older servers answer 404.\n" +
+      "TYPE is training (or weights), sampler (or sampler_weights) or external.",
+    async run(ctx) {
+      const typeText = ctx.values.type as string | undefined;
+      const checkpointType = typeText === undefined ? undefined : SEARCH_TYPES[typeText];
+      if (typeText !== undefined && (!checkpointType || !Object.hasOwn(SEARCH_TYPES, typeText))) {
+        throw new UsageError("--type must be training, sampler or external");
+      }
+      const owner = ctx.values.owner as SearchOwner | undefined;
+      if (owner !== undefined && !SEARCH_OWNERS.includes(owner)) {
+        throw new UsageError(`--owner must be "me" or "any", got "${owner}"`);
+      }
+      const limit = integerOption(ctx, "limit", 20);
+      const filters = {
+        projectIds: ctx.values.project as string[] | undefined,
+        userMetadata: metadataOption(ctx.values.metadata as string[] | undefined),
+        checkpointType,
+        baseModels: ctx.values["base-model"] as string[] | undefined,
+        owner,
+      };
+      const rest = ctx.service().createRestClient();
+      const checkpoints: Checkpoint[] = [];
+      let cursor: CheckpointSearchCursor | null = null;
+      for (;;) {
+        const want = limit === 0 ? SEARCH_PAGE : Math.min(SEARCH_PAGE, limit - checkpoints.length);
+        const page = await rest.searchCheckpoints({ ...callOptions(ctx), ...filters, limit: want, cursor });
+        checkpoints.push(...page.checkpoints);
+        cursor = page.next_cursor ?? null;
+        if (cursor === null || page.checkpoints.length === 0) break;
+        if (limit !== 0 && checkpoints.length >= limit) break;
+      }
+      let title =
+        checkpoints.length === 0
+          ? "No checkpoints found"
+          : `${plural(checkpoints.length, "checkpoint")} found`;
+      if (cursor !== null) title += " (more not shown, use --limit to see more)";
+      printOutput(ctx.io, ctx.global.format, {
+        json: () => ({ checkpoints, next_cursor: cursor }),
+        title,
+        ...checkpointTable(checkpoints),
       });
       return 0;
     },
@@ -150,6 +260,11 @@ export const checkpointCommands: CommandSpec[] = [
         ["Base Model", run.base_model],
         ["LoRA", run.is_lora ? (run.lora_rank ? `Yes (Rank ${run.lora_rank})` : "Yes") : "No"],
       ];
+      const metadata = Object.entries(checkpoint.user_metadata ?? {});
+      if (metadata.length > 0) {
+        rows.push(["Metadata", ""]);
+        for (const [key, value] of metadata) rows.push([`  - ${key}`, value]);
+      }
       printOutput(ctx.io, ctx.global.format, {
         json: () => ({
           ...checkpoint,

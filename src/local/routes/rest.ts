@@ -2,6 +2,7 @@
 import { rest } from "../../wire/endpoints/index.js";
 import type { LocalBackend } from "../backend.js";
 import { HttpError, jsonResponse } from "../responses.js";
+import type { AuditEventType } from "../rest-views.js";
 import { baseUrlOf, type Route, route } from "./router.js";
 
 const HOUR_MS = 3_600_000;
@@ -65,18 +66,37 @@ export function restRoutes(backend: LocalBackend): Route[] {
     ),
     route(rest.sessionTrace, ({ params }) => backend.sessionTrace(params.session_id!)),
     route(rest.auditLog, ({ query }) => {
-      const eventType = query.event_type as string;
       const day = (query.day as string | undefined) ?? new Date().toISOString().slice(0, 10);
       if (Number.isNaN(Date.parse(day))) throw new HttpError(400, `day must be YYYY-MM-DD, got "${day}"`);
-      // The local backend records checkpoint events only; the other kinds (§R2) are empty here.
-      if (eventType !== "all" && eventType !== "checkpoints") return { entries: [] };
-      return backend.auditLog(eventType, day);
+      return backend.auditLog(query.event_type as AuditEventType, day);
     }),
     route(rest.billingUsage, ({ query }) => {
       const [start, end] = billingWindow(query.starting_on as string, query.ending_before as string);
       return backend.billingUsage(start, end);
     }),
+    route(rest.checkpointStorageUsage, ({ query }) =>
+      backend.rest.checkpointStorageUsage(query.project_id as string | undefined),
+    ),
+    route(rest.searchCheckpoints, ({ body }) =>
+      backend.rest.searchCheckpoints({
+        projectIds: body.project_ids ?? null,
+        userMetadata: body.user_metadata,
+        checkpointType: body.checkpoint_type ?? null,
+        baseModels: body.base_models ?? null,
+        limit: body.limit,
+        after: body.cursor ? searchCursor(body.cursor) : null,
+      }),
+    ),
   ];
+}
+
+/** Where a search continues (§W5): the cursor's time must be a datetime, its id any string. */
+function searchCursor(cursor: { last_created_at: string; last_checkpoint_uuid: string }) {
+  const time = new Date(cursor.last_created_at);
+  if (Number.isNaN(time.getTime())) {
+    throw new HttpError(400, `cursor.last_created_at must be a datetime, got "${cursor.last_created_at}"`);
+  }
+  return { time, id: cursor.last_checkpoint_uuid };
 }
 
 /** `starting_on` and `ending_before`: whole UTC hours, in order, at most 14 days apart. */

@@ -39,5 +39,9 @@ export function sessionRoutes(backend: LocalBackend, auth: LocalAuth, options: S
       backend.heartbeat(body.session_id);
       return { type: "session_heartbeat" };
     }),
+    route(session.finishSession, ({ params, body }) => {
+      backend.finishSession(params.session_id!, body.reason.type, body.detail ?? null);
+      return {};
+    }),
   ];
 }
