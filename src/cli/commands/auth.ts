@@ -86,7 +86,7 @@ export const authCommands: CommandSpec[] = [
         updated.keys[info.key_id] = {
           type: "manual",
           key: apiKey,
-          name: info.name,
+          name: info.name ?? info.key_id,
           ...(info.note ? { note: info.note } : {}),
           ...(info.details ? { details: info.details } : {}),
         };
