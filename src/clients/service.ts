@@ -13,6 +13,7 @@ import { describeValue } from "../internal/describe.js";
 import { sessionConsoleUrl } from "../lib/console-urls.js";
 import {
   DEFAULT_OPTIMIZER_CONFIG,
+  DIMUON_CONFIG_VERSION,
   LORA_DEFAULTS,
   OPTIMIZER_TYPES,
   type OptimizerConfig,
@@ -358,7 +359,13 @@ function optimizerConfig(value: OptimizerConfig | undefined): OptimizerConfig {
       },
     ]);
   }
-  return type === "dimuon" ? { ...value, version: (value as { version?: number }).version ?? 1 } : value;
+  // The version is checked with the rest of the body, by the declaration (a wrong one is a ValidationError).
+  return type === "dimuon"
+    ? ({
+        ...value,
+        version: (value as { version?: unknown }).version ?? DIMUON_CONFIG_VERSION,
+      } as OptimizerConfig)
+    : value;
 }
 
 function loraConfig(options: LoraTrainingOptions): Record<string, unknown> {
