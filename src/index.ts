@@ -8,6 +8,7 @@ export {
   type AuditLogOptions,
   type BillingUsageOptions,
   type ExportSessionTraceOptions,
+  type ExternalWeightsUploadOptions,
   type ListOptions,
   type ListSessionsOptions,
   type ListTrainingRunsOptions,
@@ -16,8 +17,10 @@ export {
 export { type SampleOptions, SamplingClient } from "./clients/sampling.js";
 export type { RetryConfig } from "./clients/sampling-retry.js";
 export {
+  type CopyWeightsOptions,
   type FromStateOptions,
   type LoraTrainingOptions,
+  type OptimizerConfig,
   type SamplingClientOptions,
   ServiceClient,
 } from "./clients/service.js";
@@ -72,8 +75,15 @@ export {
   type CustomLossResult,
   type CustomLossTrainer,
   forwardBackwardCustom,
+  SURROGATE_LOSS_METRIC,
 } from "./lib/custom-loss.js";
-export { datum, ModelInput, TensorData } from "./lib/model-input.js";
+export {
+  datum,
+  ModelInput,
+  type ProvenanceInput,
+  TensorData,
+  withProvenance,
+} from "./lib/model-input.js";
 export { PagePromise } from "./lib/pagination.js";
 export {
   monitorRun,
@@ -115,6 +125,8 @@ export type {
   CheckpointArchiveUrlResponse,
   CheckpointsListResponse,
   Cursor,
+  ExternalWeightsUploadStart,
+  ExternalWeightsUrlsResponse,
   GetSessionResponse,
   ListSessionsResponse,
   TrainingRun,
@@ -127,6 +139,7 @@ export type {
   GetServerCapabilitiesResponse,
   LoadWeightsResponse,
   OptimStepResponse,
+  SaveWeightsExternalResponse,
   SaveWeightsResponse,
   SupportedModel,
   UnloadModelResponse,
@@ -136,6 +149,7 @@ export type {
   AdamParams,
   Datum,
   DatumInput,
+  DimuonParams,
   DmelChunk,
   DType,
   EncodedTextChunk,
@@ -144,8 +158,13 @@ export type {
   ImageAssetPointerChunk,
   ImageChunk,
   LoraConfig,
+  LossFnConfig,
   LossFnType,
   ModelInputChunk,
+  PromptProvenanceSpan,
+  ProvenanceSpan,
+  ProvenanceSpans,
+  SampledProvenanceSpan,
   SampledSequence,
   SampleResponse,
   SamplingParams,
