@@ -70,7 +70,7 @@ interface Upload {
   expected: AdapterFiles;
   files: Map<string, Uint8Array>;
   expiresAt: number;
-  /** Set once finished: a repeated finish answers the same path. */
+  /** Set once finished: a repeated finish (within the lifetime) answers the same path. */
   tinkerPath?: string;
 }
 
@@ -130,6 +130,7 @@ export class ExternalWeights {
       if (error instanceof EngineError) throw new LocalBackendError("invalid", error.message);
       throw error;
     }
+    this.#forgetExpiredUploads();
     const id = `upload-${uuid4()}`;
     const expiresAt = Date.now() + UPLOAD_LIFETIME_MS;
     this.#uploads.set(id, { id, baseModel, lora, expected, files: new Map(), expiresAt });
@@ -210,7 +211,14 @@ export class ExternalWeights {
     this.#persistence.persistRun(run);
     this.#persistence.persistCheckpoint(checkpoint);
     upload.tinkerPath = checkpoint.tinkerPath;
+    upload.files.clear();
     return { tinker_path: checkpoint.tinkerPath };
+  }
+
+  /** Uploads past their lifetime, finished or not: their URLs no longer verify anyway. */
+  #forgetExpiredUploads(): void {
+    const now = Date.now();
+    for (const [id, upload] of this.#uploads) if (upload.expiresAt <= now) this.#uploads.delete(id);
   }
 
   /** A live external-weights checkpoint addressed as the REST routes do. */
