@@ -9,6 +9,7 @@ export {
   type BillingUsageOptions,
   type CheckpointStorageUsageOptions,
   type ExportSessionTraceOptions,
+  type ExternalWeightsUploadOptions,
   type ListOptions,
   type ListSessionsOptions,
   type ListTrainingRunsOptions,
@@ -18,8 +19,10 @@ export {
 export { type SampleOptions, SamplingClient } from "./clients/sampling.js";
 export type { RetryConfig } from "./clients/sampling-retry.js";
 export {
+  type CopyWeightsOptions,
   type FromStateOptions,
   type LoraTrainingOptions,
+  type OptimizerConfig,
   type SamplingClientOptions,
   ServiceClient,
 } from "./clients/service.js";
@@ -82,8 +85,15 @@ export {
   type CustomLossResult,
   type CustomLossTrainer,
   forwardBackwardCustom,
+  SURROGATE_LOSS_METRIC,
 } from "./lib/custom-loss.js";
-export { datum, ModelInput, TensorData } from "./lib/model-input.js";
+export {
+  datum,
+  ModelInput,
+  type ProvenanceInput,
+  TensorData,
+  withProvenance,
+} from "./lib/model-input.js";
 export { PagePromise } from "./lib/pagination.js";
 export {
   monitorRun,
@@ -130,6 +140,8 @@ export type {
   CheckpointStorageUsage,
   CheckpointsListResponse,
   Cursor,
+  ExternalWeightsUploadStart,
+  ExternalWeightsUrlsResponse,
   GetSessionResponse,
   ListSessionsResponse,
   TrainingRun,
@@ -142,6 +154,7 @@ export type {
   GetServerCapabilitiesResponse,
   LoadWeightsResponse,
   OptimStepResponse,
+  SaveWeightsExternalResponse,
   SaveWeightsResponse,
   SupportedModel,
   UnloadModelResponse,
@@ -151,6 +164,7 @@ export type {
   AdamParams,
   Datum,
   DatumInput,
+  DimuonParams,
   DmelChunk,
   DType,
   EncodedTextChunk,
@@ -159,8 +173,13 @@ export type {
   ImageAssetPointerChunk,
   ImageChunk,
   LoraConfig,
+  LossFnConfig,
   LossFnType,
   ModelInputChunk,
+  PromptProvenanceSpan,
+  ProvenanceSpan,
+  ProvenanceSpans,
+  SampledProvenanceSpan,
   SampledSequence,
   SampleResponse,
   SamplingParams,

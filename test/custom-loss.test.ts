@@ -33,6 +33,7 @@ import {
   type CustomLossFn,
   float32Tensor,
   forwardBackwardCustom,
+  SURROGATE_LOSS_METRIC,
 } from "../src/lib/custom-loss.js";
 import { decodeForwardBackwardRequest } from "../src/wire/protobuf/index.js";
 import { closeAfterEach, jsonBody, localService, type RecordedRequest } from "./helpers.js";
@@ -293,8 +294,17 @@ describe("forwardBackwardCustom on the local backend", () => {
     expect(polls.length).toBeGreaterThan(0);
     expect(polls.every(({ i }) => i > submittedAt)).toBe(true);
 
-    // The user's metrics win over the server's and over the reported loss.
-    expect(out.metrics).toEqual({ [CUSTOM_LOSS_METRIC]: 42, "note:unique": 7 });
+    // The user's metrics win over the server's and over the reported loss; the server's loss of
+    // the surrogate pass, Σ −lp·w, is kept as surrogate_loss:sum (§T2).
+    const [lp0, lp1] = out.loss_fn_outputs.map((o) => o["logprobs"]!.data);
+    const mask = maskOf(withMask!);
+    const surrogate =
+      -lp0!.reduce((acc, lp, i) => acc + 2 * mask[i]! * lp, 0) - 3 * lp1!.reduce((a, b) => a + b, 0);
+    expect(out.metrics).toEqual({
+      [CUSTOM_LOSS_METRIC]: 42,
+      "note:unique": 7,
+      [SURROGATE_LOSS_METRIC]: expect.closeTo(surrogate, 3),
+    });
     expect(out.loss_fn_outputs.map((o) => o["logprobs"]!.data.length)).toEqual(
       data.map((d) => d.loss_fn_inputs["target_tokens"]!.data.length),
     );

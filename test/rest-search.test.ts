@@ -237,7 +237,7 @@ describe("the search view", () => {
         time: new Date(time),
         expiresAt: null,
         public: false,
-        ...(userMetadata ? { userMetadata } : {}),
+        userMetadata,
       };
       state.checkpoints.set(checkpoint.tinkerPath, checkpoint);
     };

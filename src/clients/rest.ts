@@ -29,6 +29,8 @@ import {
   type CheckpointStorageUsage,
   type CheckpointsListResponse,
   type CheckpointType,
+  type ExternalWeightsUploadStart,
+  type ExternalWeightsUrlsResponse,
   type GetSessionResponse,
   type ListSessionsResponse,
   type TrainingRun,
@@ -36,6 +38,7 @@ import {
   type WhoamiResponse,
 } from "../wire/rest-schemas.js";
 import type { GetSamplerResponse, WeightsInfoResponse } from "../wire/schemas.js";
+import type { LoraConfig } from "../wire/types.js";
 import { type CallInput, call } from "./call.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
@@ -122,6 +125,11 @@ export interface SearchCheckpointsOptions extends CallOptions {
   limit?: number;
   /** Start after this point: a page's `next_cursor`, as received. Default: the newest checkpoint. */
   cursor?: CheckpointSearchCursor | null;
+}
+
+export interface ExternalWeightsUploadOptions extends CallOptions {
+  /** The project the new checkpoint goes to (default: the server's choice). */
+  destinationProjectId?: string;
 }
 
 const DEFAULT_TRACE_POLL_MS = 5_000;
@@ -332,6 +340,116 @@ export class RestClient {
   ): Promise<void> {
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
     await this.setCheckpointTtl(trainingRunId, checkpointId, ttlSeconds, options);
+  }
+
+  // External weights (PROTOCOL.md §W2, §W4) ----------------------------------------------------
+
+  /**
+   * Signed download URLs of the files of an external-weights checkpoint (a Hugging Face PEFT adapter
+   * written by `TrainingClient.saveWeightsExternal`, or uploaded), by relative file path, and when
+   * they expire. Fetch them without credentials: the URL is its own. Only
+   * `tinker://<run>/external_weights/<name>` paths; any other → ValidationError.
+   */
+  async getExternalWeightsUrls(
+    tinkerPath: string,
+    options: CallOptions = {},
+  ): Promise<ExternalWeightsUrlsResponse> {
+    const { trainingRunId, checkpointId, checkpointType } = parseTinkerPath(tinkerPath);
+    if (checkpointType !== "external") {
+      throw new ValidationError([
+        {
+          path: "tinkerPath",
+          message: `must be an external-weights checkpoint tinker://<run>/external_weights/<name>, got ${JSON.stringify(tinkerPath)}`,
+        },
+      ]);
+    }
+    return this.#call(
+      rest.externalWeightsUrls,
+      { params: checkpointParams(trainingRunId, checkpointId) },
+      options,
+    );
+  }
+
+  /**
+   * Starts an upload of a PEFT adapter for `baseModel` and `loraConfig` (experimental, 0.39): an
+   * upload id, and where to PUT each file (`url` plus the `headers` to send with it; servers before
+   * 0.40 give no headers). The files must be what `saveWeightsExternal` writes for that base model
+   * and LoRA config. `uploadExternalWeights` does the whole upload.
+   */
+  async externalWeightsUploadStart(
+    baseModel: string,
+    loraConfig: LoraConfig,
+    options: ExternalWeightsUploadOptions = {},
+  ): Promise<ExternalWeightsUploadStart> {
+    requireId(baseModel, "baseModel");
+    return this.#call(
+      rest.externalWeightsUploadStart,
+      {
+        body: {
+          base_model: baseModel,
+          lora_config: loraConfig,
+          destination_project_id: options.destinationProjectId ?? null,
+        },
+      },
+      options,
+    );
+  }
+
+  /** Finishes an upload once every file is in; answers the new external-weights checkpoint's path. */
+  async externalWeightsUploadFinish(uploadId: string, options: CallOptions = {}): Promise<string> {
+    requireId(uploadId, "uploadId");
+    const answer = await this.#call(
+      rest.externalWeightsUploadFinish,
+      { body: { upload_id: uploadId } },
+      options,
+    );
+    return answer.tinker_path;
+  }
+
+  /**
+   * Uploads a PEFT adapter (`files`: file name → bytes, e.g. `adapter_config.json` and
+   * `adapter_model.safetensors`) as a new external-weights checkpoint and returns its path: starts
+   * the upload, PUTs every file the server lists to its signed URL (with that entry's headers and
+   * no credentials of this client), then finishes. A file the server lists but `files` lacks, or
+   * the other way round, is a ValidationError before anything is uploaded.
+   */
+  async uploadExternalWeights(
+    baseModel: string,
+    loraConfig: LoraConfig,
+    files: Record<string, Uint8Array>,
+    options: ExternalWeightsUploadOptions = {},
+  ): Promise<string> {
+    if (typeof files !== "object" || files === null) {
+      throw new ValidationError([{ path: "files", message: "must map file names to bytes" }]);
+    }
+    const signal = withTimeout(options);
+    const started = await this.externalWeightsUploadStart(baseModel, loraConfig, {
+      destinationProjectId: options.destinationProjectId,
+      signal,
+    });
+    const listed = Object.keys(started.urls);
+    const issues = [
+      ...listed
+        .filter((name) => !(files[name] instanceof Uint8Array))
+        .map((name) => ({ path: `files.${name}`, message: "is required by the server (as a Uint8Array)" })),
+      ...Object.keys(files)
+        .filter((name) => !listed.includes(name))
+        .map((name) => ({
+          path: `files.${name}`,
+          message: `is not one of the files to upload (${listed.join(", ")})`,
+        })),
+    ];
+    if (issues.length > 0) throw new ValidationError(issues);
+    for (const [name, target] of Object.entries(started.urls)) {
+      await this.#connection.http.sendSigned({
+        method: "PUT",
+        url: target.url,
+        body: files[name],
+        headers: target.headers,
+        signal,
+      });
+    }
+    return this.externalWeightsUploadFinish(started.upload_id, { signal });
   }
 
   /** The base model and LoRA settings of a checkpoint; works for other users' public checkpoints. */

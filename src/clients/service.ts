@@ -4,6 +4,7 @@
  * sampling client. `close(status)` finishes the session on the server (PROTOCOL.md §S1).
  */
 
+import * as v from "valibot";
 import { type ClientOptions, resolveConfig } from "../core/config.js";
 import { TinkerError, ValidationError, type ValidationIssue } from "../core/errors.js";
 import type { Telemetry } from "../core/telemetry.js";
@@ -16,8 +17,9 @@ import {
   LORA_DEFAULTS,
   OPTIMIZER_TYPES,
   type OptimizerConfig,
+  OptimizerConfigSchema,
 } from "../wire/endpoints/fields.js";
-import { futureEndpoint, session as sessionEndpoints, training } from "../wire/endpoints/index.js";
+import { futureEndpoint, parseBody, session as sessionEndpoints, training } from "../wire/endpoints/index.js";
 import type { SessionFinishStatus } from "../wire/endpoints/session.js";
 import type { GetServerCapabilitiesResponse, WeightsInfoResponse } from "../wire/schemas.js";
 import { call, poll, send } from "./call.js";
@@ -181,16 +183,20 @@ export class ServiceClient {
    */
   async copyWeights(path: string, options: CopyWeightsOptions = {}): Promise<string> {
     this.#checkOpen();
+    const body = (sessionId: string, modelSeqId: number) => ({
+      session_id: sessionId,
+      model_seq_id: modelSeqId,
+      source_path: path,
+      ttl_seconds: options.ttlSeconds,
+      weights_access_token: options.weightsAccessToken,
+    });
+    // Checked before the session's model counter is taken, so bad input leaves no gap in it.
+    const checked = parseBody(training.copyWeights, body("-", 0));
+    if (!checked.ok) throw new ValidationError(checked.issues);
     const signal = withTimeout(options);
     const sessionId = await this.#connection.session();
     const answer = await call(this.#connection, training.copyWeights, {
-      body: {
-        session_id: sessionId,
-        model_seq_id: this.#connection.nextModelSeqId(),
-        source_path: path,
-        ttl_seconds: options.ttlSeconds,
-        weights_access_token: options.weightsAccessToken,
-      },
+      body: body(sessionId, this.#connection.nextModelSeqId()),
       signal,
     });
     return answer.tinker_path;
@@ -358,7 +364,17 @@ function optimizerConfig(value: OptimizerConfig | undefined): OptimizerConfig {
       },
     ]);
   }
-  return type === "dimuon" ? { ...value, version: (value as { version?: number }).version ?? 1 } : value;
+  // The rest (Dimuon's version) by the declaration's schema, before any counter is taken.
+  const parsed = v.safeParse(OptimizerConfigSchema, value);
+  if (!parsed.success) {
+    throw new ValidationError(
+      parsed.issues.map((issue) => ({
+        path: ["optimizer", v.getDotPath(issue)].filter(Boolean).join("."),
+        message: issue.message,
+      })),
+    );
+  }
+  return parsed.output;
 }
 
 function loraConfig(options: LoraTrainingOptions): Record<string, unknown> {

@@ -38,6 +38,7 @@ import type {
   DatumInput,
   DimuonParams,
   ForwardBackwardOutput,
+  LossFnConfig,
   LossFnType,
 } from "../wire/types.js";
 import { type CallInput, call, poll, send, submit } from "./call.js";
@@ -116,11 +117,13 @@ export class TrainingClient {
    * Forward and backward pass; gradients accumulate on the server until `optimStep`. Large batches
    * are split by the server's limits into several requests (submitted in parallel, run in order)
    * and their results merged: outputs in datum order, metrics reduced by their `:suffix`.
+   * `lossFnConfig` values are numbers, or strings for options the server defines (PROTOCOL.md §T1).
+   * Datums may carry provenance spans (see `withProvenance`).
    */
   forwardBackward(
     data: DatumInput[],
     lossFn: LossFnType,
-    lossFnConfig?: Record<string, number>,
+    lossFnConfig?: LossFnConfig,
     options?: CallOptions,
   ): APIFuture<ForwardBackwardOutput> {
     return this.#forwardBackward(data, lossFn, lossFnConfig, false, options);
@@ -130,7 +133,7 @@ export class TrainingClient {
   forward(
     data: DatumInput[],
     lossFn: LossFnType,
-    lossFnConfig?: Record<string, number>,
+    lossFnConfig?: LossFnConfig,
     options?: CallOptions,
   ): APIFuture<ForwardBackwardOutput> {
     return this.#forwardBackward(data, lossFn, lossFnConfig, true, options);
@@ -153,7 +156,7 @@ export class TrainingClient {
   #forwardBackward(
     data: DatumInput[],
     lossFn: LossFnType,
-    lossFnConfig: Record<string, number> | undefined,
+    lossFnConfig: LossFnConfig | undefined,
     forwardOnly: boolean,
     options: CallOptions | undefined,
   ): APIFuture<ForwardBackwardOutput> {

@@ -213,6 +213,52 @@ export class HttpClient {
       }
     }
   }
+
+  /**
+   * One call to a signed URL, such as the upload URLs of external weights (PROTOCOL.md §W4): the
+   * URL is its own credential, so nothing of the client's goes with it — no API key, no default
+   * headers, no base URL — only the given headers. The transport retries apply (the same bytes to
+   * the same URL are idempotent), through this client's fetch. Non-2xx answers throw as usual.
+   */
+  async sendSigned(req: SignedRequest): Promise<HttpResponse> {
+    const headers: Record<string, string> = { ...req.headers };
+    const body = req.body as Uint8Array<ArrayBuffer> | undefined;
+    const options: KyOptions = {
+      method: req.method,
+      headers,
+      timeout: this.#options.timeoutMs,
+      redirect: "manual",
+      fetch: this.#transport(true, body),
+      retry: 0,
+    };
+    if (body !== undefined) options.body = body;
+    if (req.signal) options.signal = req.signal;
+    for (let retry = 0; ; retry++) {
+      try {
+        const response = await ky(req.url, options);
+        return toHttpResponse(
+          response.status,
+          response.headers,
+          new Uint8Array(await response.arrayBuffer()),
+        );
+      } catch (error) {
+        const delayMs = retry < this.#options.maxRetries ? retryDelayMs(error, retry) : undefined;
+        if (delayMs === undefined) throw mapError(error, req.signal);
+        await sleep(delayMs, req.signal);
+      }
+    }
+  }
+}
+
+/** A request to a signed URL (`HttpClient.sendSigned`). */
+export interface SignedRequest {
+  method: "GET" | "PUT";
+  /** The absolute signed URL, used as given. */
+  url: string;
+  body?: Uint8Array;
+  /** Headers the URL's issuer asked for (e.g. the `headers` of an upload URL entry, §W7). */
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
 }
 
 /** The `onResponse` observer as a ky afterResponse hook; `attempt.count` is the call's retry count. */

@@ -26,15 +26,21 @@ import { TinkerError, ValidationError, type ValidationIssue } from "../core/erro
 import { APIFuture } from "../futures/api-future.js";
 import type { FutureEvent } from "../futures/poller.js";
 import { abortError } from "../internal/sleep.js";
-import type { Datum, ForwardBackwardOutput, TensorData } from "../wire/types.js";
+import type { Datum, ForwardBackwardOutput, ProvenanceSpans, TensorData } from "../wire/types.js";
 import { gradients as backpropagate, Tensor, variable } from "./autodiff/index.js";
 
 /**
  * The metric under which the result reports the custom loss C, unless the loss function's own
- * metrics set it. It replaces the server's `loss:sum`, which for the surrogate pass is Σ ℓ·g, a
- * number with no meaning to the caller, so that loops reading `metrics["loss:sum"]` see C.
+ * metrics set it (PROTOCOL.md §T2). It replaces the server's `loss:sum`, so that loops reading
+ * `metrics["loss:sum"]` see C; the server's value moves to `SURROGATE_LOSS_METRIC`.
  */
 export const CUSTOM_LOSS_METRIC = "loss:sum";
+
+/**
+ * Where the result keeps the server's `loss:sum` of the second pass: the surrogate cross-entropy
+ * Σ −ℓ·w = Σ ℓ·g, whose gradient is that of C but whose value is not C (PROTOCOL.md §T2).
+ */
+export const SURROGATE_LOSS_METRIC = "surrogate_loss:sum";
 
 /** What a loss written with the autodiff ops returns. */
 export interface CustomLossResult {
@@ -118,10 +124,11 @@ export function forwardBackwardCustom(
     );
     backward.requestId.then(setRequestId, () => {});
     const output = await relayEvents(backward, emit);
-    return {
-      ...output,
-      metrics: { ...output.metrics, [CUSTOM_LOSS_METRIC]: evaluated.loss, ...evaluated.metrics },
-    };
+    const { [CUSTOM_LOSS_METRIC]: surrogate, ...serverMetrics } = output.metrics;
+    const metrics: Record<string, number> = { ...serverMetrics };
+    if (surrogate !== undefined) metrics[SURROGATE_LOSS_METRIC] = surrogate;
+    metrics[CUSTOM_LOSS_METRIC] = evaluated.loss;
+    return { ...output, metrics: { ...metrics, ...evaluated.metrics } };
   });
 }
 
@@ -161,6 +168,7 @@ function withDefaultWeights(datum: Datum): Datum {
   const shape = denseShape(datum.loss_fn_inputs["target_tokens"]!);
   const zeros = new Array<number>(elementCount(shape)).fill(0);
   return {
+    ...provenanceOf(datum),
     model_input: datum.model_input,
     loss_fn_inputs: { ...datum.loss_fn_inputs, weights: float32Tensor(zeros, shape) },
   };
@@ -277,9 +285,18 @@ function linearisedDatum(datum: Datum, gradient: ArrayLike<number>): Datum {
   const targets = datum.loss_fn_inputs["target_tokens"]!;
   const weights = Array.from(gradient, (g) => -g);
   return {
+    ...provenanceOf(datum),
     model_input: datum.model_input,
     loss_fn_inputs: { target_tokens: targets, weights: float32Tensor(weights, denseShape(targets)) },
   };
+}
+
+/** The datum's provenance spans (§T3), which go out with both passes. */
+function provenanceOf(datum: Datum): ProvenanceSpans {
+  const spans: ProvenanceSpans = {};
+  if (datum.model_input_spans !== undefined) spans.model_input_spans = datum.model_input_spans;
+  if (datum.loss_fn_input_spans !== undefined) spans.loss_fn_input_spans = datum.loss_fn_input_spans;
+  return spans;
 }
 
 /**

@@ -4,10 +4,12 @@
  */
 import { ValidationError } from "../core/errors.js";
 import { base64ToBytes } from "../internal/base64.js";
+import { datumProvenanceIssues } from "../wire/provenance.js";
 import type {
   DatumInput,
   DType,
   ModelInputChunk,
+  ProvenanceSpan,
   TensorInput,
   TrainingModelInput,
   Datum as WireDatum,
@@ -173,4 +175,37 @@ function buildDatum(
     inputs[key] = tensorFromArray(value, dtype);
   }
   return { model_input: modelInput, loss_fn_inputs: inputs };
+}
+
+/** The provenance spans `withProvenance` attaches: of the model input, and of the loss inputs. */
+export interface ProvenanceInput {
+  /** Spans tiling the model input's tokens, in order. */
+  modelInput?: readonly ProvenanceSpan[];
+  /** Spans tiling the positions of `loss_fn_inputs.target_tokens`, in order. */
+  lossFnInputs?: readonly ProvenanceSpan[];
+}
+
+/**
+ * The datum with provenance spans (PROTOCOL.md §T3; Python `Datum.with_provenance`): where each run
+ * of its tokens came from, as prompt or sampled positions of a `SampledSequence.sequence_id`. Each
+ * list must tile its field exactly — the model-input spans add up to the input's token count, the
+ * loss spans to the number of `target_tokens` positions — and every span has `length ≥ 1`; else a
+ * ValidationError. A list not given keeps the datum's current one. The datum itself is not changed.
+ */
+export function withProvenance<D extends DatumInput>(datum: D, spans: ProvenanceInput): D {
+  const annotated: D = { ...datum };
+  // Copies, so later changes to the caller's arrays do not alter the checked datum.
+  const copy = (list: readonly ProvenanceSpan[]) =>
+    (Array.isArray(list) ? list.map((span) => ({ ...span })) : list) as ProvenanceSpan[];
+  if (spans.modelInput !== undefined) annotated.model_input_spans = copy(spans.modelInput);
+  if (spans.lossFnInputs !== undefined) annotated.loss_fn_input_spans = copy(spans.lossFnInputs);
+  const targets = datum.loss_fn_inputs?.["target_tokens"];
+  const issues = datumProvenanceIssues(
+    annotated,
+    ModelInput.length(datum.model_input as WireModelInput),
+    targets === undefined ? undefined : (targets.shape?.[0] ?? targets.data.length),
+    "datum",
+  );
+  if (issues.length > 0) throw new ValidationError(issues);
+  return annotated;
 }

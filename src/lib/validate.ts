@@ -5,9 +5,11 @@
 
 import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import { describeValue } from "../internal/describe.js";
+import { datumProvenanceIssues } from "../wire/provenance.js";
 import type {
   AdamParams,
   DatumInput,
+  LossFnConfig,
   LossFnType,
   ModelInput,
   TensorInput,
@@ -69,7 +71,7 @@ export interface InputLimits {
 export function validateForwardBackwardInput(
   data: readonly DatumInput[],
   lossFn: string,
-  lossFnConfig: Record<string, number> | undefined,
+  lossFnConfig: LossFnConfig | undefined,
   limits: InputLimits = {},
   { scanPlainArrays = true }: { scanPlainArrays?: boolean } = {},
 ): void {
@@ -82,7 +84,7 @@ export function validateForwardBackwardInput(
 function forwardBackwardIssues(
   data: readonly DatumInput[],
   lossFn: string,
-  lossFnConfig: Record<string, number> | undefined,
+  lossFnConfig: LossFnConfig | undefined,
   limits: InputLimits,
   scanPlain: boolean,
 ): ValidationIssue[] {
@@ -97,8 +99,9 @@ function forwardBackwardIssues(
   const known = LOSS_FUNCTIONS.includes(lossFn as LossFnType);
   const allowedConfig = known ? ALLOWED_CONFIG[lossFn as LossFnType] : undefined;
   for (const [key, value] of Object.entries(lossFnConfig ?? {})) {
-    if (typeof value !== "number" || !Number.isFinite(value)) {
-      issues.push({ path: `loss_fn_config.${key}`, message: "must be a finite number" });
+    // Since 0.26.2 a value may be a string (§T1); what it may say is the server's to check.
+    if (typeof value !== "string" && (typeof value !== "number" || !Number.isFinite(value))) {
+      issues.push({ path: `loss_fn_config.${key}`, message: "must be a finite number or a string" });
     } else if (allowedConfig && !allowedConfig.includes(key)) {
       const expected =
         allowedConfig.length > 0 ? `; expected ${allowedConfig.join(", ")}` : " (it takes none)";
@@ -159,6 +162,10 @@ function checkDatum(
       });
     }
   }
+  const targets = (inputs as Record<string, TensorInput | undefined>)["target_tokens"];
+  const targetCount =
+    Array.isArray(targets?.data) || ArrayBuffer.isView(targets?.data) ? leadingDim(targets!) : undefined;
+  issues.push(...datumProvenanceIssues(datum, length, targetCount, path));
 }
 
 /**

@@ -120,22 +120,28 @@ export function adapterFromState(state: Uint8Array, baseModel: string): AdapterF
   return { safetensors, config };
 }
 
+/** The adapter's files as they are written out (archives, external weights §W2): config first. */
+export function adapterFileList(state: Uint8Array, baseModel: string): { name: string; data: Uint8Array }[] {
+  const adapter = adapterFromState(state, baseModel);
+  return [
+    {
+      name: ADAPTER_CONFIG_FILE,
+      data: new TextEncoder().encode(`${JSON.stringify(adapter.config, null, 2)}\n`),
+    },
+    { name: ADAPTER_WEIGHTS_FILE, data: adapter.safetensors },
+  ];
+}
+
 /** The tar archive of a checkpoint: the adapter weights and their config. */
 export function buildCheckpointArchive(checkpoint: {
   state: Uint8Array;
   baseModel: string;
   time: Date;
 }): Uint8Array {
-  const adapter = adapterFromState(checkpoint.state, checkpoint.baseModel);
   const mtime = checkpoint.time;
-  return writeTar([
-    {
-      name: ADAPTER_CONFIG_FILE,
-      data: new TextEncoder().encode(`${JSON.stringify(adapter.config, null, 2)}\n`),
-      mtime,
-    },
-    { name: ADAPTER_WEIGHTS_FILE, data: adapter.safetensors, mtime },
-  ]);
+  return writeTar(
+    adapterFileList(checkpoint.state, checkpoint.baseModel).map((file) => ({ ...file, mtime })),
+  );
 }
 
 // Signed URLs -------------------------------------------------------------------------------------

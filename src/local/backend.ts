@@ -6,8 +6,10 @@
  * object to call); the HTTP routing lives in handler.ts, the model maths in engine/.
  */
 import { uuid4 } from "../internal/uuid.js";
+import { DIMUON_CONFIG_VERSION } from "../wire/endpoints/fields.js";
 import type { SessionFinishStatus } from "../wire/endpoints/session.js";
 import { encodeForwardBackwardOutput, encodeSampleResponse } from "../wire/protobuf/index.js";
+import { datumProvenanceIssues } from "../wire/provenance.js";
 import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse } from "../wire/types.js";
 import { BaseModels } from "./base-models.js";
 import {
@@ -16,17 +18,22 @@ import {
   EngineError,
   hashSeed,
   type InferenceModel,
+  inspectState,
+  type OptimizerFamily,
+  type OptimizerSettings,
   TOKENIZER_ID,
-  TrainableModel,
 } from "./engine/index.js";
 import { LocalBackendError } from "./errors.js";
+import { ExternalWeights, exportAdapterFiles, packAdapterFiles } from "./external-weights.js";
 import { type FutureOutcome, FutureStore } from "./future-store.js";
 import { Persistence } from "./persistence.js";
 import { type AccessScope, type AuditEventType, type PageRequest, RestViews } from "./rest-views.js";
 import {
   type BackendState,
   type Checkpoint,
+  type CheckpointKind,
   createBackendState,
+  holdsEngineState,
   knownRun,
   knownSession,
   registerRun,
@@ -83,6 +90,8 @@ export class LocalBackend {
   readonly futures = new FutureStore();
   /** The REST endpoints' views of the state; the methods under "REST endpoints" below delegate to it. */
   readonly rest: RestViews;
+  /** External (PEFT) weights: their signed download URLs and uploads (§W2, §W4). */
+  readonly externalWeights: ExternalWeights;
   readonly #onApplied: (modelId: string, seqId: number) => void;
   readonly #sessionTtlMs: number;
   readonly #state: BackendState = createBackendState();
@@ -98,6 +107,7 @@ export class LocalBackend {
     this.#models = new BaseModels(options.models, options.acceptAnyBaseModel ?? true);
     this.#persistence = new Persistence(this.#state, this.#models, options.onWarning ?? defaultWarning);
     this.rest = new RestViews(this.#state, this.#persistence);
+    this.externalWeights = new ExternalWeights(this.#state, this.#persistence, this.#models);
   }
 
   /**
@@ -217,13 +227,17 @@ export class LocalBackend {
     }
   }
 
-  /** create_model: a future whose result is the model id `<session>:train:<model_seq_id>`. */
+  /**
+   * create_model: a future whose result is the model id `<session>:train:<model_seq_id>`. The
+   * run's optimizer family is fixed here (§O1).
+   */
   createModel(
     sessionId: string,
     modelSeqId: number,
     baseModel: string,
     lora: LoraRequest,
     userMetadata?: Record<string, string>,
+    optimizer: OptimizerFamily = "adamw",
   ): string {
     this.#session(sessionId);
     const requestId = this.futures.create();
@@ -240,7 +254,7 @@ export class LocalBackend {
         if (!settings.trainAttn && !settings.trainMlp && !settings.trainUnembed) {
           throw new EngineError("at least one of train_attn, train_mlp, train_unembed must be true");
         }
-        const model = new TrainableModel(this.#models.get(baseModel), { ...settings, seed: lora.seed ?? 0 });
+        const model = this.#models.create(baseModel, settings, lora.seed ?? 0, optimizer);
         this.#persistence.persistRun(
           registerRun(this.#state, { modelId, sessionId, baseModel, lora: settings, userMetadata, model }),
         );
@@ -250,28 +264,48 @@ export class LocalBackend {
     return requestId;
   }
 
-  /** save_weights (`save_state`): training state with optimizer at `tinker://<run>/weights/<name>`. */
+  /**
+   * save_weights (`save_state`): training state with optimizer at `tinker://<run>/weights/<name>`;
+   * an overwrite replaces the checkpoint with its metadata as a whole (§W1).
+   */
   saveWeights(
     modelId: string,
     seqId: number,
     name: string,
     ttlSeconds: number | undefined,
     overwrite: boolean,
+    userMetadata?: Record<string, string>,
   ): string {
     checkCheckpointName(name);
-    const request = { op: "save_weights", name, ttlSeconds, overwrite };
+    const request = { op: "save_weights", name, ttlSeconds, overwrite, userMetadata };
     return this.#ordered(modelId, seqId, request, (run) => {
       const path = `tinker://${modelId}/weights/${name}`;
       if (this.#state.checkpoints.has(path) && !overwrite) {
         throw new EngineError(`checkpoint ${path} already exists; pass overwrite to replace it`);
       }
-      this.#storeCheckpoint(run, "weights", name, run.model.exportState({ withOptimizer: true }), ttlSeconds);
+      const state = run.model.exportState({ withOptimizer: true });
+      this.#storeCheckpoint(run, "weights", name, state, ttlSeconds, userMetadata);
       return { kind: "json", body: { path, type: "save_weights" } };
     });
   }
 
-  /** load_weights into an existing run (`load_state`, `load_state_with_optimizer`). */
+  /**
+   * load_weights into an existing run (`load_state`, `load_state_with_optimizer`). Optimizer state
+   * of another family is refused (§O1): at submission when the checkpoint exists by then, else
+   * when the load runs.
+   */
   loadWeights(modelId: string, seqId: number, path: string, withOptimizer: boolean): string {
+    const known = this.#state.checkpoints.get(path);
+    if (withOptimizer && known && known.kind === "weights") {
+      const saved = inspectState(known.state).optimizer;
+      const family = this.#run(modelId).model.optimizer;
+      if (saved !== family) {
+        throw new LocalBackendError(
+          "invalid",
+          `${path} holds ${saved} optimizer state; ${modelId} uses ${family} (fixed when it was created), so only its weights can be loaded (load_state)`,
+        );
+      }
+    }
     return this.#ordered(modelId, seqId, { op: "load_weights", path, withOptimizer }, (run) => {
       run.model.importState(this.#trainingCheckpoint(path).state, { withOptimizer });
       return { kind: "json", body: { path, model_id: modelId, type: "load_weights" } };
@@ -281,6 +315,9 @@ export class LocalBackend {
   /**
    * load_weights that creates the run (the `create_model_via_load_weights` flow): the LoRA
    * configuration comes from the checkpoint; the model id is `<session>:train:<model_seq_id>`.
+   * The run's optimizer family (§O1, §O4) is `optimizerConfig`'s; `null` (and, with the optimizer
+   * state, an absent one) means the checkpoint's; absent without it means AdamW (clients before
+   * 0.29.1). Loading optimizer state of another family → 400.
    */
   createModelFromCheckpoint(
     sessionId: string,
@@ -289,15 +326,24 @@ export class LocalBackend {
     withOptimizer: boolean,
     baseModelOverride: string | undefined,
     userMetadata: Record<string, string> | undefined,
+    optimizerConfig?: { type: OptimizerFamily } | null,
   ): string {
     this.#session(sessionId);
+    const known = this.#state.checkpoints.get(path);
+    if (known?.kind === "weights") loadFamily(known, withOptimizer, optimizerConfig);
     const requestId = this.futures.create();
     const modelId = `${sessionId}:train:${modelSeqId}`;
     this.#runLater(requestId, () => {
       if (!this.#state.runs.has(modelId)) {
         const checkpoint = this.#trainingCheckpoint(path);
         const baseModel = baseModelOverride ?? checkpoint.baseModel;
-        const model = this.#models.fromState(baseModel, checkpoint.lora, checkpoint.state, withOptimizer);
+        const model = this.#models.fromState(
+          baseModel,
+          checkpoint.lora,
+          checkpoint.state,
+          withOptimizer,
+          loadFamily(checkpoint, withOptimizer, optimizerConfig),
+        );
         this.#persistence.persistRun(
           registerRun(this.#state, {
             modelId,
@@ -314,18 +360,73 @@ export class LocalBackend {
     return requestId;
   }
 
-  /** weights_info: what a client needs to rebuild a LoRA run from a checkpoint. */
+  /**
+   * weights_info: what a client needs to rebuild a LoRA run from a checkpoint, with the optimizer
+   * family its state records (§O4; sampler checkpoints record their run's). External adapters
+   * hold no optimizer, so theirs is left out.
+   */
   weightsInfo(path: string): unknown {
     const checkpoint = this.#state.checkpoints.get(path);
     if (!checkpoint) throw new LocalBackendError("not_found", `checkpoint not found: ${path}`);
     return {
       base_model: checkpoint.baseModel,
+      ...(holdsEngineState(checkpoint)
+        ? { optimizer_config: optimizerConfigOf(inspectState(checkpoint.state).optimizer) }
+        : {}),
       is_lora: true,
       lora_rank: checkpoint.lora.rank,
       train_unembed: checkpoint.lora.trainUnembed,
       train_mlp: checkpoint.lora.trainMlp,
       train_attn: checkpoint.lora.trainAttn,
     };
+  }
+
+  /**
+   * copy_weights (§S3, direct): the checkpoint at `sourcePath`, either kind, copied under the same
+   * kind and name into a new run `<session>:train:<model_seq_id>` that refuses training. The
+   * stored bytes are shared, not duplicated. A repeated copy (a retried call) answers the same path.
+   */
+  copyWeights(
+    sessionId: string,
+    modelSeqId: number,
+    sourcePath: string,
+    ttlSeconds: number | undefined,
+  ): { tinker_path: string } {
+    this.#session(sessionId);
+    const source = this.#state.checkpoints.get(sourcePath);
+    if (!source || (source.expiresAt !== null && source.expiresAt.getTime() <= Date.now())) {
+      throw new LocalBackendError("not_found", `checkpoint not found: ${sourcePath}`);
+    }
+    const modelId = `${sessionId}:train:${modelSeqId}`;
+    const tinkerPath = `tinker://${modelId}/${source.kind}/${source.name}`;
+    const existing = this.#state.runs.get(modelId);
+    if (existing) {
+      if (!existing.trainable && this.#state.checkpoints.has(tinkerPath)) return { tinker_path: tinkerPath };
+      throw new LocalBackendError(
+        "invalid",
+        `model_seq_id ${modelSeqId} of ${sessionId} is already used by ${modelId}`,
+      );
+    }
+    const optimizer = holdsEngineState(source) ? inspectState(source.state).optimizer : "adamw";
+    const run = registerRun(this.#state, {
+      modelId,
+      sessionId,
+      baseModel: source.baseModel,
+      lora: source.lora,
+      userMetadata: undefined,
+      model: this.#models.create(source.baseModel, source.lora, 0, optimizer),
+      trainable: false,
+    });
+    this.#persistence.persistRun(run);
+    const copy = this.#storeCheckpoint(
+      run,
+      source.kind,
+      source.name,
+      source.state,
+      ttlSeconds,
+      source.userMetadata,
+    );
+    return { tinker_path: copy.tinkerPath };
   }
 
   /** unload_model: frees the run's weights; later requests to it fail. */
@@ -342,12 +443,13 @@ export class LocalBackend {
 
   #storeCheckpoint(
     run: TrainingRun,
-    kind: Checkpoint["kind"],
+    kind: CheckpointKind,
     name: string,
     state: Uint8Array,
     ttlSeconds: number | undefined,
+    userMetadata: Record<string, string> | undefined,
+    time = new Date(),
   ): Checkpoint {
-    const time = new Date();
     const checkpoint: Checkpoint = {
       tinkerPath: `tinker://${run.modelId}/${kind}/${name}`,
       runId: run.modelId,
@@ -359,6 +461,7 @@ export class LocalBackend {
       time,
       expiresAt: ttlSeconds === undefined ? null : new Date(time.getTime() + ttlSeconds * 1000),
       public: false,
+      userMetadata,
     };
     this.#state.checkpoints.set(checkpoint.tinkerPath, checkpoint);
     this.#persistence.persistCheckpoint(checkpoint);
@@ -369,9 +472,8 @@ export class LocalBackend {
     const checkpoint = this.#state.checkpoints.get(path);
     if (!checkpoint) throw new EngineError(`checkpoint not found: ${path}`);
     if (checkpoint.kind !== "weights") {
-      throw new EngineError(
-        `${path} holds sampler weights; load a training checkpoint (tinker://…/weights/…)`,
-      );
+      const holds = checkpoint.kind === "sampler_weights" ? "sampler weights" : "an external (PEFT) adapter";
+      throw new EngineError(`${path} holds ${holds}; load a training checkpoint (tinker://…/weights/…)`);
     }
     if (checkpoint.expiresAt && checkpoint.expiresAt.getTime() <= Date.now()) {
       throw new EngineError(`checkpoint ${path} has expired`);
@@ -399,6 +501,7 @@ export class LocalBackend {
     lossFnConfig: Record<string, number> | undefined,
     forwardOnly: boolean,
   ): string {
+    checkProvenance(data);
     const request = { op: "forward_backward", data, lossFn, lossFnConfig, forwardOnly };
     return this.#ordered(modelId, seqId, request, (run) => {
       const batch = data.map((datum, i) => ({
@@ -417,16 +520,21 @@ export class LocalBackend {
     });
   }
 
-  optimStep(modelId: string, seqId: number, adam: Record<string, number>): string {
-    return this.#ordered(modelId, seqId, { op: "optim_step", adam }, (run) => {
-      const metrics = run.model.optimStep({
-        learningRate: adam.learning_rate ?? 1e-4,
-        beta1: adam.beta1 ?? 0.9,
-        beta2: adam.beta2 ?? 0.95,
-        eps: adam.eps ?? 1e-12,
-        weightDecay: adam.weight_decay ?? 0,
-        gradClipNorm: adam.grad_clip_norm ?? 0,
-      });
+  /**
+   * optim_step with the settings of one optimizer family. A family other than the run's is
+   * refused at submission (§O1): the run's family never changes, so the seq_id stays unused.
+   */
+  optimStep(modelId: string, seqId: number, settings: OptimizerSettings): string {
+    const requested = settings.type ?? "adamw";
+    const family = this.#run(modelId).model.optimizer;
+    if (requested !== family) {
+      throw new LocalBackendError(
+        "invalid",
+        `${modelId} uses the ${family} optimizer (fixed when it was created); ${requested} params cannot step it`,
+      );
+    }
+    return this.#ordered(modelId, seqId, { op: "optim_step", settings }, (run) => {
+      const metrics = run.model.optimStep(settings);
       return { kind: "json", body: { metrics, type: "optim_step" } };
     });
   }
@@ -442,6 +550,7 @@ export class LocalBackend {
     name: string | undefined,
     samplingSessionSeqId: number | undefined,
     ttlSeconds: number | undefined,
+    userMetadata?: Record<string, string>,
   ): string {
     if (name === undefined && samplingSessionId(modelId, samplingSessionSeqId) === undefined) {
       throw new LocalBackendError(
@@ -452,10 +561,18 @@ export class LocalBackend {
     if (name !== undefined) checkCheckpointName(name);
     // A retried unnamed save takes a new sampling_session_seq_id per attempt (PROTOCOL.md §13.29),
     // so it is not part of what identifies the request.
-    return this.#ordered(modelId, seqId, { op: "save_weights_for_sampler", name, ttlSeconds }, (run) => {
+    const request = { op: "save_weights_for_sampler", name, ttlSeconds, userMetadata };
+    return this.#ordered(modelId, seqId, request, (run) => {
       if (name !== undefined) {
         const state = run.model.exportState({ withOptimizer: false });
-        const checkpoint = this.#storeCheckpoint(run, "sampler_weights", name, state, ttlSeconds);
+        const checkpoint = this.#storeCheckpoint(
+          run,
+          "sampler_weights",
+          name,
+          state,
+          ttlSeconds,
+          userMetadata,
+        );
         return { kind: "json", body: { path: checkpoint.tinkerPath, type: "save_weights_for_sampler" } };
       }
       const id = samplingSessionId(modelId, samplingSessionSeqId)!;
@@ -474,6 +591,30 @@ export class LocalBackend {
     });
   }
 
+  /**
+   * save_weights_external (§W2): the run's adapter as Hugging Face PEFT files at
+   * `tinker://<run>/external_weights/<name>` (see external-weights.ts). An existing name is refused.
+   */
+  saveWeightsExternal(modelId: string, seqId: number, name: string, ttlSeconds: number | undefined): string {
+    checkCheckpointName(name);
+    return this.#ordered(modelId, seqId, { op: "save_weights_external", name, ttlSeconds }, (run) => {
+      const path = `tinker://${modelId}/external_weights/${name}`;
+      if (this.#state.checkpoints.has(path)) throw new EngineError(`checkpoint ${path} already exists`);
+      const time = new Date();
+      const files = exportAdapterFiles(run.model.exportState({ withOptimizer: false }), run.baseModel);
+      this.#storeCheckpoint(
+        run,
+        "external_weights",
+        name,
+        packAdapterFiles(files, time),
+        ttlSeconds,
+        undefined,
+        time,
+      );
+      return { kind: "json", body: { path, type: "save_weights_external" } };
+    });
+  }
+
   createSamplingSession(sessionId: string, seqId: number, baseModel?: string, modelPath?: string): string {
     this.#session(sessionId);
     const id = `${sessionId}:sample:${seqId}`;
@@ -481,6 +622,12 @@ export class LocalBackend {
     if (modelPath !== undefined) {
       const checkpoint = this.#state.checkpoints.get(modelPath);
       if (!checkpoint) throw new LocalBackendError("not_found", `checkpoint not found: ${modelPath}`);
+      if (!holdsEngineState(checkpoint)) {
+        throw new LocalBackendError(
+          "invalid",
+          `${modelPath} is an external (PEFT) adapter; sample from sampler or training weights`,
+        );
+      }
       const model = this.#models.fromState(checkpoint.baseModel, checkpoint.lora, checkpoint.state, false);
       sampler = { id, sessionId, baseModel: checkpoint.baseModel, modelPath, model: model.snapshot() };
     } else if (baseModel !== undefined) {
@@ -623,6 +770,12 @@ export class LocalBackend {
     job: (run: TrainingRun) => FutureOutcome,
   ): string {
     const run = this.#run(modelId);
+    if (!run.trainable) {
+      throw new LocalBackendError(
+        "invalid",
+        `${modelId} only holds a copied or uploaded checkpoint and cannot be trained; create a training client from it instead`,
+      );
+    }
     run.lastRequestAt = new Date();
     const fingerprint = fingerprintOf(request);
     const known = run.queue.submitted(seqId);
@@ -767,4 +920,62 @@ function fingerprintOf(request: unknown): string {
   const text = JSON.stringify(request);
   // The engine's FNV-1a string hash; the length makes a collision between retries even less likely.
   return `${text.length}:${hashSeed(text).toString(16)}`;
+}
+
+/** The wire `optimizer_config` of a family (§O1). */
+function optimizerConfigOf(family: OptimizerFamily): { type: OptimizerFamily; version?: number } {
+  return family === "dimuon" ? { type: family, version: DIMUON_CONFIG_VERSION } : { type: family };
+}
+
+/**
+ * The optimizer family of a run created from a training checkpoint (§O1, §O4): the requested one,
+ * or the checkpoint's for `null` (and for an absent one when its optimizer state is loaded); AdamW
+ * for an absent one otherwise. Optimizer state of another family → 400.
+ */
+function loadFamily(
+  checkpoint: Checkpoint,
+  withOptimizer: boolean,
+  config: { type: OptimizerFamily } | null | undefined,
+): OptimizerFamily {
+  const saved = inspectState(checkpoint.state).optimizer;
+  const family =
+    config === null || (config === undefined && withOptimizer) ? saved : (config?.type ?? "adamw");
+  if (withOptimizer && family !== saved) {
+    throw new LocalBackendError(
+      "invalid",
+      `${checkpoint.tinkerPath} holds ${saved} optimizer state, which a ${family} run cannot load; ask for optimizer_config ${saved} (or null), or load the weights only`,
+    );
+  }
+  return family;
+}
+
+/** Provenance spans must tile their fields (§T3); a broken tiling is refused at submission. */
+function checkProvenance(data: readonly Datum[]): void {
+  const issues = data.flatMap((datum, i) => {
+    if (datum.model_input_spans === undefined && datum.loss_fn_input_spans === undefined) return [];
+    const targets = datum.loss_fn_inputs?.["target_tokens"];
+    return datumProvenanceIssues(
+      datum,
+      knownLength(datum.model_input),
+      targets === undefined ? undefined : (targets.shape?.[0] ?? targets.data.length),
+      `data[${i}]`,
+    );
+  });
+  if (issues.length > 0) {
+    throw new LocalBackendError(
+      "invalid",
+      issues.map((issue) => `${issue.path}: ${issue.message}`).join("; "),
+    );
+  }
+}
+
+/** Tokens of a model input, when every chunk says how many it has. */
+function knownLength(input: ModelInput): number | undefined {
+  let length = 0;
+  for (const chunk of input.chunks) {
+    if (chunk.type === "encoded_text") length += chunk.tokens.length;
+    else if (chunk.type !== "dmel" && chunk.expected_tokens !== undefined) length += chunk.expected_tokens;
+    else return undefined;
+  }
+  return length;
 }

@@ -9,6 +9,7 @@ import {
   EngineError,
   hashSeed,
   inspectState,
+  type OptimizerFamily,
   TrainableModel,
 } from "./engine/index.js";
 import type { LoraSettings } from "./state.js";
@@ -48,14 +49,30 @@ export class BaseModels {
     return base;
   }
 
-  /** A trainable model rebuilt from engine state bytes (validated by the engine). */
+  /** A fresh trainable model: LoRA adapters at their initialisation, the given optimizer family. */
+  create(
+    baseModel: string,
+    lora: LoraSettings,
+    seed: number | bigint,
+    optimizer: OptimizerFamily,
+  ): TrainableModel {
+    return new TrainableModel(this.get(baseModel), { ...lora, seed }, { optimizer });
+  }
+
+  /**
+   * A trainable model rebuilt from engine state bytes (validated by the engine). Its optimizer
+   * family is `optimizer`, by default the one the state records — which loading with the optimizer
+   * state needs (§O4); a state of another family then fails with OptimizerMismatchError.
+   */
   fromState(
     baseModel: string,
     lora: LoraSettings,
     state: Uint8Array,
     withOptimizer: boolean,
+    optimizer?: OptimizerFamily,
   ): TrainableModel {
-    const model = new TrainableModel(this.get(baseModel), { ...lora, seed: inspectState(state).lora.seed });
+    const info = inspectState(state);
+    const model = this.create(baseModel, lora, info.lora.seed, optimizer ?? info.optimizer);
     model.importState(state, { withOptimizer });
     return model;
   }

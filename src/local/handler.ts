@@ -7,6 +7,7 @@ import { createLocalAuth, type LocalAuthOptions } from "./auth.js";
 import { authKeyRoutes, serveUnauthed } from "./auth-keys.js";
 import type { LocalBackend } from "./backend.js";
 import { errorResponse, HttpError } from "./responses.js";
+import { externalWeightsRoutes, serveSignedWeightsFile } from "./routes/external-weights.js";
 import { futureRoutes } from "./routes/futures.js";
 import { restRoutes } from "./routes/rest.js";
 import { matchRoute, pathParam, type Route } from "./routes/router.js";
@@ -43,6 +44,7 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
       metadataThreshold: options.metadataOnlyThresholdBytes ?? 1024 * 1024,
     }),
     ...restRoutes(backend),
+    ...externalWeightsRoutes(backend),
   ];
 
   async function handle(request: Request): Promise<Response> {
@@ -51,6 +53,9 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     // Signed archive URLs live outside /api/v1/: the token is the credential, no API key needed.
     const archive = marker < 0 ? /\/archives\/([^/]+)$/.exec(url.pathname) : null;
     if (archive) return serveArchive(backend, request, archive[1]!);
+    // So are the signed file URLs of external weights (§W2) and their uploads (§W4).
+    const weightsFile = marker < 0 ? serveSignedWeightsFile(backend, request, url.pathname) : undefined;
+    if (weightsFile) return weightsFile;
     const unauthed = marker < 0 ? serveUnauthed(request, url.pathname) : undefined;
     if (unauthed) return unauthed;
     if (marker < 0) return errorResponse(new HttpError(404, `not found: ${url.pathname}`));

@@ -14,7 +14,8 @@
 
 import { SESSION_FINISH_STATUSES } from "../wire/endpoints/session.js";
 import type { BaseModels } from "./base-models.js";
-import { createInferenceModel, type InferenceModel } from "./engine/index.js";
+import { createInferenceModel, type InferenceModel, isOptimizerFamily } from "./engine/index.js";
+import { unpackAdapterFiles } from "./external-weights.js";
 import {
   type BackendState,
   type Checkpoint,
@@ -121,6 +122,8 @@ export class Persistence {
             lastRequestAt: run.lastRequestAt.toISOString(),
             unloaded: run.unloaded,
             corrupted: run.corrupted,
+            trainable: run.trainable,
+            optimizer: run.model.optimizer,
             nextSeqId: run.queue.nextSeqId,
             ordinal: this.#ordinal(run),
           },
@@ -144,6 +147,7 @@ export class Persistence {
             time: checkpoint.time.toISOString(),
             expiresAt: checkpoint.expiresAt?.toISOString() ?? null,
             public: checkpoint.public,
+            userMetadata: checkpoint.userMetadata ?? null,
             ordinal: this.#ordinal(checkpoint),
           },
           data: checkpoint.state,
@@ -242,11 +246,18 @@ export class Persistence {
       lastRequestAt: string;
       unloaded: boolean;
       corrupted: boolean;
+      /** Absent in records written before copies (§S3) existed: every run was trainable. */
+      trainable?: boolean;
+      /** The run's optimizer family (§O1); absent in older records, where the state says it. */
+      optimizer?: string;
       nextSeqId: number;
     };
     if (!record.data) throw new Error("no model state");
     if (!Number.isInteger(meta.nextSeqId)) throw new Error("no next seq_id");
-    const model = this.#models.fromState(meta.baseModel, meta.lora, record.data, true);
+    if (meta.optimizer !== undefined && !isOptimizerFamily(meta.optimizer)) {
+      throw new Error(`unknown optimizer ${JSON.stringify(meta.optimizer)}`);
+    }
+    const model = this.#models.fromState(meta.baseModel, meta.lora, record.data, true, meta.optimizer);
     const run = registerRun(
       this.#state,
       {
@@ -256,6 +267,7 @@ export class Persistence {
         lora: meta.lora,
         userMetadata: meta.userMetadata ?? undefined,
         model,
+        trainable: meta.trainable !== false,
       },
       meta.nextSeqId,
     );
@@ -276,11 +288,18 @@ export class Persistence {
       time: string;
       expiresAt: string | null;
       public: boolean;
+      userMetadata?: Record<string, string> | null;
     };
     if (!record.data) throw new Error("no model state");
-    if (meta.kind !== "weights" && meta.kind !== "sampler_weights") throw new Error("unknown kind");
-    // The engine format validates itself: a state that does not load is not served.
-    this.#models.fromState(meta.baseModel, meta.lora, record.data, meta.kind === "weights");
+    if (meta.kind === "external_weights") {
+      // An adapter's files: an archive that does not read is not served.
+      unpackAdapterFiles(record.data);
+    } else if (meta.kind === "weights" || meta.kind === "sampler_weights") {
+      // The engine format validates itself: a state that does not load is not served.
+      this.#models.fromState(meta.baseModel, meta.lora, record.data, meta.kind === "weights");
+    } else {
+      throw new Error("unknown kind");
+    }
     const checkpoint: Checkpoint = {
       tinkerPath: record.key,
       runId: meta.runId,
@@ -292,6 +311,7 @@ export class Persistence {
       time: validDate(meta.time),
       expiresAt: meta.expiresAt === null ? null : validDate(meta.expiresAt),
       public: meta.public === true,
+      userMetadata: meta.userMetadata ?? undefined,
     };
     this.#restoreOrdinal(checkpoint, record);
     this.#state.checkpoints.set(record.key, checkpoint);

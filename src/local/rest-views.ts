@@ -8,7 +8,15 @@
 import { ArchiveUrlSigner, buildCheckpointArchive } from "./archive.js";
 import { LocalBackendError } from "./errors.js";
 import type { Persistence } from "./persistence.js";
-import { type BackendState, type Checkpoint, knownRun, knownSession, type TrainingRun } from "./state.js";
+import {
+  type BackendState,
+  type Checkpoint,
+  type CheckpointKind,
+  holdsEngineState,
+  knownRun,
+  knownSession,
+  type TrainingRun,
+} from "./state.js";
 
 export type AccessScope = "owned" | "accessible";
 
@@ -244,7 +252,8 @@ export class RestViews {
     }
     const checkpoint = this.#restCheckpoint(check.grant.runId, check.grant.checkpointId);
     return {
-      bytes: buildCheckpointArchive(checkpoint),
+      // An external adapter is stored as exactly such an archive (external-weights.ts).
+      bytes: holdsEngineState(checkpoint) ? buildCheckpointArchive(checkpoint) : checkpoint.state,
       filename: `${checkpoint.runId}_${checkpoint.kind}_${checkpoint.name}.tar`.replace(/[^\w.-]/g, "_"),
     };
   }
@@ -438,10 +447,14 @@ export class RestViews {
   /** A checkpoint addressed as the REST endpoints do: run id and `weights/<name>` or `sampler_weights/<name>`. */
   #restCheckpoint(runId: string, checkpointId: string): Checkpoint {
     const [kind, name, ...rest] = checkpointId.split("/");
-    if ((kind !== "weights" && kind !== "sampler_weights") || !name || rest.length > 0) {
+    if (
+      (kind !== "weights" && kind !== "sampler_weights" && kind !== "external_weights") ||
+      !name ||
+      rest.length > 0
+    ) {
       throw new LocalBackendError(
         "invalid",
-        `invalid checkpoint id "${checkpointId}": expected weights/<name> or sampler_weights/<name>`,
+        `invalid checkpoint id "${checkpointId}": expected weights/<name>, sampler_weights/<name> or external_weights/<name>`,
       );
     }
     const path = `tinker://${runId}/${checkpointId}`;
@@ -492,15 +505,24 @@ function newestFirst(
   return a.tinkerPath < b.tinkerPath ? 1 : a.tinkerPath > b.tinkerPath ? -1 : 0;
 }
 
-/** The protocol's Checkpoint (PROTOCOL.md §3.9). */
+/** `checkpoint_type` of each kind; "external" is tinker-ts's literal (PROTOCOL.md §W3). */
+const CHECKPOINT_TYPE_OF_KIND: Readonly<Record<CheckpointKind, string>> = {
+  weights: "training",
+  sampler_weights: "sampler",
+  external_weights: "external",
+};
+
+/** The protocol's Checkpoint (PROTOCOL.md §3.9, §W3, §W6). */
 export function checkpointJson(checkpoint: Checkpoint): unknown {
   return {
     checkpoint_id: `${checkpoint.kind}/${checkpoint.name}`,
-    checkpoint_type: checkpoint.kind === "weights" ? "training" : "sampler",
+    checkpoint_type: CHECKPOINT_TYPE_OF_KIND[checkpoint.kind],
     time: checkpoint.time.toISOString(),
     tinker_path: checkpoint.tinkerPath,
     size_bytes: checkpoint.state.length,
     public: checkpoint.public,
     expires_at: checkpoint.expiresAt?.toISOString() ?? null,
+    user_metadata: checkpoint.userMetadata ?? null,
+    base_model: checkpoint.baseModel,
   };
 }

@@ -46,6 +46,11 @@ export interface TrainingRun {
   lastRequestAt: Date;
   unloaded: boolean;
   corrupted: boolean;
+  /**
+   * False for a run made only to hold a copied (§S3) or uploaded (§W4) checkpoint: its training
+   * operations are refused. The optimizer family of a run is its model's (`model.optimizer`).
+   */
+  trainable: boolean;
 }
 
 export interface Sampler {
@@ -59,21 +64,36 @@ export interface Sampler {
   lora?: LoraSettings;
 }
 
-/** A saved checkpoint: training state (`weights/…`) or inference weights (`sampler_weights/…`). */
+/**
+ * A saved checkpoint: training state (`weights/…`), inference weights (`sampler_weights/…`) or a
+ * Hugging Face PEFT adapter (`external_weights/…`, §W2/§W4).
+ */
 export interface Checkpoint {
   tinkerPath: string;
   runId: string;
-  kind: "weights" | "sampler_weights";
+  kind: CheckpointKind;
   name: string;
   baseModel: string;
-  /** Engine state (LoRA weights, plus optimizer moments for training checkpoints). */
+  /**
+   * The stored bytes. `weights` and `sampler_weights`: engine state (LoRA weights, plus optimizer
+   * moments for training checkpoints). `external_weights`: the adapter's files as one ustar archive
+   * (see external-weights.ts), which is also what its archive URL serves.
+   */
   state: Uint8Array;
   lora: LoraSettings;
   time: Date;
   expiresAt: Date | null;
   public: boolean;
-  /** The `user_metadata` of the save that wrote it (PROTOCOL.md §W1), when one was given. */
-  userMetadata?: Record<string, string>;
+  /** The `user_metadata` given when it was saved (§W1); an overwrite replaces it as a whole. */
+  userMetadata: Record<string, string> | undefined;
+}
+
+/** The `tinker://` path segment of each checkpoint kind. */
+export type CheckpointKind = "weights" | "sampler_weights" | "external_weights";
+
+/** Kinds whose bytes are engine state (as opposed to the files of an external adapter). */
+export function holdsEngineState(checkpoint: Checkpoint): boolean {
+  return checkpoint.kind !== "external_weights";
 }
 
 export interface BackendState {
@@ -102,7 +122,8 @@ export function createBackendState(): BackendState {
 /** Adds a run whose queue expects `nextSeqId` next (1 for a new run, the stored one for a restored run). */
 export function registerRun(
   state: BackendState,
-  fields: Pick<TrainingRun, "modelId" | "sessionId" | "baseModel" | "lora" | "userMetadata" | "model">,
+  fields: Pick<TrainingRun, "modelId" | "sessionId" | "baseModel" | "lora" | "userMetadata" | "model"> &
+    Partial<Pick<TrainingRun, "trainable">>,
   nextSeqId = 1,
 ): TrainingRun {
   const now = new Date();
@@ -113,6 +134,7 @@ export function registerRun(
     lastRequestAt: now,
     unloaded: false,
     corrupted: false,
+    trainable: fields.trainable ?? true,
   };
   state.runs.set(run.modelId, run);
   return run;

@@ -1,11 +1,12 @@
 /** Training runs and their sequenced operations (PROTOCOL.md §2.3–§2.5, §3, §6.2). */
 
-import type { Endpoint } from "../../wire/endpoints/define.js";
+import type { BodyInput, Endpoint } from "../../wire/endpoints/define.js";
 import { parseBody } from "../../wire/endpoints/define.js";
 import { training } from "../../wire/endpoints/index.js";
 import { decodeForwardBackwardRequest } from "../../wire/protobuf/index.js";
 import type { Datum, LossFnConfig } from "../../wire/types.js";
 import type { LocalBackend } from "../backend.js";
+import { DEFAULT_DIMUON_SETTINGS, type OptimizerSettings } from "../engine/index.js";
 import { HttpError } from "../responses.js";
 import { normalizeModelInput } from "./model-input.js";
 import { futureAccepted, type Route, readJson, route } from "./router.js";
@@ -41,16 +42,17 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
           train_unembed: lora.train_unembed,
         },
         body.user_metadata ?? undefined,
+        // null: the default family, as when it is absent (clients before 0.29.1).
+        body.optimizer_config?.type ?? "adamw",
       );
       return futureAccepted(requestId, null);
     }),
     route(training.getInfo, ({ body }) => backend.getInfo(body.model_id)),
     forwardRoute(training.forwardBackward, "forward_backward_input", false),
     forwardRoute(training.forward, "forward_input", true),
-    route(training.optimStep, ({ body }) => {
-      const adam = (body.adam_params ?? {}) as Record<string, number>;
-      return futureAccepted(backend.optimStep(body.model_id, body.seq_id, adam), body.model_id);
-    }),
+    route(training.optimStep, ({ body }) =>
+      futureAccepted(backend.optimStep(body.model_id, body.seq_id, optimizerSettings(body)), body.model_id),
+    ),
     route(training.saveWeightsForSampler, ({ body }) =>
       futureAccepted(
         backend.saveWeightsForSampler(
@@ -59,7 +61,14 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
           body.path ?? undefined,
           body.sampling_session_seq_id ?? undefined,
           body.ttl_seconds ?? undefined,
+          body.user_metadata ?? undefined,
         ),
+        body.model_id,
+      ),
+    ),
+    route(training.saveWeightsExternal, ({ body }) =>
+      futureAccepted(
+        backend.saveWeightsExternal(body.model_id, body.seq_id, body.path, body.ttl_seconds ?? undefined),
         body.model_id,
       ),
     ),
@@ -71,6 +80,7 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
           body.path,
           body.ttl_seconds ?? undefined,
           body.overwrite,
+          body.user_metadata ?? undefined,
         ),
         body.model_id,
       ),
@@ -93,14 +103,58 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
         body.optimizer,
         body.base_model ?? undefined,
         body.user_metadata ?? undefined,
+        body.optimizer_config,
       );
       return { request_id: requestId };
     }),
     route(training.weightsInfo, ({ body }) => backend.weightsInfo(body.tinker_path)),
+    // weights_access_token is accepted and ignored: one local user owns everything (§S3).
+    route(training.copyWeights, ({ body }) =>
+      backend.copyWeights(
+        body.session_id,
+        body.model_seq_id,
+        body.source_path,
+        body.ttl_seconds ?? undefined,
+      ),
+    ),
     route(training.unloadModel, ({ body }) =>
       futureAccepted(backend.unloadModel(body.model_id), body.model_id),
     ),
   ];
+}
+
+type OptimStepBody = BodyInput<typeof training.optimStep>;
+
+/**
+ * The engine settings of an optim_step body (§O2): `adam_params` step AdamW, `optimizer_params`
+ * (or `optim_params`) the family their `type` names. The declaration has applied the wire
+ * defaults; Dimuon settings the wire leaves unset take the engine's (§O3).
+ */
+function optimizerSettings(body: OptimStepBody): OptimizerSettings {
+  const adam = body.adam_params;
+  if (adam) {
+    return {
+      type: "adamw",
+      learningRate: adam.learning_rate,
+      beta1: adam.beta1,
+      beta2: adam.beta2,
+      eps: adam.eps,
+      weightDecay: adam.weight_decay,
+      gradClipNorm: adam.grad_clip_norm,
+    };
+  }
+  const dimuon = (body.optimizer_params ?? body.optim_params)!;
+  return {
+    ...DEFAULT_DIMUON_SETTINGS,
+    type: "dimuon",
+    learningRate: dimuon.learning_rate,
+    gradClipNorm: dimuon.grad_clip_norm,
+    beta1: dimuon.beta1,
+    ...(dimuon.damping !== undefined ? { damping: dimuon.damping } : {}),
+    ...(dimuon.rank_lr_correction_exponent !== undefined
+      ? { rankLrCorrectionExponent: dimuon.rank_lr_correction_exponent }
+      : {}),
+  };
 }
 
 /**

@@ -96,13 +96,22 @@ export const DimuonParamsSchema = v.strictObject({
 export const OPTIMIZER_TYPES = ["adamw", "dimuon"] as const;
 export type OptimizerType = (typeof OPTIMIZER_TYPES)[number];
 
+/** The only version of the Dimuon optimizer config (PROTOCOL.md §O1); another → 400. */
+export const DIMUON_CONFIG_VERSION = 1;
+
 /**
  * `OptimizerConfig`: `{type: "adamw"}` or `{type: "dimuon", version: 1}`. The base type keeps
  * unknown fields (forward compatible); the SDK always sends one, AdamW by default.
  */
 export const OptimizerConfigSchema = v.variant("type", [
   v.looseObject({ type: v.literal("adamw") }),
-  v.looseObject({ type: v.literal("dimuon"), version: v.optional(integer, 1) }),
+  v.looseObject({
+    type: v.literal("dimuon"),
+    version: v.optional(
+      v.literal(DIMUON_CONFIG_VERSION, `must be ${DIMUON_CONFIG_VERSION}`),
+      DIMUON_CONFIG_VERSION,
+    ),
+  }),
 ]);
 export type OptimizerConfig = v.InferOutput<typeof OptimizerConfigSchema>;
 export const DEFAULT_OPTIMIZER_CONFIG: OptimizerConfig = { type: "adamw" };

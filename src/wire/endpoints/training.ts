@@ -113,10 +113,16 @@ export const forward = endpoint({
   retry: "generic",
 });
 
+/** Non-AdamW step params, dispatched on `type`; Dimuon is the only other family (§O2, §O3). */
+const optimizerParams = v.optional(v.nullable(v.variant("type", [DimuonParamsSchema])));
+
+/** The params keys of an optim_step body; exactly one of them is given (§O2). */
+export const OPTIM_STEP_PARAMS_KEYS = ["adam_params", "optimizer_params", "optim_params"] as const;
+
 /**
  * `POST optim_step` (future). AdamW params travel as `adam_params`, any other family's as
- * `optimizer_params` with its `type` (§O2); a body with neither is an AdamW step with defaults, as
- * old clients send it.
+ * `optimizer_params` with its `type` (§O2); the SDK never sends `optim_params`, which the official
+ * request model also accepts, read here like `optimizer_params`. Exactly one of the three.
  */
 export const optimStep = endpoint({
   name: "optim_step",
@@ -125,14 +131,15 @@ export const optimStep = endpoint({
   body: v.pipe(
     v.looseObject({
       adam_params: v.optional(v.nullable(AdamParamsSchema)),
-      optimizer_params: v.optional(v.nullable(DimuonParamsSchema)),
+      optimizer_params: optimizerParams,
+      optim_params: optimizerParams,
       model_id: modelId,
       seq_id: seqId,
       type: v.optional(v.literal("optim_step"), "optim_step"),
     }),
     v.check(
-      (body) => !(body.adam_params && body.optimizer_params),
-      "give adam_params or optimizer_params, not both",
+      (body) => OPTIM_STEP_PARAMS_KEYS.filter((key) => body[key] != null).length === 1,
+      "give exactly one of adam_params and optimizer_params",
     ),
   ),
   result: { schema: OptimStepResponseSchema },
