@@ -365,7 +365,9 @@ describe("the local backend's finish", () => {
       status: 410,
       body: { detail: `session ${sessionId} is finished (errored)` },
     });
-    expect(await raw(second, "POST", "optim_step", { model_id: training.modelId, seq_id: 1 })).toMatchObject({
+    expect(
+      await raw(second, "POST", "optim_step", { adam_params: {}, model_id: training.modelId, seq_id: 1 }),
+    ).toMatchObject({
       status: 410,
     });
   });
