@@ -53,12 +53,8 @@ const sessionOf = (training: TrainingClient) => training.modelId.split(":train:"
 const finishPath = (sessionId: string) => `/api/v1/sessions/${sessionId}/finish`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * The client as the runtime sees it: the dispose hook is installed where `Symbol.asyncDispose`
- * exists, which the SDK's own ES2022 types cannot state (see service.ts).
- */
-const disposable = (options: ConstructorParameters<typeof ServiceClient>[0]) =>
-  new ServiceClient(options) as ServiceClient & AsyncDisposable;
+/** `await using` takes the client as it is: its type declares `[Symbol.asyncDispose]` (service.ts). */
+const disposable = (options: ConstructorParameters<typeof ServiceClient>[0]) => new ServiceClient(options);
 
 describe("ServiceClient.close", () => {
   it("sends the finish once with the exact body, then refuses further calls", async () => {

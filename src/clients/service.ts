@@ -341,8 +341,15 @@ export class ServiceClient {
   }
 }
 
-// `await using service = new ServiceClient()` where the runtime knows explicit resource management:
-// the session finishes as "errored" when the client's last operation failed, else as "success".
+/**
+ * `await using service = new ServiceClient()`: leaving the scope closes the client, finishing the
+ * session as "errored" when the client's last operation failed, else as "success". Declared for the
+ * type checker here and installed below only where the runtime knows the symbol.
+ */
+export interface ServiceClient {
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
 const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
 if (asyncDispose) {
   Object.defineProperty(ServiceClient.prototype, asyncDispose, {
