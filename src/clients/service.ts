@@ -25,6 +25,7 @@ import { type CallOptions, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
 import { RestClient } from "./rest.js";
 import { createSamplingSession, type SamplingClient, type SamplingSessionOptions } from "./sampling.js";
+import { connectionOf, registerConnection } from "./service-connection.js";
 import { TrainingClient } from "./training.js";
 
 export type { OptimizerConfig, SessionFinishStatus };
@@ -67,9 +68,6 @@ export interface CopyWeightsOptions extends CallOptions {
 
 export type SamplingClientOptions = SamplingSessionOptions;
 
-/** Each client's connection, for the dispose hook defined outside the class. */
-const connections = new WeakMap<ServiceClient, Connection>();
-
 export class ServiceClient {
   readonly #connection: Connection;
   #finished: Promise<void> | undefined;
@@ -102,7 +100,7 @@ export class ServiceClient {
 
   constructor(options: ClientOptions = {}) {
     this.#connection = new Connection(resolveConfig(options));
-    connections.set(this, this.#connection);
+    registerConnection(this, this.#connection);
   }
 
   /**
@@ -341,7 +339,7 @@ const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
 if (asyncDispose) {
   Object.defineProperty(ServiceClient.prototype, asyncDispose, {
     value(this: ServiceClient) {
-      const failure = connections.get(this)?.lastFailure;
+      const failure = connectionOf(this)?.lastFailure;
       return failure ? this.close("errored", failure.message) : this.close("success");
     },
   });
