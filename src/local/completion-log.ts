@@ -24,7 +24,12 @@ const MAX_ENTRIES = 10_000;
 
 export class CompletionLog {
   readonly #entries: { position: number; completion: Completion }[] = [];
-  #lastPosition = 0;
+  /**
+   * Positions count on from the log's creation time in microseconds, not from 0: a client's cursor
+   * from before a restart of the backend is then older than every entry of the new log, so it sees
+   * them all instead of having the first ones taken as acknowledged.
+   */
+  #lastPosition = Date.now() * 1000;
   readonly #waiters = new Set<() => void>();
 
   append(completion: Completion): void {
