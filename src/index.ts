@@ -16,7 +16,7 @@ export {
   RestClient,
   type SearchCheckpointsOptions,
 } from "./clients/rest.js";
-export { type SampleOptions, SamplingClient } from "./clients/sampling.js";
+export { type FromSamplerHandleOptions, type SampleOptions, SamplingClient } from "./clients/sampling.js";
 export type { RetryConfig } from "./clients/sampling-retry.js";
 export {
   type CopyWeightsOptions,
@@ -106,6 +106,11 @@ export {
   type RunMonitorOptions,
   recover,
 } from "./lib/recovery.js";
+export {
+  TARGET_PROMPT_LOGPROBS_SKIP,
+  type TargetPromptLogprobsLayout,
+  targetPromptLogprobsTensor,
+} from "./lib/target-prompt-logprobs.js";
 export { type CheckpointType, type ParsedTinkerPath, parseTinkerPath } from "./lib/tinker-path.js";
 export {
   BYTE_LEVEL_TOKENIZER_ID,

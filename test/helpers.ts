@@ -58,6 +58,14 @@ export function qaDatum(question: string, answer: string): Datum {
   return datum(ModelInput.fromInts(input), { target_tokens: targets, weights });
 }
 
+/**
+ * A sample result without its sequence ids, which are new for every submission (PROTOCOL.md §P1):
+ * what a rerun with the same seed must reproduce.
+ */
+export function sampleContent<T extends { sequences: readonly { sequence_id?: string }[] }>(response: T) {
+  return { ...response, sequences: response.sequences.map(({ sequence_id: _id, ...sequence }) => sequence) };
+}
+
 export function jsonBody(request: RecordedRequest): unknown {
   return JSON.parse(new TextDecoder().decode(request.body));
 }

@@ -17,7 +17,10 @@ import { abortError, sleep } from "../internal/sleep.js";
 import { unrefTimer } from "../internal/timers.js";
 
 export interface RetryConfig {
-  /** Concurrent calls per sampler; the server's `sample_max_concurrent_requests` wins when set. */
+  /**
+   * Concurrent calls per sampler; the server's `sample_max_concurrent_requests` wins when set. When
+   * the server batches completions (`sample_use_retrieve_futures`, §F1) only this setting caps them.
+   */
   maxConnections?: number;
   /** Fail in-flight calls when none completed for this long. Default 7 200 000 ms (2 h). */
   progressTimeoutMs?: number;
@@ -36,6 +39,7 @@ export interface RetryConfig {
 export interface ServerSamplingFlags {
   sample_max_concurrent_requests?: number;
   sample_enable_stuck_detection?: boolean;
+  sample_use_retrieve_futures?: boolean;
 }
 
 export class SamplingRetryHandler {
@@ -46,7 +50,11 @@ export class SamplingRetryHandler {
 
   constructor(config: RetryConfig = {}, flags: ServerSamplingFlags = {}) {
     this.#config = {
-      maxConnections: flags.sample_max_concurrent_requests ?? config.maxConnections ?? 1000,
+      // Waiting samples hold no connection each when completions are batched (§F1), so the
+      // server's cap and the default are lifted; an explicit setting still applies.
+      maxConnections: flags.sample_use_retrieve_futures
+        ? (config.maxConnections ?? Number.POSITIVE_INFINITY)
+        : (flags.sample_max_concurrent_requests ?? config.maxConnections ?? 1000),
       progressTimeoutMs: config.progressTimeoutMs ?? 7_200_000,
       retryDelayBaseMs: config.retryDelayBaseMs ?? 500,
       retryDelayMaxMs: config.retryDelayMaxMs ?? 10_000,

@@ -1,37 +1,70 @@
 /**
  * SamplingClient: generates from a base model or a saved sampler. Each attempt of `sample()` takes
  * the next per-client `seq_id` once and keeps it across submission retries and 429 back-offs
- * (PROTOCOL.md §6.4); the retry handler (§5.4) re-runs a failed attempt with a new one.
+ * (PROTOCOL.md §6.4); the retry handler (§5.4) re-runs a failed attempt with a new one. A client
+ * rebuilt from a sampler handle (§P4) is a clone whose seq_ids live in their own block (§P3).
+ * Results carry one id per sequence (§P1); the server may batch the waiting for them (§F1) and take
+ * cancels of abandoned samples (§F2).
  */
 
-import { RateLimitError, ValidationError, type ValidationIssue } from "../core/errors.js";
+import { type ClientOptions, resolveConfig } from "../core/config.js";
+import { RateLimitError, TinkerError, ValidationError } from "../core/errors.js";
 import { APIFuture } from "../futures/api-future.js";
-import { describeValue } from "../internal/describe.js";
+import { abortError } from "../internal/sleep.js";
 import {
   type LoadTokenizerOptions,
   loadTokenizer,
   resolveTokenizerId,
   type Tokenizer,
 } from "../lib/tokenizer/index.js";
-import { checkModelInput } from "../lib/validate.js";
 import { sampling } from "../wire/endpoints/index.js";
-import type { GetSamplerResponse } from "../wire/schemas.js";
+import type { GetSamplerResponse, UntypedAPIFuture } from "../wire/schemas.js";
 import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
 import { call, poll, send } from "./call.js";
 import { type CallOptions, withTimeout } from "./call-options.js";
-import type { Connection } from "./connection.js";
+import { Connection } from "./connection.js";
 import { RATE_LIMITED } from "./sample-dispatch.js";
+import { sampleCanceller } from "./sampling-cancel.js";
+import { acquireCloneId } from "./sampling-clone.js";
+import { CompletionWatcher } from "./sampling-completions.js";
+import { decodeSamplerHandle, encodeSamplerHandle } from "./sampling-handle.js";
+import {
+  promptBytes,
+  type SampleOutputOptions,
+  sampleOutputFields,
+  samplingParamsBody,
+  validateSampleRequest,
+} from "./sampling-request.js";
+import { checkRequestedOutputs, stampSequenceIds } from "./sampling-response.js";
 import { type RetryConfig, SamplingRetryHandler } from "./sampling-retry.js";
+import type { ServiceClient } from "./service.js";
+import { connectionOf } from "./service-connection.js";
 
-export interface SampleOptions extends CallOptions {
-  /** Also return the logprob of every prompt token (first position null). */
-  includePromptLogprobs?: boolean;
-  /** Also return the top-k alternatives at every prompt position. */
-  topkPromptLogprobs?: number;
+export { samplingParamsBody };
+
+/** Options of `sample()`: the outputs wanted besides the sequences, and the call's signal and timeout. */
+export interface SampleOptions extends CallOptions, SampleOutputOptions {}
+
+/** Options of `SamplingClient.fromSamplerHandle`. */
+export interface FromSamplerHandleOptions {
+  /** The sampling retry handler's settings (PROTOCOL.md §5.4). */
+  retryConfig?: RetryConfig;
 }
 
 /** The sampling parameters of `compute_logprobs`: one token, plain distribution (§7.3). */
 const LOGPROB_PARAMS: SamplingParams = { max_tokens: 1, temperature: 1.0, top_k: -1, top_p: 1.0 };
+
+interface SamplingClientSettings {
+  retryConfig?: RetryConfig;
+  baseModel?: string;
+  recordStabilityInfo?: boolean;
+  /** A clone (§P3): its clone id is joined or drawn before its first sample. */
+  clone?: boolean;
+  /** The session the sampler belongs to, when it is not the connection's (clones). */
+  sessionId?: string;
+  /** The connection was made for this client alone; `close()` closes it. */
+  ownsConnection?: boolean;
+}
 
 export class SamplingClient {
   /** The sampler id on the server, e.g. `<session>:sample:0`. */
@@ -42,22 +75,86 @@ export class SamplingClient {
   readonly recordStabilityInfo: boolean;
   readonly #connection: Connection;
   readonly #retryHandler: SamplingRetryHandler;
+  readonly #sessionId: string | undefined;
+  readonly #ownsConnection: boolean;
+  /** 0 for the original client; a clone's once joined or drawn (§P3). */
+  #cloneId: number | undefined;
+  #cloneIdRequest: Promise<number> | undefined;
+  #completions: CompletionWatcher | undefined;
   #nextSeqId = 0;
 
-  /** @internal Use `ServiceClient.createSamplingClient` or `TrainingClient.saveWeightsAndGetSamplingClient`. */
-  constructor(
-    connection: Connection,
-    samplingSessionId: string,
-    options: { retryConfig?: RetryConfig; baseModel?: string; recordStabilityInfo?: boolean } = {},
-  ) {
+  /** @internal Use `ServiceClient.createSamplingClient`, `TrainingClient.saveWeightsAndGetSamplingClient` or `fromSamplerHandle`. */
+  constructor(connection: Connection, samplingSessionId: string, settings: SamplingClientSettings = {}) {
     this.#connection = connection;
     this.samplingSessionId = samplingSessionId;
-    this.baseModel = options.baseModel;
-    this.recordStabilityInfo = options.recordStabilityInfo ?? false;
-    this.#retryHandler = new SamplingRetryHandler(options.retryConfig, connection.serverFlags);
+    this.baseModel = settings.baseModel;
+    this.recordStabilityInfo = settings.recordStabilityInfo ?? false;
+    this.#sessionId = settings.sessionId;
+    this.#ownsConnection = settings.ownsConnection ?? false;
+    this.#cloneId = settings.clone ? undefined : 0;
+    this.#retryHandler = new SamplingRetryHandler(settings.retryConfig, connection.serverFlags);
   }
 
-  /** Generates `numSamples` completions of `prompt`. */
+  /**
+   * A clone of the sampler a handle names (from `getSamplerHandle()`, possibly in another process),
+   * authenticating with the caller's own credentials: those of `source`, a ServiceClient whose
+   * connection it shares, or of the ClientOptions given, with which it opens a connection of its
+   * own (closed by `close()`). Python `SamplingClient.from_sampler_handle` (§P4). Its samples take
+   * seq_ids in a block of their own (§P3). Performs the start-up handshake; creates no session.
+   */
+  static async fromSamplerHandle(
+    handle: string,
+    source: ServiceClient | ClientOptions,
+    options: FromSamplerHandleOptions = {},
+  ): Promise<SamplingClient> {
+    const fields = decodeSamplerHandle(handle);
+    const shared = connectionOf(source);
+    if (shared?.closed) throw new TinkerError("ServiceClient is closed");
+    const connection = shared ?? new Connection(resolveConfig(source as ClientOptions));
+    try {
+      await connection.clientConfig();
+    } catch (error) {
+      if (!shared) await connection.close();
+      throw error;
+    }
+    await connection.prefetchCapabilities();
+    return new SamplingClient(connection, fields.sampling_session_id, {
+      retryConfig: options.retryConfig,
+      baseModel: fields.base_model,
+      recordStabilityInfo: fields.record_stability_info,
+      clone: true,
+      sessionId: fields.session_id,
+      ownsConnection: shared === undefined,
+    });
+  }
+
+  /**
+   * A handle to this sampler for `SamplingClient.fromSamplerHandle` (Python `get_sampler_handle`,
+   * §P4): URL-safe base64 of the sampler id, its session, base model and `recordStabilityInfo`.
+   * It holds no credential: whoever uses it authenticates with their own.
+   */
+  getSamplerHandle(): string {
+    return encodeSamplerHandle({
+      sampling_session_id: this.samplingSessionId,
+      session_id: this.#sessionId ?? this.#connection.sessionId,
+      base_model: this.baseModel,
+      record_stability_info: this.recordStabilityInfo,
+    });
+  }
+
+  /**
+   * Closes the connection this client opened for itself (`fromSamplerHandle` with ClientOptions);
+   * a no-op for a client that shares a ServiceClient's, which that client's `close()` ends.
+   */
+  async close(): Promise<void> {
+    if (this.#ownsConnection) await this.#connection.close();
+  }
+
+  /**
+   * Generates `numSamples` completions of `prompt`. Options ask for prompt logprobs and top-k,
+   * per-token top-k of the samples, logprobs of chosen prompt tokens and alternative prompt tokens
+   * (§P2); each returned sequence carries its `sequence_id` when the server gives one (§P1).
+   */
   sample(
     prompt: ModelInput,
     numSamples: number,
@@ -79,8 +176,10 @@ export class SamplingClient {
   ): APIFuture<SampleResponse> {
     const userSignal = withTimeout(options);
     const sampling_params = samplingParamsBody(samplingParams);
+    const outputs = sampleOutputFields(options);
     const bytes = promptBytes(prompt);
     return new APIFuture(async ({ setRequestId, emit }) => {
+      const cloneId = await this.#resolveCloneId(userSignal);
       let first = true;
       return this.#retryHandler.run(
         async (signal) => {
@@ -89,23 +188,33 @@ export class SamplingClient {
             prompt,
             sampling_params,
             sampling_session_id: this.samplingSessionId,
-            seq_id: this.#nextSeqId++,
-            prompt_logprobs: options.includePromptLogprobs ?? false,
-            topk_prompt_logprobs: options.topkPromptLogprobs ?? 0,
+            seq_id: cloneId * sampling.CLONE_SEQ_ID_BLOCK + this.#nextSeqId++,
+            ...outputs,
             // Sent only when asked for, so a plain sample reads as 0.25's did (§S4).
             record_stability_info: this.recordStabilityInfo ? true : undefined,
           };
           const startedAt = Date.now();
-          const requestId = await this.#connection
+          const submitted = await this.#connection
             .sampleDispatcher()
             .submit(bytes, () => this.#send(body, signal), signal);
+          const requestId = submitted.request_id;
           if (first) setRequestId(requestId);
           first = false;
-          return poll(this.#connection, sampling.asample, requestId, {
-            roundtripSeconds: (Date.now() - startedAt) / 1000,
-            signal,
-            onEvent: emit,
-          });
+          try {
+            await this.#completionWatcher(cloneId)?.wait(requestId, signal);
+            const response = await poll(this.#connection, sampling.asample, requestId, {
+              roundtripSeconds: (Date.now() - startedAt) / 1000,
+              signal,
+              onEvent: emit,
+            });
+            stampSequenceIds(response, submitted.sample_sequence_ids);
+            checkRequestedOutputs(response, options);
+            return response;
+          } catch (error) {
+            // Nobody waits for this request any more (abort, timeout, stuck detection): stop it (§F2).
+            if (signal.aborted) sampleCanceller(this.#connection).cancel(requestId);
+            throw error;
+          }
         },
         userSignal,
         retry,
@@ -114,13 +223,40 @@ export class SamplingClient {
   }
 
   /** One submission through the generic loop; a 429 is handed back to the dispatcher. */
-  async #send(body: Record<string, unknown>, signal: AbortSignal): Promise<string | typeof RATE_LIMITED> {
+  async #send(
+    body: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<UntypedAPIFuture | typeof RATE_LIMITED> {
     try {
-      return (await send(this.#connection, sampling.asample, { body, signal })).request_id;
+      return await send(this.#connection, sampling.asample, { body, signal });
     } catch (error) {
       if (error instanceof RateLimitError) return RATE_LIMITED;
       throw error;
     }
+  }
+
+  /** This client's clone id: 0 for the original; a clone's is acquired once, before its first sample. */
+  async #resolveCloneId(signal: AbortSignal | undefined): Promise<number> {
+    if (this.#cloneId !== undefined) return this.#cloneId;
+    this.#cloneIdRequest ??= acquireCloneId(this.#connection, this.samplingSessionId).then(
+      (id) => {
+        this.#cloneId = id;
+        return id;
+      },
+      (error: unknown) => {
+        // The next sample asks again.
+        this.#cloneIdRequest = undefined;
+        throw error;
+      },
+    );
+    return untilAborted(this.#cloneIdRequest, signal);
+  }
+
+  /** The batched completion poller of this client's clone, when the server offers one (§F1). */
+  #completionWatcher(cloneId: number): CompletionWatcher | undefined {
+    if (this.#connection.serverFlags.sample_use_retrieve_futures !== true) return undefined;
+    this.#completions ??= new CompletionWatcher(this.#connection, this.samplingSessionId, cloneId);
+    return this.#completions;
   }
 
   /** The tokenizer of this sampler's base model (resolved as the official client does). */
@@ -167,93 +303,24 @@ export class SamplingClient {
   }
 }
 
-/** The request form of SamplingParams: official defaults filled in, unset optional fields omitted. */
-export function samplingParamsBody(params: SamplingParams): Record<string, unknown> {
-  const body: Record<string, unknown> = {};
-  if (params.max_tokens !== undefined) body.max_tokens = params.max_tokens;
-  if (params.seed !== undefined) body.seed = params.seed;
-  if (params.stop !== undefined) body.stop = params.stop;
-  body.temperature = params.temperature ?? 1.0;
-  body.top_k = params.top_k ?? -1;
-  body.top_p = params.top_p ?? 1.0;
-  return body;
-}
-
-/** The official estimate of a prompt's size for the byte budget: 10 bytes per text token. */
-function promptBytes(prompt: ModelInput): number {
-  let bytes = 0;
-  for (const chunk of prompt.chunks) {
-    if (chunk.type === "encoded_text") bytes += 10 * chunk.tokens.length;
-    else if (chunk.type === "image") bytes += chunk.data.length;
-    else if (chunk.type === "image_asset_pointer") bytes += chunk.location.length;
-    else bytes += chunk.dmel.length;
-  }
-  return bytes;
-}
-
-function validateSampleRequest(
-  prompt: ModelInput,
-  numSamples: number,
-  params: SamplingParams,
-  options: SampleOptions,
-  contextLength: number | undefined,
-): void {
-  const issues: ValidationIssue[] = [];
-  const promptLength = checkModelInput(prompt, "prompt", issues, { trainable: false });
-  if (promptLength !== undefined && contextLength !== undefined) {
-    const total = promptLength + (params?.max_tokens ?? 1);
-    if (total > contextLength) {
-      issues.push({
-        path: "sampling_params.max_tokens",
-        message: `prompt (${promptLength} tokens) + max_tokens (${params?.max_tokens ?? "unset"}) exceeds the model's context length ${contextLength}`,
-      });
-    }
-  }
-  if (!Number.isInteger(numSamples) || numSamples < 1) {
-    issues.push({
-      path: "num_samples",
-      message: `must be a positive integer, got ${describeValue(numSamples)}`,
-    });
-  }
-  const p = params ?? {};
-  if (p.max_tokens !== undefined && (!Number.isInteger(p.max_tokens) || p.max_tokens < 1)) {
-    issues.push({
-      path: "sampling_params.max_tokens",
-      message: `must be a positive integer, got ${describeValue(p.max_tokens)}`,
-    });
-  }
-  if (p.temperature !== undefined && !(p.temperature >= 0)) {
-    issues.push({
-      path: "sampling_params.temperature",
-      message: `must be ≥ 0, got ${describeValue(p.temperature)}`,
-    });
-  }
-  if (p.top_p !== undefined && !(p.top_p > 0 && p.top_p <= 1)) {
-    issues.push({
-      path: "sampling_params.top_p",
-      message: `must be in (0, 1], got ${describeValue(p.top_p)}`,
-    });
-  }
-  if (p.top_k !== undefined && (!Number.isInteger(p.top_k) || (p.top_k < 1 && p.top_k !== -1))) {
-    issues.push({
-      path: "sampling_params.top_k",
-      message: `must be -1 (no limit) or ≥ 1, got ${describeValue(p.top_k)}`,
-    });
-  }
-  if (p.seed !== undefined && !Number.isInteger(p.seed)) {
-    issues.push({
-      path: "sampling_params.seed",
-      message: `must be an integer, got ${describeValue(p.seed)}`,
-    });
-  }
-  const k = options.topkPromptLogprobs;
-  if (k !== undefined && (!Number.isInteger(k) || k < 0)) {
-    issues.push({
-      path: "topk_prompt_logprobs",
-      message: `must be a non-negative integer, got ${describeValue(k)}`,
-    });
-  }
-  if (issues.length > 0) throw new ValidationError(issues);
+/** `promise`, or the signal's abort error if it fires first (the promise itself goes on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 export interface SamplingSessionOptions extends CallOptions {

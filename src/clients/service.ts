@@ -27,6 +27,7 @@ import { type CallOptions, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
 import { RestClient } from "./rest.js";
 import { createSamplingSession, type SamplingClient, type SamplingSessionOptions } from "./sampling.js";
+import { connectionOf, registerConnection } from "./service-connection.js";
 import { TrainingClient } from "./training.js";
 
 export type { OptimizerConfig, SessionFinishStatus };
@@ -69,10 +70,13 @@ export interface CopyWeightsOptions extends CallOptions {
 
 export type SamplingClientOptions = SamplingSessionOptions;
 
-/** Each client's connection, for the dispose hook defined outside the class. */
-const connections = new WeakMap<ServiceClient, Connection>();
-
 export class ServiceClient {
+  /**
+   * `await using service = new ServiceClient()`: leaving the scope closes the client, finishing the
+   * session as "errored" when the client's last operation failed, else as "success". Present where
+   * the runtime has `Symbol.asyncDispose` (Node 20+, Deno, Bun, current browsers).
+   */
+  declare [Symbol.asyncDispose]: () => Promise<void>;
   readonly #connection: Connection;
   #finished: Promise<void> | undefined;
 
@@ -104,7 +108,7 @@ export class ServiceClient {
 
   constructor(options: ClientOptions = {}) {
     this.#connection = new Connection(resolveConfig(options));
-    connections.set(this, this.#connection);
+    registerConnection(this, this.#connection);
   }
 
   /**
@@ -341,20 +345,13 @@ export class ServiceClient {
   }
 }
 
-/**
- * `await using service = new ServiceClient()`: leaving the scope closes the client, finishing the
- * session as "errored" when the client's last operation failed, else as "success". Declared for the
- * type checker here and installed below only where the runtime knows the symbol.
- */
-export interface ServiceClient {
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
+// `await using service = new ServiceClient()` (declared in the class): installed only where the
+// runtime knows the symbol.
 const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
 if (asyncDispose) {
   Object.defineProperty(ServiceClient.prototype, asyncDispose, {
     value(this: ServiceClient) {
-      const failure = connections.get(this)?.lastFailure;
+      const failure = connectionOf(this)?.lastFailure;
       return failure ? this.close("errored", failure.message) : this.close("success");
     },
   });

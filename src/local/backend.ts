@@ -7,11 +7,13 @@
  */
 import { uuid4 } from "../internal/uuid.js";
 import { DIMUON_CONFIG_VERSION } from "../wire/endpoints/fields.js";
+import { cloneOfSeqId } from "../wire/endpoints/sampling.js";
 import type { SessionFinishStatus } from "../wire/endpoints/session.js";
 import { encodeForwardBackwardOutput, encodeSampleResponse } from "../wire/protobuf/index.js";
 import { datumProvenanceIssues } from "../wire/provenance.js";
-import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse } from "../wire/types.js";
+import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse, TensorData } from "../wire/types.js";
 import { BaseModels } from "./base-models.js";
+import type { CompletionPage } from "./completion-log.js";
 import {
   createInferenceModel,
   DEFAULT_MODEL_CONFIG,
@@ -21,13 +23,16 @@ import {
   inspectState,
   type OptimizerFamily,
   type OptimizerSettings,
+  type PromptOutputRequest,
   TOKENIZER_ID,
+  validatePromptOutputRequest,
 } from "./engine/index.js";
 import { LocalBackendError } from "./errors.js";
 import { ExternalWeights, exportAdapterFiles, packAdapterFiles } from "./external-weights.js";
 import { type FutureOutcome, FutureStore } from "./future-store.js";
 import { Persistence } from "./persistence.js";
 import { type AccessScope, type AuditEventType, type PageRequest, RestViews } from "./rest-views.js";
+import { promptAltTokens, targetIdMatrix, targetLogprobsTensor } from "./sample-outputs.js";
 import {
   type BackendState,
   type Checkpoint,
@@ -78,6 +83,22 @@ export interface LocalBackendOptions {
 /** Default session lifetime without a heartbeat. */
 export const DEFAULT_SESSION_TTL_MS = 10 * 60_000;
 
+/** An `asample` request after the route's defaults (PROTOCOL.md §2.6.1, §P2). */
+export interface SampleRequest {
+  sampling_session_id?: string;
+  base_model?: string;
+  /** Places the request in its clone's completion log (§P3, §F1); absent = the original client. */
+  seq_id?: number;
+  num_samples: number;
+  prompt: ModelInput;
+  sampling_params: Record<string, unknown>;
+  prompt_logprobs: boolean;
+  topk_prompt_logprobs: number;
+  topk_sample_logprobs?: number;
+  target_prompt_logprobs?: TensorData;
+  prompt_alt_tokens_k?: number;
+}
+
 export interface LoraRequest {
   rank: number;
   seed?: number;
@@ -97,6 +118,8 @@ export class LocalBackend {
   readonly #state: BackendState = createBackendState();
   readonly #models: BaseModels;
   readonly #persistence: Persistence;
+  /** The last clone counter handed out per sampler by join_sampling_session (§P3); 0 = the original. */
+  readonly #cloneCounters = new Map<string, number>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -652,57 +675,116 @@ export class LocalBackend {
     return { sampler_id: id, base_model: sampler.baseModel, model_path: sampler.modelPath };
   }
 
-  sample(request: {
-    sampling_session_id?: string;
-    base_model?: string;
-    num_samples: number;
-    prompt: ModelInput;
-    sampling_params: Record<string, unknown>;
-    prompt_logprobs: boolean;
-    topk_prompt_logprobs: number;
-  }): string {
+  /**
+   * asample: a future whose result is the SampleResponse, plus one sequence id per sample (§P1),
+   * built from the request id so that they are unique. The prompt outputs asked for (§P2) are
+   * checked here, so bad ones are a 400 rather than a failed future; the sample and every output
+   * then come from one prefill.
+   */
+  sample(request: SampleRequest): { requestId: string; sequenceIds: string[] } {
     const model = this.#samplerModel(request);
-    const requestId = this.futures.create();
+    const outputs = checkedPromptOutputs(request, model);
+    const samplerId = request.sampling_session_id;
+    const requestId = this.futures.create({
+      type: "Sample",
+      group:
+        samplerId === undefined ? undefined : completionGroup(samplerId, cloneOfSeqId(request.seq_id ?? 0)),
+    });
     this.#runLater(requestId, () => {
       const prompt = modelInputTokens(request.prompt, 0);
       const params = request.sampling_params;
       const stop = params.stop;
-      const sequences = model.sample(prompt, {
-        numSamples: request.num_samples,
-        maxTokens: numberOrUndefined(params.max_tokens),
-        temperature: numberOrUndefined(params.temperature) ?? 1,
-        topK: numberOrUndefined(params.top_k) ?? -1,
-        topP: numberOrUndefined(params.top_p) ?? 1,
-        seed: numberOrUndefined(params.seed),
-        stopStrings:
-          typeof stop === "string"
-            ? [stop]
-            : Array.isArray(stop) && typeof stop[0] === "string"
-              ? (stop as string[])
-              : undefined,
-        stopTokens: Array.isArray(stop) && typeof stop[0] === "number" ? (stop as number[]) : undefined,
-      });
+      const result = model.sampleAndScore(
+        prompt,
+        {
+          numSamples: request.num_samples,
+          maxTokens: numberOrUndefined(params.max_tokens),
+          temperature: numberOrUndefined(params.temperature) ?? 1,
+          topK: numberOrUndefined(params.top_k) ?? -1,
+          topP: numberOrUndefined(params.top_p) ?? 1,
+          seed: numberOrUndefined(params.seed),
+          stopStrings:
+            typeof stop === "string"
+              ? [stop]
+              : Array.isArray(stop) && typeof stop[0] === "string"
+                ? (stop as string[])
+                : undefined,
+          stopTokens: Array.isArray(stop) && typeof stop[0] === "number" ? (stop as number[]) : undefined,
+          topkSampleLogprobs: request.topk_sample_logprobs ?? 0,
+        },
+        outputs,
+      );
       const response: SampleResponse = {
-        sequences: sequences.map((s) => ({
+        sequences: result.sequences.map((s) => ({
           stop_reason: s.stopReason,
           tokens: s.tokens,
           logprobs: s.logprobs,
+          ...(s.topk ? { topk_sampled_logprobs: s.topk } : {}),
         })),
         prompt_cache_hit_tokens: 0,
       };
-      const wantsTopK = request.topk_prompt_logprobs > 0;
-      if (request.prompt_logprobs || wantsTopK) {
-        const scored = model.promptLogprobs(prompt, request.topk_prompt_logprobs);
-        if (request.prompt_logprobs) response.prompt_logprobs = scored.logprobs;
-        if (wantsTopK) response.topk_prompt_logprobs = scored.topk;
+      const scored = result.prompt;
+      if (scored.logprobs) response.prompt_logprobs = scored.logprobs;
+      if (scored.topk) response.topk_prompt_logprobs = scored.topk;
+      if (scored.targetLogprobs && request.target_prompt_logprobs) {
+        response.target_prompt_logprobs = targetLogprobsTensor(
+          request.target_prompt_logprobs,
+          scored.targetLogprobs,
+        );
       }
-      return {
-        kind: "dual",
-        json: { ...response, type: "sample" },
-        protobuf: () => encodeSampleResponse(response),
-      };
+      if (scored.altTokens) response.prompt_alt_tokens = promptAltTokens(scored.altTokens);
+      // Encoded once: the completion log reports its size, and a protobuf fetch sends it.
+      const bytes = encodeSampleResponse(response);
+      return { kind: "dual", json: { ...response, type: "sample" }, protobuf: () => bytes };
     });
-    return requestId;
+    const sequenceIds = Array.from({ length: request.num_samples }, (_, i) => `${requestId}:${i}`);
+    return { requestId, sequenceIds };
+  }
+
+  /**
+   * join_sampling_session (§P3): the next clone counter of a sampler, from 1 (the original client is
+   * 0). Counters live as long as this backend: futures do not survive a restart either.
+   */
+  joinSamplingSession(samplerId: string): number {
+    this.#liveSampler(samplerId);
+    const counter = (this.#cloneCounters.get(samplerId) ?? 0) + 1;
+    this.#cloneCounters.set(samplerId, counter);
+    return counter;
+  }
+
+  /**
+   * retrieve_futures (§F1): the completions of one clone's sample futures after `prevCursor`, held
+   * up to `holdMs` until there is one.
+   */
+  retrieveFutures(
+    samplerId: string,
+    cloneId: number,
+    prevCursor: number,
+    holdMs: number,
+    signal?: AbortSignal,
+  ): Promise<CompletionPage> {
+    this.#liveSampler(samplerId);
+    return this.futures.completionsAfter(completionGroup(samplerId, cloneId), prevCursor, holdMs, signal);
+  }
+
+  /**
+   * cancel_future (§F2): a sample that has not finished fails as cancelled (and its work is
+   * skipped if it has not started); a finished one is left as it is. Only samples can be cancelled.
+   */
+  cancelFuture(requestId: string): void {
+    const info = this.futures.info(requestId);
+    if (info === undefined) throw new LocalBackendError("not_found", `unknown request_id ${requestId}`);
+    if (info.type !== "Sample") {
+      throw new LocalBackendError(
+        "invalid",
+        `request ${requestId} is not a sample; only sample futures can be cancelled`,
+      );
+    }
+    this.futures.settle(requestId, {
+      kind: "failed",
+      error: `request ${requestId} was cancelled`,
+      category: "user",
+    });
   }
 
   // REST endpoints (PROTOCOL.md §2.7), answered by rest-views.ts; documented there.
@@ -809,9 +891,10 @@ export class LocalBackend {
     return requestId;
   }
 
-  /** Runs `job` after the submission has been answered. */
+  /** Runs `job` after the submission has been answered, unless the future was cancelled by then. */
   #runLater(requestId: string, job: () => FutureOutcome): void {
     setTimeout(async () => {
+      if (this.futures.isSettled(requestId)) return;
       const outcome = outcomeOf(job);
       await this.flushWrites();
       this.futures.settle(requestId, outcome);
@@ -853,15 +936,18 @@ export class LocalBackend {
   }
 
   #samplerModel(request: { sampling_session_id?: string; base_model?: string }): InferenceModel {
-    if (request.sampling_session_id !== undefined) {
-      const sampler = this.#state.samplers.get(request.sampling_session_id);
-      if (!sampler)
-        throw new LocalBackendError("not_found", `sampler not found: ${request.sampling_session_id}`);
-      this.#checkOpen(this.#state.sessions.get(sampler.sessionId));
-      return sampler.model;
-    }
+    if (request.sampling_session_id !== undefined)
+      return this.#liveSampler(request.sampling_session_id).model;
     if (request.base_model !== undefined) return createInferenceModel(this.#models.get(request.base_model));
     throw new LocalBackendError("invalid", "asample needs sampling_session_id or base_model");
+  }
+
+  /** A sampler that takes new work: 404 if unknown or its session has expired. */
+  #liveSampler(id: string): Sampler {
+    const sampler = this.#state.samplers.get(id);
+    if (!sampler) throw new LocalBackendError("not_found", `sampler not found: ${id}`);
+    this.#checkOpen(this.#state.sessions.get(sampler.sessionId));
+    return sampler;
   }
 }
 
@@ -874,6 +960,34 @@ function outcomeOf(job: () => FutureOutcome): FutureOutcome {
     const category = error instanceof EngineError || error instanceof LocalBackendError ? "user" : "server";
     return { kind: "failed", error: message, category };
   }
+}
+
+/** The completion log of one clone of a sampler (§F1). */
+function completionGroup(samplerId: string, cloneId: number): string {
+  return `${samplerId}#${cloneId}`;
+}
+
+/**
+ * The prompt outputs a sample asks for, checked against the prompt and the model before any work:
+ * a bad request is the caller's (400).
+ */
+function checkedPromptOutputs(request: SampleRequest, model: InferenceModel): PromptOutputRequest {
+  const outputs: PromptOutputRequest = {
+    logprobs: request.prompt_logprobs,
+    topK: request.topk_prompt_logprobs,
+    altTokensK: request.prompt_alt_tokens_k ?? 0,
+  };
+  if (request.target_prompt_logprobs != null)
+    outputs.targets = targetIdMatrix(request.target_prompt_logprobs);
+  try {
+    const promptLength = outputs.targets ? modelInputTokens(request.prompt, 0).length : 0;
+    validatePromptOutputRequest(outputs, promptLength, model.vocabSize);
+  } catch (error) {
+    if (error instanceof EngineError)
+      throw new LocalBackendError("invalid", `invalid asample request: ${error.message}`);
+    throw error;
+  }
+  return outputs;
 }
 
 function samplingSessionId(modelId: string, seqId: number | undefined): string | undefined {

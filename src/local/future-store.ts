@@ -1,9 +1,13 @@
 /**
  * Futures of the local backend: every submission gets a request id at once; the work finishes later
  * and `retrieve_future` long-polls for it (PROTOCOL.md §4). A poll that finds nothing within the hold
- * time is answered `try_again`, as the service does.
+ * time is answered `try_again`, as the service does. A future created in a completion group (a
+ * sampling session's clone) also lands in that group's log when it settles, for `retrieve_futures`
+ * (§F1).
  */
 import { uuid4 } from "../internal/uuid.js";
+import type { FutureRequestType } from "../wire/endpoints/define.js";
+import { type Completion, CompletionLog, type CompletionPage } from "./completion-log.js";
 
 export type FutureOutcome =
   | { kind: "json"; body: unknown }
@@ -11,9 +15,18 @@ export type FutureOutcome =
   | { kind: "dual"; json: unknown; protobuf: () => Uint8Array }
   | { kind: "failed"; error: string; category: "user" | "server" | "unknown" };
 
+/** What a future is, beyond its outcome. */
+export interface FutureInfo {
+  /** The request type (`X-Tinker-Request-Type`) of the work, e.g. "Sample". */
+  type?: FutureRequestType;
+  /** The completion log this future reports to when it settles (see `completionsAfter`). */
+  group?: string;
+}
+
 interface FutureEntry {
   outcome: FutureOutcome | undefined;
   waiters: Set<() => void>;
+  info: FutureInfo;
 }
 
 export class FutureStore {
@@ -24,10 +37,11 @@ export class FutureStore {
    * persisted) is answered 404, never with the result of a new future that reused its number.
    */
   readonly #prefix = `req-${uuid4().slice(0, 8)}`;
+  readonly #logs = new Map<string, CompletionLog>();
 
-  create(): string {
+  create(info: FutureInfo = {}): string {
     const id = `${this.#prefix}-${++this.#counter}`;
-    this.#entries.set(id, { outcome: undefined, waiters: new Set() });
+    this.#entries.set(id, { outcome: undefined, waiters: new Set(), info });
     return id;
   }
 
@@ -35,12 +49,47 @@ export class FutureStore {
     return this.#entries.has(id);
   }
 
-  settle(id: string, outcome: FutureOutcome): void {
+  /** What the future was created as; undefined for an unknown id. */
+  info(id: string): FutureInfo | undefined {
+    return this.#entries.get(id)?.info;
+  }
+
+  /** Whether the future has its outcome (a result, a failure or a cancellation). */
+  isSettled(id: string): boolean {
+    return this.#entries.get(id)?.outcome !== undefined;
+  }
+
+  /** Gives the future its outcome; false (and nothing changes) if it already had one. */
+  settle(id: string, outcome: FutureOutcome): boolean {
     const entry = this.#entries.get(id);
-    if (!entry || entry.outcome) return;
+    if (!entry || entry.outcome) return false;
     entry.outcome = outcome;
     for (const wake of entry.waiters) wake();
     entry.waiters.clear();
+    if (entry.info.group !== undefined) this.#log(entry.info.group).append(completionOf(id, outcome));
+    return true;
+  }
+
+  /**
+   * The completions of `group` after `cursor`, held up to `holdMs` when there are none yet
+   * (`retrieve_futures`, §F1). Entries at or before `cursor` are acknowledged and dropped.
+   */
+  completionsAfter(
+    group: string,
+    cursor: number,
+    holdMs: number,
+    signal?: AbortSignal,
+  ): Promise<CompletionPage> {
+    return this.#log(group).after(cursor, holdMs, signal);
+  }
+
+  #log(group: string): CompletionLog {
+    let log = this.#logs.get(group);
+    if (log === undefined) {
+      log = new CompletionLog();
+      this.#logs.set(group, log);
+    }
+    return log;
   }
 
   /** The outcome, waiting up to `holdMs` for it; undefined if still pending then. */
@@ -64,10 +113,28 @@ export class FutureStore {
     return entry.outcome;
   }
 
-  /** Wakes every waiting poll (they answer try_again), so nothing holds a timer after close. */
+  /**
+   * Wakes every waiting poll (they answer try_again, or an empty page of completions), so nothing
+   * holds a timer after close.
+   */
   releaseAll(): void {
     for (const entry of this.#entries.values()) {
       for (const wake of [...entry.waiters]) wake();
     }
+    for (const log of this.#logs.values()) log.release();
   }
+}
+
+/** The log entry of a settled future; a result's size is that of its protobuf form, if it has one. */
+function completionOf(requestId: string, outcome: FutureOutcome): Completion {
+  if (outcome.kind === "failed") return { state: "failed", request_id: requestId };
+  let size: number | null = null;
+  if (outcome.kind === "dual") {
+    try {
+      size = outcome.protobuf().length;
+    } catch {
+      // A result that cannot be encoded fails its own fetch; its size is simply unknown here.
+    }
+  }
+  return { state: "finished", request_id: requestId, response_payload_uncompressed_size: size };
 }

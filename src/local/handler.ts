@@ -26,6 +26,11 @@ export interface HandlerOptions extends LocalAuthOptions {
    */
   clientConfig?: Record<string, unknown>;
   /**
+   * Extra fields for the `client/dynamic_config` answer, e.g. `sample_cancel_enabled: false` to
+   * serve clients as a server without sample cancellation would (PROTOCOL.md §F2).
+   */
+  dynamicConfig?: Record<string, unknown>;
+  /**
    * Refuse `create_session` from clients whose `sdk_version` is below this, as the hosted service
    * does (PROTOCOL.md §S0). Off by default.
    */

@@ -41,6 +41,7 @@ export {
   type Matrix,
   type PromptOutputRequest,
   type PromptOutputs,
+  validatePromptOutputRequest,
 } from "./prompt-outputs.js";
 export { hashSeed, type Seed } from "./rng.js";
 export {

@@ -1,4 +1,7 @@
-/** Futures: the long-poll of one request id (PROTOCOL.md §4). */
+/**
+ * Futures: the long-poll of one request id (PROTOCOL.md §4), of a sampling session's completions
+ * (§F1), and cancelling a sample (§F2).
+ */
 import { futures } from "../../wire/endpoints/index.js";
 import type { LocalBackend } from "../backend.js";
 import type { FutureOutcome } from "../future-store.js";
@@ -22,6 +25,23 @@ export function futureRoutes(backend: LocalBackend, options: FutureRouteOptions)
       if (!outcome) return { type: "try_again", request_id: requestId, queue_state: "active" };
       const wantsProtobuf = (request.headers.get("accept") ?? "").includes("application/x-protobuf");
       return answerOutcome(outcome, wantsProtobuf, body.allow_metadata_only, options.metadataThreshold);
+    }),
+    route(futures.retrieveFutures, ({ body, request }) => {
+      const { target } = body;
+      const cap = futures.RETRIEVE_FUTURES_MAX_HOLD_SECONDS;
+      const holdSeconds = Math.min(body.timeout ?? cap, cap);
+      // close() releases held polls through releaseAll(); a client that goes away, through its signal.
+      return backend.retrieveFutures(
+        target.sampling_session_id,
+        target.cloned_sampler_id,
+        body.prev_cursor,
+        holdSeconds * 1000,
+        request.signal,
+      );
+    }),
+    route(futures.cancelFuture, ({ body }) => {
+      backend.cancelFuture(body.request_id);
+      return new Response(null, { status: 204 });
     }),
   ];
 }

@@ -1,13 +1,15 @@
 /** Start-up, sessions and capabilities (PROTOCOL.md §1.4, §2.2, §6.1, §S0, §S1). */
-import { session } from "../../wire/endpoints/index.js";
+import { futures, session } from "../../wire/endpoints/index.js";
 import type { LocalAuth } from "../auth.js";
 import type { LocalBackend } from "../backend.js";
 import { checkVersionFloor } from "../version-floor.js";
 import { type Route, route } from "./router.js";
 
 export interface SessionRouteOptions {
-  /** Extra `client/config` fields (flags and limits). */
+  /** Extra `client/config` fields (flags and limits); they override the advertised ones. */
   clientConfig?: Record<string, unknown>;
+  /** Extra `client/dynamic_config` fields; they override the advertised ones. */
+  dynamicConfig?: Record<string, unknown>;
   /** Refuse sessions below this sdk_version, as the service does (§S0). */
   minSdkVersion?: string;
 }
@@ -22,9 +24,18 @@ export function sessionRoutes(backend: LocalBackend, auth: LocalAuth, options: S
       use_pyqwest_transport: false,
       proto_compress_fwdbwd: false,
       parallel_fwdbwd_chunks: true,
+      // Implemented here, so advertised (§16.11): batched completions (§F1), clone join (§P3).
+      sample_use_retrieve_futures: true,
+      sample_join_sampling_session: true,
       ...options.clientConfig,
     })),
-    route(session.dynamicConfig, () => ({ refresh_interval_sec: 300 })),
+    route(session.dynamicConfig, () => ({
+      refresh_interval_sec: 300,
+      // Implemented here, so advertised (§16.11): sample cancellation (§F2).
+      sample_cancel_enabled: true,
+      sample_cancel_max_batch_size: futures.DEFAULT_SAMPLE_CANCEL_MAX_BATCH_SIZE,
+      ...options.dynamicConfig,
+    })),
     route(session.getServerCapabilities, () => backend.capabilities()),
     route(session.telemetry, () => ({ status: "accepted" })),
     route(session.createSession, ({ body }) => {

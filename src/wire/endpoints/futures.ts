@@ -54,6 +54,9 @@ export const retrieveFutures = endpoint({
   since: "0.26.2",
 });
 
+/** `sample_cancel_max_batch_size` when the dynamic config does not say: cancels sent at once (§F2). */
+export const DEFAULT_SAMPLE_CANCEL_MAX_BATCH_SIZE = 64;
+
 /**
  * `POST cancel_future` (§F2): stop an abandoned sample on the server. 204 when cancelled, 404 for an
  * unknown id, a no-op when already finished. Used only when `sample_cancel_enabled` is set.

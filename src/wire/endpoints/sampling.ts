@@ -102,3 +102,18 @@ export const joinSamplingSession = endpoint({
 
 /** Seq_ids per sampling-client clone (§P3): the server reads the clone as `seq_id / 1e9`. */
 export const CLONE_SEQ_ID_BLOCK = 1_000_000_000;
+
+/** The clone (0 = the original client) whose block holds `seqId` (§P3). */
+export function cloneOfSeqId(seqId: number): number {
+  return Math.floor(seqId / CLONE_SEQ_ID_BLOCK);
+}
+
+/**
+ * The largest clone id whose whole seq_id block is exact as a JSON number written from
+ * JavaScript (≤ 2^53 − 1). Upstream draws a random clone id in [1, 1e9], whose seq_ids reach 1e18:
+ * a double cannot hold them exactly, so consecutive seq_ids of one clone would collide. A client
+ * drawing its own clone id (servers without `join_sampling_session`) stays at or below this.
+ */
+export const MAX_EXACT_CLONE_ID = Math.floor(
+  (Number.MAX_SAFE_INTEGER - (CLONE_SEQ_ID_BLOCK - 1)) / CLONE_SEQ_ID_BLOCK,
+);
