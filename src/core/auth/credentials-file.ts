@@ -17,17 +17,15 @@
  */
 import * as v from "valibot";
 import { lazyImport } from "../../internal/lazy-import.js";
+import { KeyDetailsSchema } from "../../wire/endpoints/auth.js";
 import { readEnv } from "../env.js";
 import { TinkerError, ValidationError } from "../errors.js";
 
 export const CREDENTIALS_FILE_ENV = "TINKER_CREDENTIALS_FILE";
 export const CREDENTIALS_FILE_VERSION = 1;
 
-/** Who a key belongs to, as `GET /api/v1/auth/apikey/me` describes it. */
-export const KeyDetailsSchema = v.looseObject({
-  org_details: v.optional(v.nullable(v.looseObject({ name: v.optional(v.nullable(v.string())) }))),
-  user_details: v.optional(v.nullable(v.looseObject({ email: v.optional(v.nullable(v.string())) }))),
-});
+// Who a key belongs to is stored as `GET /api/v1/auth/apikey/me` describes it (declared there).
+export { KeyDetailsSchema };
 
 const KeyFields = {
   key: v.pipe(v.string(), v.minLength(1)),

@@ -3,8 +3,13 @@
  * HTTP and the key in `X-API-Key`, as the official CLI does, not through an SDK session.
  */
 import * as v from "valibot";
-import { KeyDetailsSchema } from "../../core/auth/credentials-file.js";
 import { endpoint } from "./define.js";
+
+/** Who a key belongs to (also how the credentials file stores it, §A1). */
+export const KeyDetailsSchema = v.looseObject({
+  org_details: v.optional(v.nullable(v.looseObject({ name: v.optional(v.nullable(v.string())) }))),
+  user_details: v.optional(v.nullable(v.looseObject({ email: v.optional(v.nullable(v.string())) }))),
+});
 
 /** `GET auth/apikey/me`: what the key in `X-API-Key` is. */
 export const apiKeyMe = endpoint({
