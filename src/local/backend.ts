@@ -9,7 +9,6 @@ import { uuid4 } from "../internal/uuid.js";
 import { DIMUON_CONFIG_VERSION } from "../wire/endpoints/fields.js";
 import { cloneOfSeqId } from "../wire/endpoints/sampling.js";
 import type { SessionFinishStatus } from "../wire/endpoints/session.js";
-import { encodeForwardBackwardOutput, encodeSampleResponse } from "../wire/protobuf/index.js";
 import { datumProvenanceIssues } from "../wire/provenance.js";
 import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse, TensorData } from "../wire/types.js";
 import { BaseModels } from "./base-models.js";
@@ -539,7 +538,7 @@ export class LocalBackend {
         })),
         metrics: result.metrics,
       };
-      return { kind: "dual", json: output, protobuf: () => encodeForwardBackwardOutput(output) };
+      return { kind: "json", body: output, message: "ForwardBackwardOutput" };
     });
   }
 
@@ -733,9 +732,7 @@ export class LocalBackend {
         );
       }
       if (scored.altTokens) response.prompt_alt_tokens = promptAltTokens(scored.altTokens);
-      // Encoded once: the completion log reports its size, and a protobuf fetch sends it.
-      const bytes = encodeSampleResponse(response);
-      return { kind: "dual", json: { ...response, type: "sample" }, protobuf: () => bytes };
+      return { kind: "json", body: { ...response, type: "sample" }, message: "SampleResponse" };
     });
     const sequenceIds = Array.from({ length: request.num_samples }, (_, i) => `${requestId}:${i}`);
     return { requestId, sequenceIds };

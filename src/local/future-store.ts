@@ -9,10 +9,15 @@ import { uuid4 } from "../internal/uuid.js";
 import type { FutureRequestType } from "../wire/endpoints/define.js";
 import { type Completion, CompletionLog, type CompletionPage } from "./completion-log.js";
 
+/** Results that the protocol also defines as protobuf messages (PROTOCOL.md §3.6, §3.8). */
+export type ResultMessage = "ForwardBackwardOutput" | "SampleResponse";
+
+/**
+ * How a future ended. A result is the JSON form of the response, with the name of the message it is
+ * when the protocol also has a protobuf form; encoding it is the HTTP edge's job (routes/futures.ts).
+ */
 export type FutureOutcome =
-  | { kind: "json"; body: unknown }
-  /** A result the client may ask for as protobuf (`Accept: application/x-protobuf`) or JSON. */
-  | { kind: "dual"; json: unknown; protobuf: () => Uint8Array }
+  | { kind: "json"; body: unknown; message?: ResultMessage }
   | { kind: "failed"; error: string; category: "user" | "server" | "unknown" };
 
 /** What a future is, beyond its outcome. */
@@ -52,6 +57,11 @@ export class FutureStore {
   /** What the future was created as; undefined for an unknown id. */
   info(id: string): FutureInfo | undefined {
     return this.#entries.get(id)?.info;
+  }
+
+  /** The future's outcome, if it has one (without waiting). */
+  outcome(id: string): FutureOutcome | undefined {
+    return this.#entries.get(id)?.outcome;
   }
 
   /** Whether the future has its outcome (a result, a failure or a cancellation). */
@@ -125,16 +135,8 @@ export class FutureStore {
   }
 }
 
-/** The log entry of a settled future; a result's size is that of its protobuf form, if it has one. */
+/** The log entry of a settled future; the edge fills in a result's payload size when it sends it. */
 function completionOf(requestId: string, outcome: FutureOutcome): Completion {
   if (outcome.kind === "failed") return { state: "failed", request_id: requestId };
-  let size: number | null = null;
-  if (outcome.kind === "dual") {
-    try {
-      size = outcome.protobuf().length;
-    } catch {
-      // A result that cannot be encoded fails its own fetch; its size is simply unknown here.
-    }
-  }
-  return { state: "finished", request_id: requestId, response_payload_uncompressed_size: size };
+  return { state: "finished", request_id: requestId, response_payload_uncompressed_size: null };
 }
