@@ -41,6 +41,51 @@ describe("built package", () => {
     }
   });
 
+  it("serve --min-sdk-version refuses older clients as the service does, and the SDK says what to do", async () => {
+    const child = spawn(
+      process.execPath,
+      [`${root}/dist/cli.js`, "serve", "--port", "0", "--min-sdk-version", "0.40.0"],
+      { cwd: root },
+    );
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (data) => {
+        out += String(data);
+        const match = /listening on (http:\/\/\S+)/.exec(out);
+        if (match && out.includes("below sdk_version 0.40.0")) resolve(match[1]!);
+      });
+      child.once("exit", (code) => reject(new Error(`serve exited early with ${code}`)));
+    });
+    try {
+      const refused = await fetch(`${url}/api/v1/create_session`, {
+        method: "POST",
+        headers: { "X-API-Key": "tml-cli", "content-type": "application/json" },
+        body: JSON.stringify({ sdk_version: "0.39.0", tags: [], user_metadata: {}, type: "create_session" }),
+      });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toEqual({ detail: expect.stringMatching(/no longer supported/) });
+      const { ServiceClient, SdkVersionUnsupportedError } = await import(`${root}/dist/index.js`);
+      const service = new ServiceClient({ apiKey: "tml-cli", baseURL: url, telemetry: false });
+      const error = await service.createLoraTrainingClient("tinker-ts/byte-lm-tiny").catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SdkVersionUnsupportedError);
+      await service.close();
+      const accepted = new ServiceClient({
+        apiKey: "tml-cli",
+        baseURL: url,
+        telemetry: false,
+        sdkVersion: "0.40.0",
+      });
+      await expect(
+        accepted.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 2 }),
+      ).resolves.toBeDefined();
+      await accepted.close();
+    } finally {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+  });
+
   it("serves over HTTP from the CLI and stops on SIGTERM", async () => {
     const child = spawn(process.execPath, [`${root}/dist/cli.js`, "serve", "--port", "0"], { cwd: root });
     const url = await new Promise<string>((resolve, reject) => {

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import {
   BadRequestError,
+  type Logger,
   ModelInput,
   ResponseValidationError,
   type SampleResponse,
@@ -43,6 +44,8 @@ interface Rewrites {
   jsonResults?: boolean;
   /** Change the JSON answer of an endpoint, as an older server would send it. */
   answer?: Partial<Record<"asample" | "retrieve_future", (json: Record<string, unknown>) => unknown>>;
+  /** Where the client's messages to the user go. */
+  logger?: Logger;
 }
 
 /** The SDK against a real local backend, every request recorded, some answers rewritten. */
@@ -69,6 +72,7 @@ function setup(local: LocalTinkerOptions = {}, rewrites: Rewrites = {}) {
     apiKey: "tml-outputs",
     baseURL: "http://local.tinker",
     fetch: recorder.fetch,
+    logger: rewrites.logger,
   });
   closers.add(async () => {
     await service.close();
@@ -192,6 +196,25 @@ describe("new sampling inputs and outputs (P2)", () => {
     expect(zeros).not.toHaveProperty("topk_sample_logprobs");
     expect(zeros).not.toHaveProperty("prompt_alt_tokens_k");
     expect(zeros).toHaveProperty("record_stability_info", true);
+  });
+
+  it("record_stability_info from the training client's samplers too, and the deprecated name only warns", async () => {
+    const warnings: string[] = [];
+    const t = setup({}, { logger: { info: () => {}, warn: (m) => warnings.push(m), error: () => {} } });
+    const training = await t.service.createLoraTrainingClient(MODEL, { rank: 2 });
+    const ephemeral = await training.saveWeightsAndGetSamplingClient({
+      recordStabilityInfo: true,
+      name: "ignored",
+    });
+    const { path } = await training.saveWeightsForSampler("named");
+    const named = await training.createSamplingClient(path, { recordStabilityInfo: true });
+    const plain = await training.createSamplingClient(path);
+    for (const sampler of [ephemeral, named, plain]) await sampler.sample(prompt, 1, { max_tokens: 1 });
+    const sent = bodies(t.requests, "asample");
+    expect(sent.map((body) => body.record_stability_info)).toEqual([true, true, undefined]);
+    // §T4: `name` never had an effect; upstream warns, so does tinker-ts, once, through the logger.
+    expect(warnings).toEqual([expect.stringMatching(/`name` is deprecated and ignored/)]);
+    expect(bodies(t.requests, "save_weights_for_sampler")[0]).not.toHaveProperty("path");
   });
 
   for (const answer of ["protobuf", "json"] as const) {

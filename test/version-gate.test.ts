@@ -1,5 +1,5 @@
 /**
- * The service's version gate (PROTOCOL.md §S0): a stub front door in front of the real local backend
+ * The service's version gate (PROTOCOL.md §G1): a stub front door in front of the real local backend
  * refuses `create_session` below a floor, with the hosted service's status and words. The SDK must
  * pass a floor at or below its protocol level, and fail fast, typed and with guidance above it.
  */

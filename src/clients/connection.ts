@@ -228,7 +228,7 @@ export class Connection {
     return response.session_id;
   }
 
-  /** Rethrows a version-gate refusal (PROTOCOL.md §S0) as SdkVersionUnsupportedError. */
+  /** Rethrows a version-gate refusal (PROTOCOL.md §G1) as SdkVersionUnsupportedError. */
   readonly #versionRefusal = (error: unknown): never => {
     throw asVersionRefusal(error, this.config.sdkVersion, PROTOCOL_SDK_VERSION);
   };

@@ -55,7 +55,7 @@ export interface ClientOptions {
   /**
    * The `sdk_version` reported to the server. Default: `TINKER_SDK_VERSION`, else the protocol level
    * this package implements (`PROTOCOL_SDK_VERSION`). For a service that raised its version floor
-   * before a tinker-ts release did (PROTOCOL.md §S0); it does not change what the client speaks.
+   * before a tinker-ts release did (PROTOCOL.md §G1); it does not change what the client speaks.
    */
   sdkVersion?: string;
   /**

@@ -104,7 +104,7 @@ export class BadRequestError extends APIStatusError {
   protected static override readonly brand: string = "BadRequestError";
 }
 /**
- * The service refused the `sdk_version` this client reports (PROTOCOL.md §S0). Not retried: upgrade
+ * The service refused the `sdk_version` this client reports (PROTOCOL.md §G1). Not retried: upgrade
  * tinker-ts, or override the reported version (`sdkVersion` option, `TINKER_SDK_VERSION`).
  */
 export class SdkVersionUnsupportedError extends BadRequestError {

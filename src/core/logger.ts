@@ -1,7 +1,7 @@
 /**
  * Where the SDK tells the user something that is neither a result nor an error: the server's
  * `info_message` / `warning_message` / `error_message` on `create_session` (PROTOCOL.md §2.2.3), such
- * as the warning the service gives to versions near its floor (§S0).
+ * as the warning the service gives to versions near its floor (§G1).
  */
 export interface Logger {
   info(message: string): void;

@@ -1,5 +1,5 @@
 /**
- * The service's version gate (PROTOCOL.md §S0): `create_session` (and possibly `client/config`) is
+ * The service's version gate (PROTOCOL.md §G1): `create_session` (and possibly `client/config`) is
  * refused with HTTP 400 `{"detail": "Your Tinker SDK version is no longer supported. …"}` when the
  * body's `sdk_version` is below the floor the service currently accepts. Retrying cannot help, so
  * the refusal becomes one typed error that keeps the server's words and says what to do.

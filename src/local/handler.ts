@@ -32,7 +32,7 @@ export interface HandlerOptions extends LocalAuthOptions {
   dynamicConfig?: Record<string, unknown>;
   /**
    * Refuse `create_session` from clients whose `sdk_version` is below this, as the hosted service
-   * does (PROTOCOL.md §S0). Off by default.
+   * does (PROTOCOL.md §G1). Off by default.
    */
   minSdkVersion?: string;
 }

@@ -1,5 +1,5 @@
 /**
- * The hosted service's version gate, reproduced on demand (`--min-sdk-version`, PROTOCOL.md §S0):
+ * The hosted service's version gate, reproduced on demand (`--min-sdk-version`, PROTOCOL.md §G1):
  * a `create_session` whose `sdk_version` is below the floor is refused with the service's 400 shape.
  * Off by default: the local backend serves every client from 0.6 on.
  */

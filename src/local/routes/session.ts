@@ -1,4 +1,4 @@
-/** Start-up, sessions and capabilities (PROTOCOL.md §1.4, §2.2, §6.1, §S0, §S1). */
+/** Start-up, sessions and capabilities (PROTOCOL.md §1.4, §2.2, §6.1, §G1, §S1). */
 import { futures, session } from "../../wire/endpoints/index.js";
 import type { LocalAuth } from "../auth.js";
 import type { LocalBackend } from "../backend.js";
@@ -10,7 +10,7 @@ export interface SessionRouteOptions {
   clientConfig?: Record<string, unknown>;
   /** Extra `client/dynamic_config` fields; they override the advertised ones. */
   dynamicConfig?: Record<string, unknown>;
-  /** Refuse sessions below this sdk_version, as the service does (§S0). */
+  /** Refuse sessions below this sdk_version, as the service does (§G1). */
   minSdkVersion?: string;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Start-up, sessions and server capabilities (PROTOCOL.md §1.4, §2.2, §6.1, §S0, §S1, §A1).
+ * Start-up, sessions and server capabilities (PROTOCOL.md §1.4, §2.2, §6.1, §G1, §S1, §A1).
  */
 import * as v from "valibot";
 import {
@@ -59,7 +59,7 @@ export const telemetry = endpoint({
 });
 
 /**
- * `POST create_session`. The service refuses `sdk_version`s below its floor with a 400 (§S0).
+ * `POST create_session`. The service refuses `sdk_version`s below its floor with a 400 (§G1).
  * Transport retries only: a second session would be a second session.
  */
 export const createSession = endpoint({
