@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from "vitest";
 import {
-  BadRequestError,
   type DimuonParams,
+  RequestFailedError,
   ServiceClient,
   type TrainingClient,
   ValidationError,
@@ -94,6 +94,14 @@ async function post(fetch: (request: Request) => Promise<Response>, route: strin
     }),
   );
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** Polls a request id until the backend has its outcome (a result, or `{error, category}`). */
+async function outcome(fetch: (request: Request) => Promise<Response>, requestId: string) {
+  for (;;) {
+    const answer = await post(fetch, "retrieve_future", { request_id: requestId });
+    if (answer.body.type !== "try_again") return answer.body;
+  }
 }
 
 describe("a Dimuon training run", () => {
@@ -242,7 +250,7 @@ describe("optimizer family mismatches", () => {
     expect(await train(adam, 1, {})).toHaveLength(1);
   });
 
-  it("are refused by the backend with a 400 naming both families, the seq_id left unused", async () => {
+  it("fail in the backend as the step's future, naming both families; the seq_id is used, so later steps run", async () => {
     const t = setup();
     const dimuon = await t.service.createLoraTrainingClient(MODEL, { ...LORA, optimizer: DIMUON });
     const adam = await t.service.createLoraTrainingClient(MODEL, LORA);
@@ -253,19 +261,27 @@ describe("optimizer family mismatches", () => {
       seq_id: 1,
       type: "optim_step",
     });
-    expect(adamOnDimuon.status).toBe(400);
-    expect(adamOnDimuon.body.detail).toMatch(/dimuon optimizer.*adamw params/);
+    expect(adamOnDimuon.status).toBe(200);
+    expect(await outcome(t.local.fetch, adamOnDimuon.body.request_id as string)).toEqual({
+      error: expect.stringMatching(/dimuon.*adamw|adamw.*dimuon/),
+      category: "user",
+    });
     // … and Dimuon params on an AdamW run, in either key.
-    for (const key of ["optimizer_params", "optim_params"]) {
+    for (const [seqId, key] of [
+      [1, "optimizer_params"],
+      [2, "optim_params"],
+    ] as const) {
       const answer = await post(t.local.fetch, "optim_step", {
         [key]: { type: "dimuon", learning_rate: 0.05 },
         model_id: adam.modelId,
-        seq_id: 1,
+        seq_id: seqId,
       });
-      expect(answer.status).toBe(400);
-      expect(answer.body.detail).toMatch(/adamw optimizer.*dimuon params/);
+      expect(answer.status).toBe(200);
+      expect(await outcome(t.local.fetch, answer.body.request_id as string)).toMatchObject({
+        category: "user",
+      });
     }
-    // Malformed bodies: both keys, neither, another family's type, bad Dimuon settings.
+    // Malformed bodies are refused at submission (no official client sends them).
     for (const body of [
       { adam_params: {}, optimizer_params: { type: "dimuon", learning_rate: 0.1 } },
       {},
@@ -276,13 +292,19 @@ describe("optimizer family mismatches", () => {
       const answer = await post(t.local.fetch, "optim_step", {
         ...body,
         model_id: dimuon.modelId,
-        seq_id: 1,
+        seq_id: 2,
       });
       expect(answer.status, JSON.stringify(body)).toBe(400);
     }
-    // seq_id 1 was never taken: the SDK's own first operations run as usual.
-    expect(await train(dimuon, 2)).toHaveLength(2);
-    expect(await train(adam, 2, {})).toHaveLength(2);
+    // The refused step took seq_id 1: the run's next operation, seq_id 2, is not left waiting.
+    const next = await post(t.local.fetch, "optim_step", {
+      optimizer_params: { type: "dimuon", learning_rate: 0.05 },
+      model_id: dimuon.modelId,
+      seq_id: 2,
+    });
+    expect(await outcome(t.local.fetch, next.body.request_id as string)).toMatchObject({
+      type: "optim_step",
+    });
   });
 
   it("refuses an unknown family or Dimuon version at creation with a 400", async () => {
@@ -299,13 +321,18 @@ describe("optimizer family mismatches", () => {
     }
   });
 
-  it("refuses loading optimizer state of another family, at submission (400)", async () => {
+  it("refuses loading optimizer state of another family (the load fails; the run goes on)", async () => {
     const t = setup();
     const dimuon = await t.service.createLoraTrainingClient(MODEL, { ...LORA, optimizer: DIMUON });
     await train(dimuon, 1);
     const { path } = await dimuon.saveState("dimuon-1");
     const adam = await t.service.createLoraTrainingClient(MODEL, LORA);
-    await expect(adam.loadStateWithOptimizer(path)).rejects.toThrow(BadRequestError);
+    const failed = await adam.loadStateWithOptimizer(path).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(RequestFailedError);
+    expect((failed as RequestFailedError).category).toBe("user");
+    expect((failed as Error).message).toMatch(/dimuon/);
+    // The failed load used its seq_id: the run's next operations run as usual.
+    expect(await train(adam, 1, {})).toHaveLength(1);
     // The weights alone load into a run of any family.
     const other = await t.service.createLoraTrainingClient(MODEL, LORA);
     await other.loadState(path);
@@ -427,10 +454,13 @@ describe("persistence", () => {
 
     const reference = await service.createLoraTrainingClient(MODEL, { ...LORA, optimizer: DIMUON });
     expect(await train(reference, 4)).toEqual([...before, ...after]);
-    // Still a Dimuon run after the restart: AdamW params are refused.
-    expect(
-      (await post(local.fetch, "optim_step", { adam_params: {}, model_id: training.modelId, seq_id: 99 }))
-        .status,
-    ).toBe(400);
+    // Still a Dimuon run after the restart: AdamW params are refused (its future fails). Four
+    // steps of two operations took seq_ids 1–8.
+    const refused = await post(local.fetch, "optim_step", {
+      adam_params: {},
+      model_id: training.modelId,
+      seq_id: 9,
+    });
+    expect(await outcome(local.fetch, refused.body.request_id as string)).toMatchObject({ category: "user" });
   });
 });

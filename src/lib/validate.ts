@@ -3,8 +3,10 @@
  * the datum and field, before any request is sent (and before a seq_id is taken).
  */
 
+import * as v from "valibot";
 import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import { describeValue } from "../internal/describe.js";
+import { AdamParamsSchema } from "../wire/endpoints/fields.js";
 import { datumProvenanceIssues } from "../wire/provenance.js";
 import type {
   AdamParams,
@@ -377,19 +379,17 @@ function leadingDim(tensor: TensorInput): number {
   return tensor.shape?.[0] ?? tensor.data.length;
 }
 
-export function validateAdamParams(params: Required<AdamParams>): void {
-  const issues: ValidationIssue[] = [];
-  const check = (key: keyof AdamParams, ok: (x: number) => boolean, rule: string) => {
-    const value = params[key];
-    if (typeof value !== "number" || !Number.isFinite(value) || !ok(value)) {
-      issues.push({ path: `adam_params.${key}`, message: `${rule}, got ${describeValue(value)}` });
-    }
-  };
-  check("learning_rate", (x) => x >= 0, "must be ≥ 0");
-  check("beta1", (x) => x >= 0 && x < 1, "must be in [0, 1)");
-  check("beta2", (x) => x >= 0 && x < 1, "must be in [0, 1)");
-  check("eps", (x) => x > 0, "must be > 0");
-  check("weight_decay", (x) => x >= 0, "must be ≥ 0");
-  check("grad_clip_norm", (x) => x >= 0, "must be ≥ 0 (0 = no clipping)");
-  if (issues.length > 0) throw new ValidationError(issues);
+/**
+ * AdamParams checked by the rules the endpoint declares (src/wire/endpoints/fields.ts), before
+ * anything is sent; unset fields are fine (they take the protocol's defaults).
+ */
+export function validateAdamParams(params: AdamParams): void {
+  const result = v.safeParse(AdamParamsSchema, params);
+  if (result.success) return;
+  throw new ValidationError(
+    result.issues.map((issue) => ({
+      path: `adam_params${issue.path ? `.${v.getDotPath(issue)}` : ""}`,
+      message: `${issue.message}, got ${describeValue(issue.input)}`,
+    })),
+  );
 }

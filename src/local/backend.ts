@@ -313,21 +313,10 @@ export class LocalBackend {
 
   /**
    * load_weights into an existing run (`load_state`, `load_state_with_optimizer`). Optimizer state
-   * of another family is refused (§O1): at submission when the checkpoint exists by then, else
-   * when the load runs.
+   * of another family (§O1) fails the load's future ("user") when it runs — like a family mismatch
+   * of optim_step, it takes its seq_id so the operations numbered after it are not left waiting.
    */
   loadWeights(modelId: string, seqId: number, path: string, withOptimizer: boolean): string {
-    const known = this.#state.checkpoints.get(path);
-    if (withOptimizer && known && known.kind === "weights") {
-      const saved = inspectState(known.state).optimizer;
-      const family = this.#run(modelId).model.optimizer;
-      if (saved !== family) {
-        throw new LocalBackendError(
-          "invalid",
-          `${path} holds ${saved} optimizer state; ${modelId} uses ${family} (fixed when it was created), so only its weights can be loaded (load_state)`,
-        );
-      }
-    }
     return this.#ordered(modelId, seqId, { op: "load_weights", path, withOptimizer }, (run) => {
       run.model.importState(this.#trainingCheckpoint(path).state, { withOptimizer });
       return { kind: "json", body: { path, model_id: modelId, type: "load_weights" } };
@@ -543,18 +532,12 @@ export class LocalBackend {
   }
 
   /**
-   * optim_step with the settings of one optimizer family. A family other than the run's is
-   * refused at submission (§O1): the run's family never changes, so the seq_id stays unused.
+   * optim_step with the settings of one optimizer family. A family other than the run's (§O1) fails
+   * the step's future ("user"): it is accepted first, so its seq_id is used and the operations the
+   * client numbered after it still run — official clients number every operation at call time, and
+   * a refused submission would leave a gap the run waits on forever.
    */
   optimStep(modelId: string, seqId: number, settings: OptimizerSettings): string {
-    const requested = settings.type ?? "adamw";
-    const family = this.#run(modelId).model.optimizer;
-    if (requested !== family) {
-      throw new LocalBackendError(
-        "invalid",
-        `${modelId} uses the ${family} optimizer (fixed when it was created); ${requested} params cannot step it`,
-      );
-    }
     return this.#ordered(modelId, seqId, { op: "optim_step", settings }, (run) => {
       const metrics = run.model.optimStep(settings);
       return { kind: "json", body: { metrics, type: "optim_step" } };

@@ -101,22 +101,12 @@ function submitStep(
   return { step, accepted, result };
 }
 
-/** Placeholders for unset Adam fields, valid by construction, so only the fields given are checked. */
-const VALID_ADAM_PLACEHOLDERS: Required<AdamParams> = {
-  learning_rate: 0,
-  beta1: 0,
-  beta2: 0,
-  eps: 1,
-  weight_decay: 0,
-  grad_clip_norm: 0,
-};
-
 function checkAdam(adam: AdamParams, step: number): void {
   if (typeof adam !== "object" || adam === null) {
     throw new ValidationError([{ path: `adam (step ${step})`, message: "must be an AdamParams object" }]);
   }
   const given = Object.fromEntries(Object.entries(adam).filter(([, value]) => value !== undefined));
-  validateAdamParams({ ...VALID_ADAM_PLACEHOLDERS, ...given });
+  validateAdamParams(given);
 }
 
 function totalWeight(data: readonly (Datum | DatumInput)[]): number {
