@@ -16,7 +16,8 @@ import {
 import type { HttpClient, HttpResponse } from "../core/http.js";
 import { pollBackoffMs } from "../core/retry-policy.js";
 import { sleep } from "../internal/sleep.js";
-import type { FutureRequestType, ResultDecoder } from "../wire/endpoints/define.js";
+import { type FutureRequestType, pathOf, type ResultDecoder } from "../wire/endpoints/define.js";
+import { retrieveFuture } from "../wire/endpoints/futures.js";
 import {
   MetadataOnlyResponseSchema,
   matches,
@@ -44,7 +45,6 @@ export interface PollOptions<T> {
   billingPauseMs?: number;
 }
 
-const POLL_TIMEOUT_MS = 45_000;
 const MAX_CONSECUTIVE_BAD_REQUESTS = 3;
 const BILLING_RETRY_MS = 5_000;
 
@@ -93,13 +93,15 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
 
     let response: HttpResponse;
     try {
+      // The declared route, body order, attempt count and long-poll timeout (§4.1); this loop is
+      // the retry layer, so every answer comes back here (returnErrorResponses).
       response = await http.request({
-        method: "POST",
-        path: "api/v1/retrieve_future",
+        method: retrieveFuture.method,
+        path: pathOf(retrieveFuture),
         json: { request_id: requestId, allow_metadata_only: allowMetadataOnly },
         headers,
-        maxRetries: 0,
-        timeoutMs: POLL_TIMEOUT_MS,
+        maxRetries: retrieveFuture.transportRetries,
+        timeoutMs: retrieveFuture.timeoutMs,
         signal,
         returnErrorResponses: true,
       });
