@@ -70,6 +70,15 @@ export interface CopyWeightsOptions extends CallOptions {
 
 export type SamplingClientOptions = SamplingSessionOptions;
 
+// `Symbol.asyncDispose` for consumers whose TypeScript lib predates explicit resource management
+// (as @types/node declares it): the published type of `ServiceClient` names it. It merges with the
+// lib's own declaration where there is one.
+declare global {
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol;
+  }
+}
+
 export class ServiceClient {
   /**
    * `await using service = new ServiceClient()`: leaving the scope closes the client, finishing the
