@@ -11,7 +11,7 @@
 import { APIError, NotFoundError, ResponseValidationError, ValidationError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { describeValue } from "../internal/describe.js";
-import { abortError, sleep } from "../internal/sleep.js";
+import { sleep, untilAborted } from "../internal/sleep.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
 import { parseTinkerPath } from "../lib/tinker-path.js";
 import { type Endpoint, parseBody, pathOf } from "../wire/endpoints/define.js";
@@ -626,17 +626,6 @@ function withRouteHint(error: unknown, e: Endpoint): unknown {
       cause: error,
     },
   );
-}
-
-/** `promise`, or the signal's error as soon as it fires (the work itself goes on, shared). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 function scope(options: { accessScope?: AccessScope }): AccessScope {

@@ -10,7 +10,7 @@
 import { type ClientOptions, resolveConfig } from "../core/config.js";
 import { RateLimitError, TinkerError, ValidationError } from "../core/errors.js";
 import { APIFuture } from "../futures/api-future.js";
-import { abortError } from "../internal/sleep.js";
+import { untilAborted } from "../internal/sleep.js";
 import {
   type LoadTokenizerOptions,
   loadTokenizer,
@@ -301,26 +301,6 @@ export class SamplingClient {
   async getBaseModel(options: CallOptions = {}): Promise<string> {
     return (await this.getSampler(options)).base_model;
   }
-}
-
-/** `promise`, or the signal's abort error if it fires first (the promise itself goes on). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 export interface SamplingSessionOptions extends CallOptions {

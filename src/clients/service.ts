@@ -11,6 +11,7 @@ import type { Telemetry } from "../core/telemetry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { describeValue } from "../internal/describe.js";
+import { untilAborted } from "../internal/sleep.js";
 import { sessionConsoleUrl } from "../lib/console-urls.js";
 import {
   DEFAULT_OPTIMIZER_CONFIG,
@@ -69,6 +70,9 @@ export interface CopyWeightsOptions extends CallOptions {
 }
 
 export type SamplingClientOptions = SamplingSessionOptions;
+
+/** How long close() may take to finish the session (PROTOCOL.md §S1) before it stops anyway. */
+const FINISH_TIMEOUT_MS = 30_000;
 
 // `Symbol.asyncDispose` for consumers whose TypeScript lib predates explicit resource management
 // (as @types/node declares it): the published type of `ServiceClient` names it. It merges with the
@@ -240,12 +244,17 @@ export class ServiceClient {
 
   async #finish(status: SessionFinishStatus, detail: string | undefined): Promise<void> {
     try {
-      const sessionId = await this.#connection.existingSession();
+      // A session still being created is waited for (so it is finished too), within the same bound
+      // as the finish itself: close() never waits longer than that for a stalled start-up.
+      const deadline = AbortSignal.timeout(FINISH_TIMEOUT_MS);
+      const sessionId = await untilAborted(this.#connection.existingSession(), deadline).catch(
+        () => undefined,
+      );
       if (sessionId !== undefined) {
         await call(this.#connection, sessionEndpoints.finishSession, {
           params: { session_id: sessionId },
           body: { reason: { type: status }, detail: detail ?? null },
-          signal: AbortSignal.timeout(30_000),
+          signal: deadline,
         }).catch((error: unknown) => {
           // Servers before 0.29 have no finish route; the session then ends by heartbeat expiry.
           this.#connection.config.logger.warn(

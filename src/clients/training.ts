@@ -271,6 +271,7 @@ export class TrainingClient {
       optimizer,
       weights_access_token: options.weightsAccessToken,
     });
+    checkBody(training.loadWeights, body(0));
     return this.#enqueueOne(training.loadWeights, options, (seqId) => ({ body: body(seqId) }));
   }
 

@@ -11,11 +11,14 @@ export interface Logger {
 
 /** Messages already printed by the console logger: a long script does not repeat the same warning. */
 const printed = new Set<string>();
+/** Distinct messages remembered at most; messages naming request ids are all distinct. */
+const MAX_REMEMBERED = 1_000;
 
 /** The default logger: the console, each distinct message once per process. */
 export function consoleLogger(): Logger {
   const once = (print: (message: string) => void) => (message: string) => {
     if (printed.has(message)) return;
+    if (printed.size >= MAX_REMEMBERED) printed.clear();
     printed.add(message);
     print(`[tinker-ts] ${message}`);
   };

@@ -16,7 +16,13 @@ import {
 import type { HttpClient, HttpResponse } from "../core/http.js";
 import { pollBackoffMs } from "../core/retry-policy.js";
 import { sleep } from "../internal/sleep.js";
-import { type FutureRequestType, pathOf, type ResultDecoder } from "../wire/endpoints/define.js";
+import {
+  type Endpoint,
+  type FutureRequestType,
+  parseBody,
+  pathOf,
+  type ResultDecoder,
+} from "../wire/endpoints/define.js";
 import { retrieveFuture } from "../wire/endpoints/futures.js";
 import {
   MetadataOnlyResponseSchema,
@@ -98,7 +104,7 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
       response = await http.request({
         method: retrieveFuture.method,
         path: pathOf(retrieveFuture),
-        json: { request_id: requestId, allow_metadata_only: allowMetadataOnly },
+        json: declaredBody(retrieveFuture, { request_id: requestId, allow_metadata_only: allowMetadataOnly }),
         headers,
         maxRetries: retrieveFuture.transportRetries,
         timeoutMs: retrieveFuture.timeoutMs,
@@ -245,4 +251,12 @@ function serverDetail(body: unknown): string | undefined {
   const detail = (body as { detail: unknown }).detail;
   const text = typeof detail === "string" ? detail : JSON.stringify(detail);
   return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+}
+
+/** A body as its declaration shapes it (defaults, key order); a bad one is a bug here, not the caller's. */
+function declaredBody<Body>(e: Endpoint<Body, unknown>, body: Body): Body {
+  const parsed = parseBody(e, body);
+  if (!parsed.ok)
+    throw new Error(`${e.name}: ${parsed.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
+  return parsed.value;
 }

@@ -25,3 +25,14 @@ export function abortError(signal: AbortSignal): Error {
   if (reason instanceof Error && reason.name === "TimeoutError") return new APITimeoutError();
   return new APIUserAbortError(undefined, { cause: reason });
 }
+
+/** `promise`, or the signal's error as soon as it fires (the work itself goes on, shared). */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

@@ -7,7 +7,7 @@
  */
 import { uuid4 } from "../internal/uuid.js";
 import { DIMUON_CONFIG_VERSION } from "../wire/endpoints/fields.js";
-import { cloneOfSeqId } from "../wire/endpoints/sampling.js";
+import { cloneOfSeqId, SAMPLE_EXTRA_DEFAULTS } from "../wire/endpoints/sampling.js";
 import type { SessionFinishStatus } from "../wire/endpoints/session.js";
 import { datumProvenanceIssues } from "../wire/provenance.js";
 import type { Datum, ForwardBackwardOutput, ModelInput, SampleResponse, TensorData } from "../wire/types.js";
@@ -692,7 +692,7 @@ export class LocalBackend {
                 ? (stop as string[])
                 : undefined,
           stopTokens: Array.isArray(stop) && typeof stop[0] === "number" ? (stop as number[]) : undefined,
-          topkSampleLogprobs: request.topk_sample_logprobs ?? 0,
+          topkSampleLogprobs: request.topk_sample_logprobs ?? SAMPLE_EXTRA_DEFAULTS.topk_sample_logprobs,
         },
         outputs,
       );
@@ -955,7 +955,7 @@ function checkedPromptOutputs(request: SampleRequest, model: InferenceModel): Pr
   const outputs: PromptOutputRequest = {
     logprobs: request.prompt_logprobs,
     topK: request.topk_prompt_logprobs,
-    altTokensK: request.prompt_alt_tokens_k ?? 0,
+    altTokensK: request.prompt_alt_tokens_k ?? SAMPLE_EXTRA_DEFAULTS.prompt_alt_tokens_k,
   };
   if (request.target_prompt_logprobs != null)
     outputs.targets = targetIdMatrix(request.target_prompt_logprobs);

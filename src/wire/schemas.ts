@@ -174,8 +174,6 @@ export const CreateSamplingSessionResponseSchema = v.looseObject({
   type: v.optional(v.literal("create_sampling_session")),
 });
 
-export const CreateSessionRequestTypeSchema = v.literal("create_session");
-
 /** §S3 `copy_weights`: the copy's tinker path. */
 export const CopyWeightsResponseSchema = v.looseObject({ tinker_path: v.string() });
 

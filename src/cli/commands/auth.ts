@@ -21,7 +21,7 @@ import { DEFAULT_BASE_URL } from "../../core/config.js";
 import { APIStatusError } from "../../core/errors.js";
 import { isRetryableStatus } from "../../core/retry-policy.js";
 import { ServiceClient } from "../../index.js";
-import { pathOf } from "../../wire/endpoints/define.js";
+import { type Endpoint, pathOf } from "../../wire/endpoints/define.js";
 import { auth as authEndpoints } from "../../wire/endpoints/index.js";
 import type { CommandContext, CommandSpec } from "../app.js";
 import {
@@ -37,8 +37,7 @@ import { CliError } from "../errors.js";
 import { printOutput } from "../output.js";
 import { plural } from "./common.js";
 
-/** `GET /api/v1/auth/apikey/me` (PROTOCOL.md §A1), as declared. */
-const API_KEY_ME_PATH = pathOf(authEndpoints.apiKeyMe);
+/** What `GET /api/v1/auth/apikey/me` answers (PROTOCOL.md §A1), as declared. */
 const KeyInfoSchema = authEndpoints.apiKeyMe.result.schema;
 type KeyInfo = v.InferOutput<typeof KeyInfoSchema>;
 
@@ -239,12 +238,12 @@ function describeSource(credential: CliCredential): string {
 }
 
 /** One plain call with the key in X-API-Key; redirects are refused so the key stays with this server. */
-async function callWithKey(ctx: CommandContext, method: "GET" | "DELETE", apiKey: string): Promise<Response> {
-  const url = `${baseUrlOf(ctx)}/${API_KEY_ME_PATH}`;
+async function callWithKey(ctx: CommandContext, e: Endpoint, apiKey: string): Promise<Response> {
+  const url = `${baseUrlOf(ctx)}/${pathOf(e)}`;
   let response: Response;
   try {
     response = await fetch(url, {
-      method,
+      method: e.method,
       headers: { "X-API-Key": apiKey, Accept: "application/json" },
       redirect: "manual",
       signal: AbortSignal.timeout(ctx.global.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS),
@@ -263,7 +262,7 @@ async function callWithKey(ctx: CommandContext, method: "GET" | "DELETE", apiKey
 
 /** Checks the key with the server: what it is, or why it was refused. */
 async function fetchKeyInfo(ctx: CommandContext, apiKey: string): Promise<KeyInfo> {
-  const response = await callWithKey(ctx, "GET", apiKey);
+  const response = await callWithKey(ctx, authEndpoints.apiKeyMe, apiKey);
   if (response.status === 401 || response.status === 403) {
     throw new CliError(
       `the server refused this API key (HTTP ${response.status}${await detailOf(response)}); nothing was stored`,
@@ -281,7 +280,7 @@ async function fetchKeyInfo(ctx: CommandContext, apiKey: string): Promise<KeyInf
 
 /** `DELETE /api/v1/auth/apikey/me`; false when the server no longer knows the key. */
 async function deleteKey(ctx: CommandContext, apiKey: string): Promise<boolean> {
-  const response = await callWithKey(ctx, "DELETE", apiKey);
+  const response = await callWithKey(ctx, authEndpoints.deleteApiKeyMe, apiKey);
   if (response.ok) return true;
   // Already revoked or unknown: nothing is left to delete.
   if (response.status === 401 || response.status === 404) return false;

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Checkpoint, CheckpointSearchCursor, RestClient, SearchOwner } from "../../index.js";
+import { SEARCH_LIMIT, SEARCH_OWNERS } from "../../wire/endpoints/rest.js";
 import type { CommandContext, CommandSpec } from "../app.js";
 import { downloadToFile, extractArchive } from "../download.js";
 import { CliError, UsageError } from "../errors.js";
@@ -77,9 +78,8 @@ const SEARCH_TYPES: Record<string, "training" | "sampler" | "external"> = {
   external_weights: "external",
   external: "external",
 };
-const SEARCH_OWNERS: readonly SearchOwner[] = ["me", "any"];
 /** The largest search page the protocol allows. */
-const SEARCH_PAGE = 200;
+const SEARCH_PAGE = SEARCH_LIMIT.max;
 
 /** `--metadata KEY=VALUE`, repeated: the pairs every match must carry. */
 function metadataOption(values: string[] | undefined): Record<string, string> | undefined {
