@@ -12,6 +12,7 @@ import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
 import { describeValue } from "../internal/describe.js";
 import { untilAborted } from "../internal/sleep.js";
+import { unrefTimer } from "../internal/timers.js";
 import { sessionConsoleUrl } from "../lib/console-urls.js";
 import {
   DEFAULT_OPTIMIZER_CONFIG,
@@ -243,18 +244,22 @@ export class ServiceClient {
   }
 
   async #finish(status: SessionFinishStatus, detail: string | undefined): Promise<void> {
+    // One bound for the whole finish. A timer of our own, cleared at the end: a pending
+    // AbortSignal.timeout would keep some runtimes (edge VMs) alive for its full length.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), FINISH_TIMEOUT_MS);
+    unrefTimer(timer);
     try {
-      // A session still being created is waited for (so it is finished too), within the same bound
-      // as the finish itself: close() never waits longer than that for a stalled start-up.
-      const deadline = AbortSignal.timeout(FINISH_TIMEOUT_MS);
-      const sessionId = await untilAborted(this.#connection.existingSession(), deadline).catch(
+      // A session still being created is waited for (so it is finished too), within the same
+      // bound: close() never waits longer than that for a stalled start-up.
+      const sessionId = await untilAborted(this.#connection.existingSession(), deadline.signal).catch(
         () => undefined,
       );
       if (sessionId !== undefined) {
         await call(this.#connection, sessionEndpoints.finishSession, {
           params: { session_id: sessionId },
           body: { reason: { type: status }, detail: detail ?? null },
-          signal: deadline,
+          signal: deadline.signal,
         }).catch((error: unknown) => {
           // Servers before 0.29 have no finish route; the session then ends by heartbeat expiry.
           this.#connection.config.logger.warn(
@@ -263,6 +268,7 @@ export class ServiceClient {
         });
       }
     } finally {
+      clearTimeout(timer);
       await this.#connection.close();
     }
   }
