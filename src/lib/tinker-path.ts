@@ -5,15 +5,9 @@
  * path-based RestClient call starts here.
  */
 import { ValidationError } from "../core/errors.js";
+import { type CheckpointType, checkpointTypeOfSegment } from "../wire/rest-schemas.js";
 
-export type CheckpointType = "training" | "sampler" | "external";
-
-/** The path segment of each checkpoint kind (§3.9, §W2). */
-const KINDS: Record<string, CheckpointType> = {
-  weights: "training",
-  sampler_weights: "sampler",
-  external_weights: "external",
-};
+export type { CheckpointType };
 
 export interface ParsedTinkerPath {
   /** The path as given. */
@@ -43,8 +37,8 @@ export function parseTinkerPath(tinkerPath: string): ParsedTinkerPath {
   const parts = tinkerPath.slice(SCHEME.length).split("/");
   if (parts.length !== 3) throw invalid("expected tinker://<training_run_id>/<kind>/<name>");
   const [trainingRunId, kind, name] = parts as [string, string, string];
-  const checkpointType = KINDS[kind];
-  if (checkpointType === undefined || !Object.hasOwn(KINDS, kind)) {
+  const checkpointType = checkpointTypeOfSegment(kind);
+  if (checkpointType === undefined) {
     throw invalid(
       `the kind must be "weights", "sampler_weights" or "external_weights", not ${JSON.stringify(kind)}`,
     );

@@ -5,13 +5,13 @@
  * in creation order (stable offsets while new items arrive), except user checkpoints, which the
  * protocol lists newest first.
  */
+import { checkpointTypeOfSegment } from "../wire/rest-schemas.js";
 import { ArchiveUrlSigner, buildCheckpointArchive } from "./archive.js";
 import { LocalBackendError } from "./errors.js";
 import type { Persistence } from "./persistence.js";
 import {
   type BackendState,
   type Checkpoint,
-  type CheckpointKind,
   holdsEngineState,
   knownRun,
   knownSession,
@@ -505,18 +505,12 @@ function newestFirst(
   return a.tinkerPath < b.tinkerPath ? 1 : a.tinkerPath > b.tinkerPath ? -1 : 0;
 }
 
-/** `checkpoint_type` of each kind; "external" is tinker-ts's literal (PROTOCOL.md §W3). */
-const CHECKPOINT_TYPE_OF_KIND: Readonly<Record<CheckpointKind, string>> = {
-  weights: "training",
-  sampler_weights: "sampler",
-  external_weights: "external",
-};
-
 /** The protocol's Checkpoint (PROTOCOL.md §3.9, §W3, §W6). */
 export function checkpointJson(checkpoint: Checkpoint): unknown {
   return {
     checkpoint_id: `${checkpoint.kind}/${checkpoint.name}`,
-    checkpoint_type: CHECKPOINT_TYPE_OF_KIND[checkpoint.kind],
+    // "external" is tinker-ts's literal for the external kind (PROTOCOL.md §W3).
+    checkpoint_type: checkpointTypeOfSegment(checkpoint.kind),
     time: checkpoint.time.toISOString(),
     tinker_path: checkpoint.tinkerPath,
     size_bytes: checkpoint.state.length,

@@ -3,7 +3,9 @@
  * explicit object that the protocol core (backend.ts), persistence (persistence.ts) and the REST
  * views (rest-views.ts) share. Each module reads and changes it only through this object.
  */
+
 import type { SessionFinishStatus } from "../wire/endpoints/session.js";
+import type { CheckpointPathSegment } from "../wire/rest-schemas.js";
 import type { InferenceModel, TrainableModel } from "./engine/index.js";
 import { LocalBackendError } from "./errors.js";
 import { ModelQueue } from "./model-queue.js";
@@ -89,7 +91,7 @@ export interface Checkpoint {
 }
 
 /** The `tinker://` path segment of each checkpoint kind. */
-export type CheckpointKind = "weights" | "sampler_weights" | "external_weights";
+export type CheckpointKind = CheckpointPathSegment;
 
 /** Kinds whose bytes are engine state (as opposed to the files of an external adapter). */
 export function holdsEngineState(checkpoint: Checkpoint): boolean {

@@ -52,6 +52,19 @@ export type Cursor = v.InferOutput<typeof CursorSchema>;
 export const CHECKPOINT_TYPES = ["training", "sampler", "external"] as const;
 export type CheckpointType = (typeof CHECKPOINT_TYPES)[number];
 
+/** The `tinker://<run>/<segment>/<name>` path segment of each checkpoint type (§3.9, §W2). */
+export const CHECKPOINT_PATH_SEGMENTS = {
+  training: "weights",
+  sampler: "sampler_weights",
+  external: "external_weights",
+} as const satisfies Record<CheckpointType, string>;
+export type CheckpointPathSegment = (typeof CHECKPOINT_PATH_SEGMENTS)[CheckpointType];
+
+/** The checkpoint type a path segment names; undefined for any other segment. */
+export function checkpointTypeOfSegment(segment: string): CheckpointType | undefined {
+  return CHECKPOINT_TYPES.find((type) => CHECKPOINT_PATH_SEGMENTS[type] === segment);
+}
+
 export const CheckpointSchema = v.looseObject({
   /** `weights/<name>`, `sampler_weights/<name>` or `external_weights/<name>`. */
   checkpoint_id: v.string(),

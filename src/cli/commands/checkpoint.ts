@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Checkpoint, CheckpointSearchCursor, RestClient, SearchOwner } from "../../index.js";
 import { SEARCH_LIMIT, SEARCH_OWNERS } from "../../wire/endpoints/rest.js";
+import { CHECKPOINT_TYPES, type CheckpointType, checkpointTypeOfSegment } from "../../wire/rest-schemas.js";
 import type { CommandContext, CommandSpec } from "../app.js";
 import { downloadToFile, extractArchive } from "../download.js";
 import { CliError, UsageError } from "../errors.js";
@@ -62,22 +63,15 @@ async function confirmed(ctx: CommandContext, question: string): Promise<boolean
   return ctx.io.confirm(question);
 }
 
-const TYPES: Record<string, Checkpoint["checkpoint_type"]> = {
-  weights: "training",
-  training: "training",
-  sampler_weights: "sampler",
-  sampler: "sampler",
-};
+/** A checkpoint type given by name (`training`) or by path segment (`weights`). */
+function checkpointTypeOf(text: string): CheckpointType | undefined {
+  return (CHECKPOINT_TYPES as readonly string[]).includes(text)
+    ? (text as CheckpointType)
+    : checkpointTypeOfSegment(text);
+}
 
-/** The search kinds (§W5): the checkpoint types, or their path segments. */
-const SEARCH_TYPES: Record<string, "training" | "sampler" | "external"> = {
-  weights: "training",
-  training: "training",
-  sampler_weights: "sampler",
-  sampler: "sampler",
-  external_weights: "external",
-  external: "external",
-};
+/** `checkpoint delete --type`: the kinds a run lists (§2.7.3). */
+const LISTED_TYPES: readonly CheckpointType[] = ["training", "sampler"];
 /** The largest search page the protocol allows. */
 const SEARCH_PAGE = SEARCH_LIMIT.max;
 
@@ -195,8 +189,8 @@ export const checkpointCommands: CommandSpec[] = [
       "TYPE is training (or weights), sampler (or sampler_weights) or external.",
     async run(ctx) {
       const typeText = ctx.values.type as string | undefined;
-      const checkpointType = typeText === undefined ? undefined : SEARCH_TYPES[typeText];
-      if (typeText !== undefined && (!checkpointType || !Object.hasOwn(SEARCH_TYPES, typeText))) {
+      const checkpointType = typeText === undefined ? undefined : checkpointTypeOf(typeText);
+      if (typeText !== undefined && checkpointType === undefined) {
         throw new UsageError("--type must be training, sampler or external");
       }
       const owner = ctx.values.owner as SearchOwner | undefined;
@@ -390,7 +384,8 @@ export const checkpointCommands: CommandSpec[] = [
       const rest = ctx.service().createRestClient();
       let targets = paths;
       if (runId !== undefined) {
-        const type = typeText === undefined ? undefined : TYPES[typeText];
+        const named = typeText === undefined ? undefined : checkpointTypeOf(typeText);
+        const type = named !== undefined && LISTED_TYPES.includes(named) ? named : undefined;
         if (typeText !== undefined && !type)
           throw new UsageError(`--type must be weights or sampler_weights`);
         const before = beforeText === undefined ? undefined : parseDate(beforeText, "before");
