@@ -2,11 +2,13 @@
  * Time query parameters of the audit and billing endpoints, checked before sending so a bad window is
  * a ValidationError naming the problem rather than a 400 from the server.
  */
-import { ValidationError } from "../../core/errors.js";
 
-const HOUR_MS = 3_600_000;
+import { ValidationError } from "../../core/errors.js";
+import { BILLING_WINDOW } from "../../wire/endpoints/rest.js";
+
+const HOUR_MS = BILLING_WINDOW.unitMs;
 /** The longest billing window the service accepts. */
-const MAX_BILLING_WINDOW_MS = 14 * 24 * HOUR_MS;
+const MAX_BILLING_WINDOW_MS = BILLING_WINDOW.maxMs;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 

@@ -1,12 +1,14 @@
 /** REST views: runs, checkpoints, sessions, audit log, billing (PROTOCOL.md §2.7, §R1–§R4). */
+
 import { rest } from "../../wire/endpoints/index.js";
+import { BILLING_WINDOW } from "../../wire/endpoints/rest.js";
 import type { LocalBackend } from "../backend.js";
 import { HttpError, jsonResponse } from "../responses.js";
 import type { AuditEventType } from "../rest-views.js";
 import { baseUrlOf, type Route, route } from "./router.js";
 
-const HOUR_MS = 3_600_000;
-const MAX_BILLING_WINDOW_MS = 14 * 24 * HOUR_MS;
+const HOUR_MS = BILLING_WINDOW.unitMs;
+const MAX_BILLING_WINDOW_MS = BILLING_WINDOW.maxMs;
 
 type Page = { limit: number; offset: number };
 

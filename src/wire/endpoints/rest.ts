@@ -197,7 +197,10 @@ export const auditLog = endpoint({
   retry: "generic",
 });
 
-/** `GET billing/usage/events?starting_on=&ending_before=` (§2.7.11, §R3). */
+/** The billing usage window (§2.7.11): whole UTC hours, at most 14 days. */
+export const BILLING_WINDOW = { unitMs: 3_600_000, maxMs: 14 * 24 * 3_600_000 } as const;
+
+/** `GET billing/usage/events?starting_on=&ending_before=` (§2.7.11, §R3); see BILLING_WINDOW. */
 export const billingUsage = endpoint({
   name: "billing_usage",
   method: "GET",
