@@ -19,6 +19,7 @@
  *   await fb.requestId;                                   // the forward_backward has its seq_id
  *   const [out] = await Promise.all([fb, training.optimStep({ learning_rate: 1e-4 })]);
  */
+
 import type { CallOptions } from "../clients/call-options.js";
 import { withTimeout } from "../clients/call-options.js";
 import type { TrainingClient } from "../clients/training.js";
@@ -28,6 +29,7 @@ import type { FutureEvent } from "../futures/poller.js";
 import { abortError } from "../internal/sleep.js";
 import type { Datum, ForwardBackwardOutput, ProvenanceSpans, TensorData } from "../wire/types.js";
 import { gradients as backpropagate, Tensor, variable } from "./autodiff/index.js";
+import { sparseTensor } from "./sparse.js";
 
 /**
  * The metric under which the result reports the custom loss C, unless the loss function's own
@@ -306,34 +308,7 @@ function provenanceOf(datum: Datum): ProvenanceSpans {
  * @internal Exported for its unit test, not part of the public API.
  */
 export function float32Tensor(values: readonly number[], shape: readonly number[]): TensorData {
-  if (shape.length === 2) {
-    const [rows, cols] = shape as [number, number];
-    const nonZero = values.reduce((count, v) => count + (v !== 0 ? 1 : 0), 0);
-    if (rows + 1 + 2 * nonZero < rows * cols) return csr(values, rows, cols);
-  }
-  return { data: [...values], dtype: "float32", shape: [...shape] };
-}
-
-function csr(values: readonly number[], rows: number, cols: number): TensorData {
-  const data: number[] = [];
-  const columns: number[] = [];
-  const rowStarts = [0];
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const v = values[r * cols + c]!;
-      if (v === 0) continue;
-      data.push(v);
-      columns.push(c);
-    }
-    rowStarts.push(data.length);
-  }
-  return {
-    data,
-    dtype: "float32",
-    shape: [rows, cols],
-    sparse_crow_indices: rowStarts,
-    sparse_col_indices: columns,
-  };
+  return sparseTensor(values, "float32", shape, 0);
 }
 
 /** The dense shape of a tensor: its `shape`, or `[n]` for a 1-D one sent without. */

@@ -2,6 +2,7 @@
  * Helpers that build wire values the way the Python SDK's helpers do (`ModelInput.from_ints`,
  * `TensorData`, `Datum`), so ported code reads the same.
  */
+
 import { ValidationError } from "../core/errors.js";
 import { base64ToBytes } from "../internal/base64.js";
 import { datumProvenanceIssues } from "../wire/provenance.js";
@@ -16,6 +17,7 @@ import type {
   ModelInput as WireModelInput,
   TensorData as WireTensorData,
 } from "../wire/types.js";
+import { sparseTensor } from "./sparse.js";
 
 /** Typed arrays a tensor may hold (see `TensorValues`): kept as they are, never spread to numbers. */
 type TypedTensorValues = Float32Array | Int32Array | BigInt64Array;
@@ -114,6 +116,11 @@ export const TensorData = {
     (values: TypedTensorValues, dtype: DType, shape?: number[]): TensorInput;
     (values: ArrayLike<number>, dtype: DType, shape?: number[]): WireTensorData;
   },
+  /**
+   * The official `TensorData.from_torch_sparse(tensor, pad_value)`: a dense row-major 2-D tensor
+   * sent as sparse CSR, without its `pad` cells (default 0), when that is smaller; else dense.
+   */
+  fromSparse: sparseTensor,
 };
 
 function tensorFromArray(

@@ -11,6 +11,7 @@
  */
 import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import type { TensorData } from "../wire/types.js";
+import { csrIsSmaller, toCsr } from "./sparse.js";
 
 /** The id of a cell that asks for nothing. */
 export const TARGET_PROMPT_LOGPROBS_SKIP = -1;
@@ -56,37 +57,20 @@ export function targetPromptLogprobsTensor(
   if (issues.length > 0) throw new ValidationError(issues);
 
   const rows = targets.length;
-  const sparse = layout === "csr" || (layout === "auto" && rows + 1 + 2 * named < rows * cols);
-  return sparse ? csr(targets, rows, cols) : dense(targets, rows, cols);
+  const cells = denseCells(targets, rows, cols);
+  const sparse = layout === "csr" || (layout === "auto" && csrIsSmaller(rows, cols, named));
+  return sparse
+    ? toCsr(cells, rows, cols, "int64", TARGET_PROMPT_LOGPROBS_SKIP)
+    : { data: cells, dtype: "int64", shape: [rows, cols] };
 }
 
-function dense(targets: readonly (readonly number[])[], rows: number, cols: number): TensorData {
+/** The rows as a row-major `rows × cols` grid, short rows padded with -1 (skip). */
+function denseCells(targets: readonly (readonly number[])[], rows: number, cols: number): number[] {
   const data = new Array<number>(rows * cols).fill(TARGET_PROMPT_LOGPROBS_SKIP);
   targets.forEach((row, i) => {
     row.forEach((id, j) => {
       data[i * cols + j] = id;
     });
   });
-  return { data, dtype: "int64", shape: [rows, cols] };
-}
-
-function csr(targets: readonly (readonly number[])[], rows: number, cols: number): TensorData {
-  const data: number[] = [];
-  const columns: number[] = [];
-  const rowStarts = [0];
-  for (const row of targets) {
-    row.forEach((id, j) => {
-      if (id === TARGET_PROMPT_LOGPROBS_SKIP) return;
-      data.push(id);
-      columns.push(j);
-    });
-    rowStarts.push(data.length);
-  }
-  return {
-    data,
-    dtype: "int64",
-    shape: [rows, cols],
-    sparse_crow_indices: rowStarts,
-    sparse_col_indices: columns,
-  };
+  return data;
 }
