@@ -195,7 +195,8 @@ describe("JWT exchange", () => {
       await connection.clientConfig();
       const exchanges = () => requests.filter((r) => endpoint(r) === "auth/token").length;
       const afterHandshake = exchanges();
-      expect(timers.pending()).toBe(1);
+      // The token's refresh, and the dynamic config's (§1.4 step 4).
+      expect(timers.pending()).toBe(2);
       // Halfway through the token's remaining life (≥ 1 s), without any request from the caller.
       await new Promise((resolve) => setTimeout(resolve, 1_600));
       expect(exchanges()).toBeGreaterThan(afterHandshake);

@@ -39,6 +39,8 @@ import { SampleDispatcher } from "./sample-dispatch.js";
 
 /** Official default of `sample_dispatch_bytes_semaphore_size`: 10 MiB. */
 const DEFAULT_SAMPLE_DISPATCH_BYTES = 10 * 1024 * 1024;
+/** The dynamic config refresh interval when the server gives none (PROTOCOL.md §1.5). */
+const DEFAULT_DYNAMIC_REFRESH_SEC = 300;
 
 export class Connection {
   readonly http: HttpClient;
@@ -48,6 +50,7 @@ export class Connection {
   #clientConfigValue: ClientConfigResponse = {};
   /** The last dynamic config received (§F2 flags); empty until the handshake or on older servers. */
   #dynamicConfig: DynamicConfigResponse = {};
+  #dynamicRefresh: ReturnType<typeof setTimeout> | undefined;
   #session: Promise<string> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #modelSeqId = 0;
@@ -114,12 +117,33 @@ export class Connection {
     await this.#authenticate(config);
     try {
       this.#dynamicConfig = await call(this, session.dynamicConfig, { body, signal });
+      this.#scheduleDynamicRefresh();
     } catch (error) {
       // A 404 means an older server without dynamic config: defaults apply.
       if (!(error instanceof APIStatusError && error.status === 404)) throw error;
     }
     this.#clientConfigValue = config;
     return config;
+  }
+
+  /**
+   * Re-reads the dynamic config in the background every `max(refresh_interval_sec, 10)` s (§1.4
+   * step 4), so flags such as `sample_cancel_enabled` (§F2) follow the server. One attempt each; a
+   * failed refresh keeps the last flags. The timer does not keep a script alive; close() clears it.
+   */
+  #scheduleDynamicRefresh(): void {
+    if (this.#closed) return;
+    const seconds = Math.max(this.#dynamicConfig.refresh_interval_sec ?? DEFAULT_DYNAMIC_REFRESH_SEC, 10);
+    this.#dynamicRefresh = setTimeout(() => {
+      const body = { sdk_version: this.config.sdkVersion };
+      call(this.#background, session.dynamicConfig, { body, signal: this.#stop.signal })
+        .then((flags) => {
+          this.#dynamicConfig = flags;
+        })
+        .catch(() => {})
+        .finally(() => this.#scheduleDynamicRefresh());
+    }, seconds * 1000);
+    unrefTimer(this.#dynamicRefresh);
   }
 
   /**
@@ -249,7 +273,7 @@ export class Connection {
   }
 
   /**
-   * The call context of the client's own background traffic (heartbeats, telemetry): their
+   * The call context of the client's own background traffic (heartbeats, telemetry, config refresh): their
    * outcomes are not the caller's, so they must not clear or set `lastFailure`.
    */
   get #background(): CallContext {
@@ -335,6 +359,7 @@ export class Connection {
     this.#closed = true;
     this.#stop.abort();
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    if (this.#dynamicRefresh !== undefined) clearTimeout(this.#dynamicRefresh);
     this.#heartbeat = undefined;
     this.#credentials.close();
     return this.telemetry.close();
