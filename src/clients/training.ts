@@ -233,8 +233,7 @@ export class TrainingClient {
     }
     const paramsField = family === "adamw" ? { adam_params: params } : { optimizer_params: params };
     const body = (seqId: number) => ({ ...paramsField, model_id: this.modelId, seq_id: seqId });
-    checkBody(training.optimStep, body(0));
-    return this.#enqueueOne(training.optimStep, options, (seqId) => ({ body: body(seqId) }));
+    return this.#enqueueChecked(training.optimStep, options, body);
   }
 
   /** Saves weights and optimizer state at `tinker://<run>/weights/<name>`, to resume from later. */
@@ -248,8 +247,7 @@ export class TrainingClient {
       overwrite: options.overwrite ?? false,
       user_metadata: options.userMetadata,
     });
-    checkBody(training.saveWeights, body(0));
-    return this.#enqueueOne(training.saveWeights, options, (seqId) => ({ body: body(seqId) }));
+    return this.#enqueueChecked(training.saveWeights, options, body);
   }
 
   /** Loads the weights of a training checkpoint; the optimizer starts fresh. */
@@ -271,8 +269,7 @@ export class TrainingClient {
       optimizer,
       weights_access_token: options.weightsAccessToken,
     });
-    checkBody(training.loadWeights, body(0));
-    return this.#enqueueOne(training.loadWeights, options, (seqId) => ({ body: body(seqId) }));
+    return this.#enqueueChecked(training.loadWeights, options, body);
   }
 
   /** Saves inference weights at `tinker://<run>/sampler_weights/<name>`. */
@@ -285,10 +282,7 @@ export class TrainingClient {
       ttl_seconds: options.ttlSeconds,
       user_metadata: options.userMetadata,
     });
-    checkBody(training.saveWeightsForSampler, body(0));
-    const future = this.#enqueueOne(training.saveWeightsForSampler, options, (seqId) => ({
-      body: body(seqId),
-    }));
+    const future = this.#enqueueChecked(training.saveWeightsForSampler, options, body);
     return mapFuture(future, (result) => {
       if (!result.path) throw new TinkerError("save_weights_for_sampler returned no path");
       return { path: result.path };
@@ -310,8 +304,7 @@ export class TrainingClient {
       seq_id: seqId,
       ttl_seconds: options.ttlSeconds,
     });
-    checkBody(training.saveWeightsExternal, body(0));
-    return this.#enqueueOne(training.saveWeightsExternal, options, (seqId) => ({ body: body(seqId) }));
+    return this.#enqueueChecked(training.saveWeightsExternal, options, body);
   }
 
   /**
@@ -377,6 +370,16 @@ export class TrainingClient {
       body: { model_id: this.modelId },
       signal: withTimeout(options),
     });
+  }
+
+  /** One operation whose body is checked against its declaration now, before its seq_id is taken. */
+  #enqueueChecked<T>(
+    e: Endpoint<unknown, T>,
+    options: CallOptions | undefined,
+    body: (seqId: number) => Record<string, unknown>,
+  ): APIFuture<T> {
+    checkBody(e, body(0));
+    return this.#enqueueOne(e, options, (seqId) => ({ body: body(seqId) }));
   }
 
   #enqueueOne<T>(
