@@ -14,7 +14,7 @@ import { describeValue } from "../internal/describe.js";
 import { sleep, untilAborted } from "../internal/sleep.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
 import { parseTinkerPath } from "../lib/tinker-path.js";
-import { type Endpoint, parseBody, pathOf } from "../wire/endpoints/define.js";
+import { type Endpoint, parseBody, pathOf, routeName } from "../wire/endpoints/define.js";
 import { rest, sampling, training } from "../wire/endpoints/index.js";
 import { SEARCH_LIMIT, type SearchOwner } from "../wire/endpoints/rest.js";
 import {
@@ -617,7 +617,7 @@ export class RestClient {
 function withRouteHint(error: unknown, e: Endpoint): unknown {
   if (!(error instanceof NotFoundError) || e.since === undefined) return error;
   return new NotFoundError(
-    `${error.message} (${e.method} /api/v1/${e.path} was added in tinker ${e.since}; this server may not offer it)`,
+    `${error.message} (${routeName(e)} was added in tinker ${e.since}; this server may not offer it)`,
     {
       status: error.status,
       headers: error.headers,

@@ -4,6 +4,8 @@
  */
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { routeName } from "../../wire/endpoints/define.js";
+import { checkpointStorageUsage as storageEndpoint } from "../../wire/endpoints/rest.js";
 import type { CommandContext, CommandSpec } from "../app.js";
 import { UsageError } from "../errors.js";
 import { formatSize, printOutput } from "../output.js";
@@ -59,7 +61,7 @@ export const billingCommands: CommandSpec[] = [
       project: { type: "string", value: "ID", description: "only the checkpoints of this project" },
     },
     details:
-      "Uses GET /api/v1/billing/usage/checkpoints/current (tinker 0.32); the service's figures may lag\n" +
+      `Uses ${routeName(storageEndpoint)} (tinker ${storageEndpoint.since}); the service's figures may lag\n` +
       "an hour or two. Gigabytes are 10^9 bytes.",
     async run(ctx) {
       const projectId = ctx.values.project as string | undefined;

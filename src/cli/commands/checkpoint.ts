@@ -7,7 +7,12 @@ import { mkdir, mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Checkpoint, CheckpointSearchCursor, RestClient, SearchOwner } from "../../index.js";
-import { SEARCH_LIMIT, SEARCH_OWNERS } from "../../wire/endpoints/rest.js";
+import { routeName } from "../../wire/endpoints/define.js";
+import {
+  SEARCH_LIMIT,
+  SEARCH_OWNERS,
+  searchCheckpoints as searchEndpoint,
+} from "../../wire/endpoints/rest.js";
 import { CHECKPOINT_TYPES, type CheckpointType, checkpointTypeOfSegment } from "../../wire/rest-schemas.js";
 import type { CommandContext, CommandSpec } from "../app.js";
 import { downloadToFile, extractArchive } from "../download.js";
@@ -185,7 +190,7 @@ export const checkpointCommands: CommandSpec[] = [
       limit: { type: "string", value: "N", description: "how many to show (default 20; 0 = all)" },
     },
     details:
-      "Uses POST /api/v1/checkpoints/search (tinker 0.39, experimental); older servers answer 404.\n" +
+      `Uses ${routeName(searchEndpoint)} (tinker ${searchEndpoint.since}, experimental); older servers answer 404.\n` +
       "TYPE is training (or weights), sampler (or sampler_weights) or external.",
     async run(ctx) {
       const typeText = ctx.values.type as string | undefined;

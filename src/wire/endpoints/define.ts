@@ -102,6 +102,11 @@ export function pathOf(e: Endpoint, params: Record<string, string> = {}): string
   })}`;
 }
 
+/** How messages name a route: `GET /api/v1/training_runs/{run_id}`. */
+export function routeName(e: Endpoint): string {
+  return `${e.method} /api/v1/${e.path}`;
+}
+
 /**
  * A matcher for the path after `api/v1/`: one capture per placeholder, in order. A checkpoint id
  * (`{name+}`) is `kind/name` unencoded, or one segment with an encoded `%2F`.
