@@ -10,15 +10,9 @@ import {
   type TrainingClient,
   ValidationError,
 } from "../src/index.js";
-import { closeAfterEach, jsonBody, localService, QA, qaDatum } from "./helpers.js";
+import { jsonBody, localService, localServicesClosedAfterEach, QA, qaDatum } from "./helpers.js";
 
-const closers = closeAfterEach();
-
-function setup(...args: Parameters<typeof localService>) {
-  const t = localService(...args);
-  closers.add(t.close);
-  return t;
-}
+const { setup } = localServicesClosedAfterEach();
 
 const batch = QA.map((qa) => qaDatum(qa.question, qa.answer));
 

@@ -107,3 +107,17 @@ export function readConformance<T>(name: string): T[] {
     .filter((line) => line.trim() !== "")
     .map((line) => JSON.parse(line) as T);
 }
+
+/**
+ * `localService()` closed after each test: the `setup` of most files. `closers` takes anything else
+ * the file's tests open.
+ */
+export function localServicesClosedAfterEach() {
+  const closers = closeAfterEach();
+  const setup = (...args: Parameters<typeof localService>) => {
+    const t = localService(...args);
+    closers.add(t.close);
+    return t;
+  };
+  return { setup, closers };
+}

@@ -6,22 +6,16 @@ import { describe, expect, it } from "vitest";
 import { APIFuture, ModelInput, ValidationError } from "../src/index.js";
 import { decodeTokens } from "../src/local/index.js";
 import {
-  closeAfterEach,
   jsonBody,
   localService,
+  localServicesClosedAfterEach,
   promptTokens,
   QA,
   qaDatum,
   sampleContent,
 } from "./helpers.js";
 
-const closers = closeAfterEach();
-
-function setup(...args: Parameters<typeof localService>) {
-  const t = localService(...args);
-  closers.add(t.close);
-  return t;
-}
+const { setup } = localServicesClosedAfterEach();
 
 describe("train and sample on the local backend", () => {
   it("lowers the loss and reproduces the trained answers greedily", async () => {

@@ -16,15 +16,9 @@ import {
 import { BaseModels, BUILTIN_BASE_MODEL } from "../src/local/base-models.js";
 import { TrainableModel } from "../src/local/engine/index.js";
 import { createLocalTinker, MemoryStore } from "../src/local/index.js";
-import { closeAfterEach, jsonBody, localService, QA, qaDatum, type RecordedRequest } from "./helpers.js";
+import { jsonBody, localServicesClosedAfterEach, QA, qaDatum, type RecordedRequest } from "./helpers.js";
 
-const closers = closeAfterEach();
-
-function setup(...args: Parameters<typeof localService>) {
-  const t = localService(...args);
-  closers.add(t.close);
-  return t;
-}
+const { setup, closers } = localServicesClosedAfterEach();
 
 const MODEL = BUILTIN_BASE_MODEL;
 const LORA = { rank: 8, seed: 3 };

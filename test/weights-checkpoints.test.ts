@@ -7,8 +7,7 @@ import { describe, expect, it } from "vitest";
 import { ModelInput, NotFoundError, type TrainingClient, ValidationError } from "../src/index.js";
 import { BUILTIN_BASE_MODEL } from "../src/local/base-models.js";
 import {
-  closeAfterEach,
-  localService,
+  localServicesClosedAfterEach,
   promptTokens,
   QA,
   qaDatum,
@@ -16,13 +15,7 @@ import {
   sampleContent,
 } from "./helpers.js";
 
-const closers = closeAfterEach();
-
-function setup(...args: Parameters<typeof localService>) {
-  const t = localService(...args);
-  closers.add(t.close);
-  return t;
-}
+const { setup } = localServicesClosedAfterEach();
 
 const MODEL = BUILTIN_BASE_MODEL;
 const LORA = { rank: 4, seed: 9 };

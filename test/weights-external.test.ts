@@ -17,21 +17,14 @@ import { createLocalTinker, MemoryStore } from "../src/local/index.js";
 import { decodeSafetensors } from "../src/local/safetensors.js";
 import { readTar } from "../src/local/tar.js";
 import {
-  closeAfterEach,
-  localService,
+  localServicesClosedAfterEach,
   QA,
   qaDatum,
   type RecordedRequest,
   recordingFetch,
 } from "./helpers.js";
 
-const closers = closeAfterEach();
-
-function setup(...args: Parameters<typeof localService>) {
-  const t = localService(...args);
-  closers.add(t.close);
-  return t;
-}
+const { setup, closers } = localServicesClosedAfterEach();
 
 const MODEL = BUILTIN_BASE_MODEL;
 const LORA = { rank: 4, seed: 5 };
