@@ -108,7 +108,11 @@ export async function trainingLoop(url: string, steps: number, hooks: LoopHooks 
       ? {
           fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
             const response = await baseFetch(input, init);
-            await observed(new URL(input instanceof Request ? input.url : String(input)).pathname, response.status, step);
+            await observed(
+              new URL(input instanceof Request ? input.url : String(input)).pathname,
+              response.status,
+              step,
+            );
             return response;
           },
         }
@@ -119,8 +123,8 @@ export async function trainingLoop(url: string, steps: number, hooks: LoopHooks 
     const losses: number[] = [];
     const gradNorms: number[] = [];
     for (step = 0; step < steps; step++) {
-      let fb: Promise<{ metrics: Record<string, number> }>;
-      let opt: Promise<{ metrics?: Record<string, number> | null }>;
+      let fb: PromiseLike<{ metrics: Record<string, number> }>;
+      let opt: PromiseLike<{ metrics?: Record<string, number> | null }>;
       if (hooks.betweenCalls) {
         const result = await training.forwardBackward(batchOf(step), "cross_entropy");
         await hooks.betweenCalls(step);

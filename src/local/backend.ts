@@ -28,8 +28,8 @@ import {
 } from "./engine/index.js";
 import { LocalBackendError } from "./errors.js";
 import { ExternalWeights, exportAdapterFiles, packAdapterFiles } from "./external-weights.js";
-import { type FutureOutcome, FutureStore } from "./future-store.js";
-import { Persistence } from "./persistence.js";
+import { type FutureInfo, type FutureOutcome, type FutureRetention, FutureStore } from "./future-store.js";
+import { Persistence, type StoredFuture } from "./persistence.js";
 import { type AccessScope, type AuditEventType, type PageRequest, RestViews } from "./rest-views.js";
 import { promptAltTokens, targetIdMatrix, targetLogprobsTensor } from "./sample-outputs.js";
 import {
@@ -45,7 +45,7 @@ import {
   type Session,
   type TrainingRun,
 } from "./state.js";
-import { defaultWarning, type Store } from "./store.js";
+import { defaultWarning, messageOf, type Store } from "./store.js";
 
 export { BUILTIN_BASE_MODEL } from "./base-models.js";
 export type { AccessScope, PageRequest } from "./rest-views.js";
@@ -77,6 +77,8 @@ export interface LocalBackendOptions {
   sessionTtlMs?: number;
   /** Where warnings go (damaged store records, failed writes). Default console.warn. */
   onWarning?: (message: string) => void;
+  /** How long settled futures are kept (future-store.ts; defaults: 5 min after delivery, else 1 h). */
+  futureRetention?: FutureRetention;
 }
 
 /** Default session lifetime without a heartbeat. */
@@ -107,7 +109,7 @@ export interface LoraRequest {
 }
 
 export class LocalBackend {
-  readonly futures = new FutureStore();
+  readonly futures: FutureStore;
   /** The REST endpoints' views of the state; the methods under "REST endpoints" below delegate to it. */
   readonly rest: RestViews;
   /** External (PEFT) weights: their signed download URLs and uploads (§W2, §W4). */
@@ -117,17 +119,28 @@ export class LocalBackend {
   readonly #state: BackendState = createBackendState();
   readonly #models: BaseModels;
   readonly #persistence: Persistence;
+  readonly #onWarning: (message: string) => void;
   /** The last clone counter handed out per sampler by join_sampling_session (§P3); 0 = the original. */
   readonly #cloneCounters = new Map<string, number>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /**
+   * Set while a journaled call is replayed after a restart (see #replay): the future it creates
+   * takes its old request id, and its saves may find the checkpoint they wrote before the restart.
+   */
+  #replaying: { id: string; submittedAt: number } | undefined;
 
   constructor(options: LocalBackendOptions = {}) {
     this.#onApplied = options.onApplied ?? (() => {});
     this.#sessionTtlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
     if (!(this.#sessionTtlMs > 0)) throw new Error("sessionTtlMs must be positive");
     this.#models = new BaseModels(options.models, options.acceptAnyBaseModel ?? true);
-    this.#persistence = new Persistence(this.#state, this.#models, options.onWarning ?? defaultWarning);
+    this.#onWarning = options.onWarning ?? defaultWarning;
+    this.#persistence = new Persistence(this.#state, this.#models, this.#onWarning);
+    this.futures = new FutureStore({
+      ...options.futureRetention,
+      onEvict: (id) => this.#persistence.forgetFuture(id),
+    });
     this.rest = new RestViews(this.#state, this.#persistence);
     this.externalWeights = new ExternalWeights(this.#state, this.#persistence, this.#models);
   }
@@ -158,7 +171,8 @@ export class LocalBackend {
    * are skipped with a warning. Call once, before serving requests.
    */
   async attachStore(store: Store): Promise<void> {
-    await this.#persistence.attach(store);
+    const futures = await this.#persistence.attach(store);
+    this.#restoreFutures(futures);
     // Restored sessions expire like new ones.
     if (this.#state.sessions.size > 0) this.#startSweep();
   }
@@ -262,9 +276,17 @@ export class LocalBackend {
     optimizer: OptimizerFamily = "adamw",
   ): string {
     this.#session(sessionId);
-    const requestId = this.futures.create();
+    const requestId = this.#newFuture();
     const modelId = `${sessionId}:train:${modelSeqId}`;
-    this.#runLater(requestId, () => {
+    const journal = this.#journal(
+      requestId,
+      {},
+      {
+        op: "createModel",
+        args: [sessionId, modelSeqId, baseModel, lora, userMetadata, optimizer],
+      },
+    );
+    this.#runLater(requestId, journal, () => {
       // A repeated create (a retried submission) is the same model.
       if (!this.#state.runs.has(modelId)) {
         const settings = {
@@ -300,9 +322,13 @@ export class LocalBackend {
   ): string {
     checkCheckpointName(name);
     const request = { op: "save_weights", name, ttlSeconds, overwrite, userMetadata };
-    return this.#ordered(modelId, seqId, request, (run) => {
+    const call: JournaledCall = {
+      op: "saveWeights",
+      args: [modelId, seqId, name, ttlSeconds, overwrite, userMetadata],
+    };
+    return this.#ordered(modelId, seqId, request, call, (run, replayedSince) => {
       const path = `tinker://${modelId}/weights/${name}`;
-      if (this.#state.checkpoints.has(path) && !overwrite) {
+      if (this.#existsFromBefore(path, replayedSince) && !overwrite) {
         throw new EngineError(`checkpoint ${path} already exists; pass overwrite to replace it`);
       }
       const state = run.model.exportState({ withOptimizer: true });
@@ -317,7 +343,8 @@ export class LocalBackend {
    * of optim_step, it takes its seq_id so the operations numbered after it are not left waiting.
    */
   loadWeights(modelId: string, seqId: number, path: string, withOptimizer: boolean): string {
-    return this.#ordered(modelId, seqId, { op: "load_weights", path, withOptimizer }, (run) => {
+    const call: JournaledCall = { op: "loadWeights", args: [modelId, seqId, path, withOptimizer] };
+    return this.#ordered(modelId, seqId, { op: "load_weights", path, withOptimizer }, call, (run) => {
       run.model.importState(this.#trainingCheckpoint(path).state, { withOptimizer });
       return { kind: "json", body: { path, model_id: modelId, type: "load_weights" } };
     });
@@ -342,9 +369,17 @@ export class LocalBackend {
     this.#session(sessionId);
     const known = this.#state.checkpoints.get(path);
     if (known?.kind === "weights") loadFamily(known, withOptimizer, optimizerConfig);
-    const requestId = this.futures.create();
+    const requestId = this.#newFuture();
     const modelId = `${sessionId}:train:${modelSeqId}`;
-    this.#runLater(requestId, () => {
+    const journal = this.#journal(
+      requestId,
+      {},
+      {
+        op: "createModelFromCheckpoint",
+        args: [sessionId, modelSeqId, path, withOptimizer, baseModelOverride, userMetadata, optimizerConfig],
+      },
+    );
+    this.#runLater(requestId, journal, () => {
       if (!this.#state.runs.has(modelId)) {
         const checkpoint = this.#trainingCheckpoint(path);
         const baseModel = baseModelOverride ?? checkpoint.baseModel;
@@ -443,8 +478,9 @@ export class LocalBackend {
   /** unload_model: frees the run's weights; later requests to it fail. */
   unloadModel(modelId: string): string {
     const run = this.#run(modelId);
-    const requestId = this.futures.create();
-    this.#runLater(requestId, () => {
+    const requestId = this.#newFuture();
+    const journal = this.#journal(requestId, {}, { op: "unloadModel", args: [modelId] });
+    this.#runLater(requestId, journal, () => {
       run.unloaded = true;
       this.#persistence.persistRun(run);
       return { kind: "json", body: { model_id: modelId, type: "unload_model" } };
@@ -514,7 +550,11 @@ export class LocalBackend {
   ): string {
     checkProvenance(data);
     const request = { op: "forward_backward", data, lossFn, lossFnConfig, forwardOnly };
-    return this.#ordered(modelId, seqId, request, (run) => {
+    const call: JournaledCall = {
+      op: "forwardBackward",
+      args: [modelId, seqId, data, lossFn, lossFnConfig, forwardOnly],
+    };
+    return this.#ordered(modelId, seqId, request, call, (run) => {
       const batch = data.map((datum, i) => ({
         tokens: modelInputTokens(datum.model_input, i),
         lossFnInputs: lossInputs(datum),
@@ -538,7 +578,8 @@ export class LocalBackend {
    * a refused submission would leave a gap the run waits on forever.
    */
   optimStep(modelId: string, seqId: number, settings: OptimizerSettings): string {
-    return this.#ordered(modelId, seqId, { op: "optim_step", settings }, (run) => {
+    const call: JournaledCall = { op: "optimStep", args: [modelId, seqId, settings] };
+    return this.#ordered(modelId, seqId, { op: "optim_step", settings }, call, (run) => {
       const metrics = run.model.optimStep(settings);
       return { kind: "json", body: { metrics, type: "optim_step" } };
     });
@@ -567,7 +608,11 @@ export class LocalBackend {
     // A retried unnamed save takes a new sampling_session_seq_id per attempt (PROTOCOL.md §13.29),
     // so it is not part of what identifies the request.
     const request = { op: "save_weights_for_sampler", name, ttlSeconds, userMetadata };
-    return this.#ordered(modelId, seqId, request, (run) => {
+    const call: JournaledCall = {
+      op: "saveWeightsForSampler",
+      args: [modelId, seqId, name, samplingSessionSeqId, ttlSeconds, userMetadata],
+    };
+    return this.#ordered(modelId, seqId, request, call, (run) => {
       if (name !== undefined) {
         const state = run.model.exportState({ withOptimizer: false });
         const checkpoint = this.#storeCheckpoint(
@@ -602,9 +647,12 @@ export class LocalBackend {
    */
   saveWeightsExternal(modelId: string, seqId: number, name: string, ttlSeconds: number | undefined): string {
     checkCheckpointName(name);
-    return this.#ordered(modelId, seqId, { op: "save_weights_external", name, ttlSeconds }, (run) => {
+    const call: JournaledCall = { op: "saveWeightsExternal", args: [modelId, seqId, name, ttlSeconds] };
+    const request = { op: "save_weights_external", name, ttlSeconds };
+    return this.#ordered(modelId, seqId, request, call, (run, replayedSince) => {
       const path = `tinker://${modelId}/external_weights/${name}`;
-      if (this.#state.checkpoints.has(path)) throw new EngineError(`checkpoint ${path} already exists`);
+      if (this.#existsFromBefore(path, replayedSince))
+        throw new EngineError(`checkpoint ${path} already exists`);
       const time = new Date();
       const files = exportAdapterFiles(run.model.exportState({ withOptimizer: false }), run.baseModel);
       this.#storeCheckpoint(
@@ -667,12 +715,15 @@ export class LocalBackend {
     const model = this.#samplerModel(request);
     const outputs = checkedPromptOutputs(request, model);
     const samplerId = request.sampling_session_id;
-    const requestId = this.futures.create({
+    const info: FutureInfo = {
       type: "Sample",
       group:
         samplerId === undefined ? undefined : completionGroup(samplerId, cloneOfSeqId(request.seq_id ?? 0)),
-    });
-    this.#runLater(requestId, () => {
+    };
+    const requestId = this.#newFuture(info);
+    // Journaled by id only: after a restart its poll is answered 410 and the client submits it again.
+    this.#journal(requestId, info, undefined);
+    this.#runLater(requestId, undefined, () => {
       const prompt = modelInputTokens(request.prompt, 0);
       const params = request.sampling_params;
       const stop = params.stop;
@@ -829,7 +880,8 @@ export class LocalBackend {
     modelId: string,
     seqId: number,
     request: unknown,
-    job: (run: TrainingRun) => FutureOutcome,
+    call: JournaledCall,
+    job: (run: TrainingRun, replayedSince: number | undefined) => FutureOutcome,
   ): string {
     const run = this.#run(modelId);
     if (!run.trainable) {
@@ -856,29 +908,164 @@ export class LocalBackend {
         `seq_id ${seqId} of ${modelId} is behind the next expected one (${run.queue.nextSeqId})`,
       );
     }
-    const requestId = this.futures.create();
+    const replayedSince = this.#replaying?.submittedAt;
+    const requestId = this.#newFuture();
+    const order = { modelId, seqId, fingerprint };
+    const journal = this.#journal(requestId, {}, call, order);
     run.queue.submit(seqId, requestId, fingerprint, async () => {
+      // Applied only once its journal entry is durable: should the server die after the run's
+      // record has moved past this seq_id, the entry is there to say which request that was.
+      await journal?.written;
       const outcome = outcomeOf(() => {
         if (run.corrupted) throw new Error(`model ${modelId} is in a corrupted state`);
         this.#onApplied(modelId, seqId);
-        return job(run);
+        return job(run, replayedSince);
       });
-      // The run's state and next seq_id are durable before anyone learns the result.
-      this.#persistence.persistRun(run);
+      // The run's state (gradients included), next seq_id and this outcome advance together in
+      // one record, durable before anyone learns the result.
+      this.#persistence.persistRun(run, { seqId, requestId, outcome });
       await this.flushWrites();
+      if (journal) await this.#persistence.persistFuture({ ...journal.entry, call: undefined, outcome });
       this.futures.settle(requestId, outcome);
     });
     return requestId;
   }
 
-  /** Runs `job` after the submission has been answered, unless the future was cancelled by then. */
-  #runLater(requestId: string, job: () => FutureOutcome): void {
+  /**
+   * Runs `job` after the submission has been answered, unless the future was cancelled by then;
+   * a journaled future's outcome is durable before it is settled.
+   */
+  #runLater(requestId: string, journal: Journal | undefined, job: () => FutureOutcome): void {
     setTimeout(async () => {
       if (this.futures.isSettled(requestId)) return;
       const outcome = outcomeOf(job);
       await this.flushWrites();
+      if (journal) await this.#persistence.persistFuture({ ...journal.entry, call: undefined, outcome });
       this.futures.settle(requestId, outcome);
     }, 0);
+  }
+
+  /** A new future, under its old request id while a journaled call is replayed. */
+  #newFuture(info: FutureInfo = {}): string {
+    return this.futures.create(info, this.#replaying?.id);
+  }
+
+  /**
+   * Writes a future's journal entry (with a store): what it is and what to call again should the
+   * server die before it settles. The submission's answer waits for it (index.ts flushes every
+   * write before answering).
+   */
+  #journal(
+    id: string,
+    info: FutureInfo,
+    call: JournaledCall | undefined,
+    order?: StoredFuture["order"],
+  ): Journal | undefined {
+    if (!this.#persistence.attached) return undefined;
+    const entry: StoredFuture = {
+      id,
+      info,
+      ...(order ? { order } : {}),
+      ...(call ? { call: storedCall(call) } : {}),
+      submittedAt: this.#replaying?.submittedAt ?? Date.now(),
+    };
+    return { entry, written: this.#persistence.persistFuture(entry) };
+  }
+
+  /**
+   * After a restart, every stored future: settled ones answer their polls again (and a retried
+   * training submission maps to its id); pending ones are resolved from the run's record when it
+   * already covers them, else replayed — a training operation re-executes deterministically in
+   * seq_id order on the restored state (gradients included), so its result is the same. A sample
+   * in flight is not replayed (its result need not be reproducible): its poll answers 410 and the
+   * client submits it again.
+   */
+  #restoreFutures(stored: StoredFuture[]): void {
+    const bySeqId = [...stored].sort((a, b) => (a.order?.seqId ?? 0) - (b.order?.seqId ?? 0));
+    for (const future of bySeqId) {
+      try {
+        this.#restoreFuture(future);
+      } catch (error) {
+        this.#onWarning(`could not restore future ${future.id}: ${messageOf(error)}`);
+      }
+    }
+  }
+
+  #restoreFuture(future: StoredFuture): void {
+    const { id, info, order } = future;
+    const run = order ? this.#state.runs.get(order.modelId) : undefined;
+    const settle = (outcome: FutureOutcome) => {
+      if (!this.futures.has(id)) this.futures.create(info, id);
+      this.futures.settle(id, outcome);
+      if (order && run) run.queue.remember(order.seqId, { requestId: id, fingerprint: order.fingerprint });
+    };
+    if (future.outcome) {
+      settle(future.outcome);
+      return;
+    }
+    if (order && run && order.seqId < run.queue.nextSeqId) {
+      // Applied, but the server died before writing the outcome here: the run's record has it.
+      const applied = this.#persistence.lastApplied(run);
+      const outcome: FutureOutcome =
+        applied?.seqId === order.seqId && applied.requestId === id
+          ? applied.outcome
+          : {
+              kind: "failed",
+              category: "server",
+              error: `seq_id ${order.seqId} of ${order.modelId} was applied before the server restarted, but its result was lost`,
+            };
+      settle(outcome);
+      void this.#persistence.persistFuture({ ...future, call: undefined, outcome });
+      return;
+    }
+    if (future.call === undefined) {
+      settle({ kind: "expired", error: `request ${id} was lost when the server restarted; submit it again` });
+      return;
+    }
+    this.#replay(future, future.call as StoredCall);
+  }
+
+  /** Calls a journaled operation again under its old request id (see #restoreFutures). */
+  #replay(future: StoredFuture, stored: StoredCall): void {
+    const { id } = future;
+    const fail = (error: string) => {
+      const outcome: FutureOutcome = { kind: "failed", error, category: "server" };
+      if (!this.futures.has(id)) this.futures.create(future.info, id);
+      this.futures.settle(id, outcome);
+      void this.#persistence.persistFuture({ ...future, call: undefined, outcome });
+    };
+    if (!REPLAYABLE_OPS.includes(stored.op)) {
+      fail(`request ${id} was lost when the server restarted (unknown operation ${stored.op})`);
+      return;
+    }
+    const args = Array.from({ length: stored.length }, (_, i) => stored.defined[String(i)]);
+    // An unload whose run record was written before the restart, but not its outcome.
+    if (stored.op === "unloadModel" && this.#state.runs.get(String(args[0]))?.unloaded) {
+      const outcome: FutureOutcome = { kind: "json", body: { model_id: args[0], type: "unload_model" } };
+      this.futures.create(future.info, id);
+      this.futures.settle(id, outcome);
+      void this.#persistence.persistFuture({ ...future, call: undefined, outcome });
+      return;
+    }
+    this.#replaying = { id, submittedAt: future.submittedAt };
+    try {
+      (this[stored.op] as (...args: unknown[]) => unknown)(...args);
+    } catch (error) {
+      // A check that passed at submission no longer does (e.g. its run's record was damaged).
+      fail(`request ${id} was lost when the server restarted: ${messageOf(error)}`);
+    } finally {
+      this.#replaying = undefined;
+    }
+  }
+
+  /**
+   * Whether a checkpoint exists that an operation must not overwrite: not one that this very
+   * operation wrote before the server restarted (a replay finds its own save).
+   */
+  #existsFromBefore(path: string, replayedSince: number | undefined): boolean {
+    const existing = this.#state.checkpoints.get(path);
+    if (!existing) return false;
+    return replayedSince === undefined || existing.time.getTime() < replayedSince;
   }
 
   /**
@@ -929,6 +1116,47 @@ export class LocalBackend {
     this.#checkOpen(this.#state.sessions.get(sampler.sessionId));
     return sampler;
   }
+}
+
+/** The backend methods a journaled future is replayed through after a restart. */
+const REPLAYABLE_OPS = [
+  "createModel",
+  "createModelFromCheckpoint",
+  "unloadModel",
+  "forwardBackward",
+  "optimStep",
+  "saveWeights",
+  "loadWeights",
+  "saveWeightsForSampler",
+  "saveWeightsExternal",
+] as const;
+type ReplayableOp = (typeof REPLAYABLE_OPS)[number];
+
+/** A call of a replayable method with its arguments, as submitted. */
+type JournaledCall = { [K in ReplayableOp]: { op: K; args: Parameters<LocalBackend[K]> } }[ReplayableOp];
+
+/**
+ * A JournaledCall as JSON: the defined arguments by position (JSON would turn an `undefined`
+ * argument into `null`, which some methods read differently).
+ */
+interface StoredCall {
+  op: ReplayableOp;
+  length: number;
+  defined: Record<string, unknown>;
+}
+
+function storedCall(call: JournaledCall): StoredCall {
+  const defined: Record<string, unknown> = {};
+  call.args.forEach((arg, i) => {
+    if (arg !== undefined) defined[String(i)] = arg;
+  });
+  return { op: call.op, length: call.args.length, defined };
+}
+
+/** A future's journal entry and the promise of its write. */
+interface Journal {
+  entry: StoredFuture;
+  written: Promise<void>;
 }
 
 /** Engine errors are the caller's fault ("user"); anything else is ours ("server"). */

@@ -4,6 +4,12 @@
  * time is answered `try_again`, as the service does. A future created in a completion group (a
  * sampling session's clone) also lands in that group's log when it settles, for `retrieve_futures`
  * (§F1).
+ *
+ * Settled futures are kept only for a while (bounded memory): `afterDeliveryMs` after a poll first
+ * received the outcome (long enough for a client whose answer was lost on the way to poll again),
+ * or `undeliveredMs` after settling when nobody polls. Pending futures are never evicted. A poll for
+ * an evicted id is answered like one for an id never issued (404). Eviction runs lazily on the
+ * store's own calls (no timer), so an idle backend holds what it held at its last request.
  */
 import { uuid4 } from "../internal/uuid.js";
 import type { FutureRequestType } from "../wire/endpoints/define.js";
@@ -18,7 +24,13 @@ export type ResultMessage = "ForwardBackwardOutput" | "SampleResponse";
  */
 export type FutureOutcome =
   | { kind: "json"; body: unknown; message?: ResultMessage }
-  | { kind: "failed"; error: string; category: "user" | "server" | "unknown" };
+  | { kind: "failed"; error: string; category: "user" | "server" | "unknown" }
+  /**
+   * The promise is broken (answered 410, PROTOCOL.md §4.3): the work was lost — e.g. a sample in
+   * flight when the server was killed — and the client should submit it again (the SDK's sampling
+   * path does so by itself).
+   */
+  | { kind: "expired"; error: string };
 
 /** What a future is, beyond its outcome. */
 export interface FutureInfo {
@@ -32,26 +44,100 @@ interface FutureEntry {
   outcome: FutureOutcome | undefined;
   waiters: Set<() => void>;
   info: FutureInfo;
+  /** When the entry goes (on the store's clock); Infinity while pending. */
+  evictAt: number;
+  delivered: boolean;
+}
+
+/** How long settled futures are kept (see the module comment). */
+export interface FutureRetention {
+  /** After a poll first received the outcome. Default 5 minutes. */
+  afterDeliveryMs?: number;
+  /** After settling, when no poll has received the outcome. Default 1 hour. */
+  undeliveredMs?: number;
+}
+
+export const DEFAULT_FUTURE_RETENTION: Required<FutureRetention> = {
+  afterDeliveryMs: 5 * 60_000,
+  undeliveredMs: 60 * 60_000,
+};
+
+export interface FutureStoreOptions extends FutureRetention {
+  /** A monotonic clock in ms (default performance.now); tests pass their own. */
+  now?: () => number;
+  /** Told each id evicted (to drop its stored record). */
+  onEvict?: (id: string) => void;
+}
+
+/** Ids in the order of their deadlines (each queue has one TTL, so pushing keeps it sorted). */
+class DeadlineQueue {
+  #items: { id: string; deadline: number }[] = [];
+  #head = 0;
+
+  push(id: string, deadline: number): void {
+    this.#items.push({ id, deadline });
+  }
+
+  /** Removes and returns the ids whose deadline is at or before `now`. */
+  *due(now: number): Generator<string> {
+    while (this.#head < this.#items.length && this.#items[this.#head]!.deadline <= now) {
+      yield this.#items[this.#head++]!.id;
+    }
+    // Drop the consumed prefix once it is most of the array, so the queue stays proportional.
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
 }
 
 export class FutureStore {
   readonly #entries = new Map<string, FutureEntry>();
   #counter = 0;
   /**
-   * Differs per backend instance, so a request id from before a restart (futures are not
-   * persisted) is answered 404, never with the result of a new future that reused its number.
+   * Differs per backend instance, so a new id never equals one issued before a restart: such an
+   * id is either restored from the store with its future (see `create`'s `id`) or unknown (404).
    */
   readonly #prefix = `req-${uuid4().slice(0, 8)}`;
   readonly #logs = new Map<string, CompletionLog>();
+  readonly #afterDeliveryMs: number;
+  readonly #undeliveredMs: number;
+  readonly #now: () => number;
+  readonly #onEvict: (id: string) => void;
+  readonly #settledQueue = new DeadlineQueue();
+  readonly #deliveredQueue = new DeadlineQueue();
 
-  create(info: FutureInfo = {}): string {
-    const id = `${this.#prefix}-${++this.#counter}`;
-    this.#entries.set(id, { outcome: undefined, waiters: new Set(), info });
+  constructor(options: FutureStoreOptions = {}) {
+    this.#afterDeliveryMs = options.afterDeliveryMs ?? DEFAULT_FUTURE_RETENTION.afterDeliveryMs;
+    this.#undeliveredMs = options.undeliveredMs ?? DEFAULT_FUTURE_RETENTION.undeliveredMs;
+    if (!(this.#afterDeliveryMs >= 0) || !(this.#undeliveredMs >= 0)) {
+      throw new Error("future retention times must be non-negative");
+    }
+    this.#now = options.now ?? (() => performance.now());
+    this.#onEvict = options.onEvict ?? (() => {});
+  }
+
+  /** A new pending future; `id` re-creates one issued before a restart (restored from the store). */
+  create(info: FutureInfo = {}, id = `${this.#prefix}-${++this.#counter}`): string {
+    this.#evictDue();
+    this.#entries.set(id, {
+      outcome: undefined,
+      waiters: new Set(),
+      info,
+      evictAt: Infinity,
+      delivered: false,
+    });
     return id;
   }
 
   has(id: string): boolean {
+    this.#evictDue();
     return this.#entries.has(id);
+  }
+
+  /** Futures held (pending and settled), e.g. to check that eviction bounds memory. */
+  get size(): number {
+    return this.#entries.size;
   }
 
   /** What the future was created as; undefined for an unknown id. */
@@ -71,15 +157,17 @@ export class FutureStore {
 
   /** Gives the future its outcome; false (and nothing changes) if it already had one. */
   settle(id: string, outcome: FutureOutcome): boolean {
+    this.#evictDue();
     const entry = this.#entries.get(id);
     if (!entry || entry.outcome) return false;
     entry.outcome = outcome;
+    entry.evictAt = this.#now() + this.#undeliveredMs;
+    this.#settledQueue.push(id, entry.evictAt);
     for (const wake of entry.waiters) wake();
     entry.waiters.clear();
     if (entry.info.group !== undefined) this.#log(entry.info.group).append(completionOf(id, outcome));
     return true;
   }
-
   /**
    * The completions of `group` after `cursor`, held up to `holdMs` when there are none yet
    * (`retrieve_futures`, §F1). Entries at or before `cursor` are acknowledged and dropped.
@@ -106,7 +194,10 @@ export class FutureStore {
   async wait(id: string, holdMs: number, signal?: AbortSignal): Promise<FutureOutcome | undefined> {
     const entry = this.#entries.get(id);
     if (!entry) throw new Error(`unknown request id ${id}`);
-    if (entry.outcome) return entry.outcome;
+    if (entry.outcome) {
+      this.#delivered(id, entry);
+      return entry.outcome;
+    }
     // Even with no hold, wait one macrotask: an in-process client polls again at once, and without
     // this yield its poll loop would starve the timer that runs the work.
     await new Promise<void>((resolve) => {
@@ -120,7 +211,33 @@ export class FutureStore {
       entry.waiters.add(done);
       signal?.addEventListener("abort", done, { once: true });
     });
+    if (entry.outcome) this.#delivered(id, entry);
     return entry.outcome;
+  }
+
+  /** A poll is receiving the outcome: from now on the entry lives `afterDeliveryMs` at most. */
+  #delivered(id: string, entry: FutureEntry): void {
+    if (entry.delivered) return;
+    entry.delivered = true;
+    const deadline = this.#now() + this.#afterDeliveryMs;
+    if (deadline < entry.evictAt) {
+      entry.evictAt = deadline;
+      this.#deliveredQueue.push(id, deadline);
+    }
+  }
+
+  /** Drops the settled futures whose time is up. */
+  #evictDue(): void {
+    const now = this.#now();
+    for (const queue of [this.#settledQueue, this.#deliveredQueue]) {
+      for (const id of queue.due(now)) {
+        const entry = this.#entries.get(id);
+        // An entry is in up to two queues; it goes when the one holding its own deadline reaches it.
+        if (entry === undefined || entry.evictAt > now) continue;
+        this.#entries.delete(id);
+        this.#onEvict(id);
+      }
+    }
   }
 
   /**
@@ -137,6 +254,6 @@ export class FutureStore {
 
 /** The log entry of a settled future; the edge fills in a result's payload size when it sends it. */
 function completionOf(requestId: string, outcome: FutureOutcome): Completion {
-  if (outcome.kind === "failed") return { state: "failed", request_id: requestId };
+  if (outcome.kind !== "json") return { state: "failed", request_id: requestId };
   return { state: "finished", request_id: requestId, response_payload_uncompressed_size: null };
 }

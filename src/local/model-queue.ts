@@ -35,6 +35,14 @@ export class ModelQueue {
     return this.#nextSeqId;
   }
 
+  /**
+   * Records a submission made before a restart (its job already ran), so that a retry of it maps
+   * to its request id instead of being refused as behind.
+   */
+  remember(seqId: number, submitted: Submitted): void {
+    this.#seen.set(seqId, submitted);
+  }
+
   /** Queues a job; it runs when every lower seq_id has run. */
   submit(seqId: number, requestId: string, fingerprint: string, run: QueuedJob["run"]): void {
     this.#seen.set(seqId, { requestId, fingerprint });

@@ -3,19 +3,31 @@
  * back. What is written when:
  *   session: at creation, project assignment, finish and expiry (heartbeat times are not written: a
  *            restarted backend gives every live session a fresh TTL);
- *   run: at creation and after every applied training operation (its weights, optimizer state
- *        and next seq_id), unload and corruption;
+ *   run: at creation and after every applied training operation (its weights, optimizer state,
+ *        the gradients accumulated since the last optim_step, next seq_id, and the outcome of the
+ *        operation just applied — one record, so all of these advance together), unload and
+ *        corruption;
  *   checkpoint: at save, publish/TTL changes; its file is removed at delete;
- *   sampler: at creation.
- * Every answer that reports such a change (the future's result, a REST response) is sent only
- * after the write is durable (see flush). Pending gradients, in-flight futures and the audit log of
- * deletes/visibility changes are not persisted.
+ *   sampler: at creation;
+ *   future: at submission, before its request id is answered (the journal: what to replay if the
+ *           server dies before the work is done), again with its outcome before a poll can
+ *           receive it, and removed when the future is evicted (future-store.ts). Samples are
+ *           journaled by id only: one in flight at a restart is answered 410 (resubmit).
+ * Every answer that reports such a change (a request id, the future's result, a REST response) is
+ * sent only after the write is durable (see flush). The audit log of deletes/visibility changes is
+ * not persisted.
  */
 
 import { SESSION_FINISH_STATUSES } from "../wire/endpoints/session.js";
 import type { BaseModels } from "./base-models.js";
-import { createInferenceModel, type InferenceModel, isOptimizerFamily } from "./engine/index.js";
+import {
+  createInferenceModel,
+  type InferenceModel,
+  isOptimizerFamily,
+  type TrainableModel,
+} from "./engine/index.js";
 import { unpackAdapterFiles } from "./external-weights.js";
+import type { FutureInfo, FutureOutcome } from "./future-store.js";
 import {
   type BackendState,
   type Checkpoint,
@@ -28,12 +40,34 @@ import {
 } from "./state.js";
 import { messageOf, type Store, type StoreCollection, type StoredRecord } from "./store.js";
 
+/** A training operation applied to a run: stored with the run, so its result survives with it. */
+export interface AppliedOperation {
+  seqId: number;
+  requestId: string;
+  outcome: FutureOutcome;
+}
+
+/** A future as the store keeps it (see the module comment). */
+export interface StoredFuture {
+  id: string;
+  info: FutureInfo;
+  /** Of a training operation: its run, seq_id and content fingerprint (a retry maps to this id). */
+  order?: { modelId: string; seqId: number; fingerprint: string };
+  /** What to call again if the future was pending at a restart (backend.ts's JournaledCall). */
+  call?: unknown;
+  /** Wall-clock time (ms) of the submission. */
+  submittedAt: number;
+  outcome?: FutureOutcome;
+}
+
 export class Persistence {
   #store: Store | undefined;
   /** Store writes not yet durable; answers wait for them (see flush). */
   readonly #writes = new Set<Promise<void>>();
   /** Creation order of persisted items (sessions, runs, checkpoints), kept across restarts. */
   readonly #ordinals = new WeakMap<object, number>();
+  /** The last training operation applied to each run, written with every record of the run. */
+  readonly #lastApplied = new WeakMap<TrainingRun, AppliedOperation>();
   #nextOrdinal = 0;
 
   readonly #state: BackendState;
@@ -53,9 +87,10 @@ export class Persistence {
 
   /**
    * Attaches a store and loads what it holds into the state. Damaged or inconsistent items are
-   * skipped with a warning. Call once, before serving requests.
+   * skipped with a warning. Returns the stored futures (for the backend to restore or replay).
+   * Call once, before serving requests.
    */
-  async attach(store: Store): Promise<void> {
+  async attach(store: Store): Promise<StoredFuture[]> {
     const load = async (collection: StoreCollection, restore: (record: StoredRecord) => void) => {
       // In creation order, as the REST lists are.
       const records = (await store.load(collection)).sort((a, b) => recordOrder(a) - recordOrder(b));
@@ -71,7 +106,15 @@ export class Persistence {
     await load("runs", (record) => this.#restoreRun(record));
     await load("checkpoints", (record) => this.#restoreCheckpoint(record));
     await load("samplers", (record) => this.#restoreSampler(record));
+    const futures: StoredFuture[] = [];
+    await load("futures", (record) => futures.push(restoreFuture(record)));
     this.#store = store;
+    return futures;
+  }
+
+  /** The last training operation applied to `run` that the store knows of. */
+  lastApplied(run: TrainingRun): AppliedOperation | undefined {
+    return this.#lastApplied.get(run);
   }
 
   /** Resolves when every store write started so far is durable (or has failed with a warning). */
@@ -105,10 +148,18 @@ export class Persistence {
     );
   }
 
-  persistRun(run: TrainingRun): void {
+  /**
+   * Writes the run: with `applied`, the operation that just advanced its seq_id, whose outcome is
+   * then durable in the same record as the state it produced.
+   */
+  persistRun(run: TrainingRun, applied?: AppliedOperation): void {
     // Exporting the weights is not free: skip it when nothing would be written.
     if (!this.#store) return;
-    const data = run.model.exportState({ withOptimizer: true });
+    if (applied) this.#lastApplied.set(run, applied);
+    const state = run.model.exportState({ withOptimizer: true });
+    const gradients = exportGradients(run);
+    const data = concatBytes(state, gradients);
+    const lastApplied = this.#lastApplied.get(run);
     this.#write(
       (store) =>
         store.put("runs", {
@@ -125,6 +176,8 @@ export class Persistence {
             trainable: run.trainable,
             optimizer: run.model.optimizer,
             nextSeqId: run.queue.nextSeqId,
+            gradientBytes: gradients.length,
+            lastApplied: lastApplied ?? null,
             ordinal: this.#ordinal(run),
           },
           data,
@@ -181,14 +234,29 @@ export class Persistence {
     );
   }
 
-  #write(action: (store: Store) => Promise<void>, what: string): void {
+  /**
+   * Writes a future (pending with what to replay, or with its outcome); resolves when it is
+   * durable (or the write failed with a warning). Without a store, at once.
+   */
+  persistFuture(future: StoredFuture): Promise<void> {
+    const { id, ...meta } = future;
+    return this.#write((store) => store.put("futures", { key: id, meta }), `future ${id}`);
+  }
+
+  /** Removes an evicted future's record. */
+  forgetFuture(id: string): void {
+    void this.#write((store) => store.delete("futures", id), `eviction of future ${id}`);
+  }
+
+  #write(action: (store: Store) => Promise<void>, what: string): Promise<void> {
     const store = this.#store;
-    if (!store) return;
+    if (!store) return Promise.resolve();
     const write = action(store).catch((error) =>
       this.#onWarning(`could not persist ${what}: ${messageOf(error)}`),
     );
     this.#writes.add(write);
     void write.finally(() => this.#writes.delete(write));
+    return write;
   }
 
   #ordinal(item: object): number {
@@ -251,13 +319,22 @@ export class Persistence {
       /** The run's optimizer family (§O1); absent in older records, where the state says it. */
       optimizer?: string;
       nextSeqId: number;
+      /** Bytes of accumulated gradients after the engine state; absent in older records (none). */
+      gradientBytes?: number;
+      lastApplied?: AppliedOperation | null;
     };
     if (!record.data) throw new Error("no model state");
+    const gradientBytes = meta.gradientBytes ?? 0;
+    if (!Number.isInteger(gradientBytes) || gradientBytes < 0 || gradientBytes > record.data.length) {
+      throw new Error("bad gradient length");
+    }
+    const state = record.data.subarray(0, record.data.length - gradientBytes);
     if (!Number.isInteger(meta.nextSeqId)) throw new Error("no next seq_id");
     if (meta.optimizer !== undefined && !isOptimizerFamily(meta.optimizer)) {
       throw new Error(`unknown optimizer ${JSON.stringify(meta.optimizer)}`);
     }
-    const model = this.#models.fromState(meta.baseModel, meta.lora, record.data, true, meta.optimizer);
+    const model = this.#models.fromState(meta.baseModel, meta.lora, state, true, meta.optimizer);
+    importGradients(model, record.data.subarray(record.data.length - gradientBytes));
     const run = registerRun(
       this.#state,
       {
@@ -275,6 +352,7 @@ export class Persistence {
     run.lastRequestAt = validDate(meta.lastRequestAt);
     run.unloaded = meta.unloaded === true;
     run.corrupted = meta.corrupted === true;
+    if (meta.lastApplied) this.#lastApplied.set(run, meta.lastApplied);
     this.#restoreOrdinal(run, record);
   }
 
@@ -345,6 +423,59 @@ export class Persistence {
       ...(record.data && meta.lora ? { state: record.data, lora: meta.lora } : {}),
     });
   }
+}
+
+function restoreFuture(record: StoredRecord): StoredFuture {
+  const meta = record.meta as Omit<StoredFuture, "id">;
+  if (typeof meta !== "object" || meta === null || typeof meta.info !== "object") {
+    throw new Error("not a future");
+  }
+  return { id: record.key, ...meta };
+}
+
+/**
+ * The gradients a run has accumulated since its last optim_step (float64 little-endian, in the
+ * order of the model's parameters); empty when they are all zero, as after every optim_step.
+ */
+function exportGradients(run: TrainingRun): Uint8Array {
+  const parameters = run.model.parameters();
+  if (parameters.every((p) => p.grad.every((g) => g === 0))) return new Uint8Array(0);
+  const length = parameters.reduce((sum, p) => sum + p.grad.length, 0);
+  const bytes = new Uint8Array(length * 8);
+  const view = new DataView(bytes.buffer);
+  let offset = 0;
+  for (const p of parameters) {
+    for (const g of p.grad) {
+      view.setFloat64(offset, g, true);
+      offset += 8;
+    }
+  }
+  return bytes;
+}
+
+/** Restores what exportGradients wrote (nothing: the gradients stay zero). */
+function importGradients(model: TrainableModel, bytes: Uint8Array): void {
+  if (bytes.length === 0) return;
+  const parameters = model.parameters();
+  const length = parameters.reduce((sum, p) => sum + p.grad.length, 0);
+  if (bytes.length !== length * 8)
+    throw new Error(`gradients of ${bytes.length} bytes, expected ${length * 8}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let offset = 0;
+  for (const p of parameters) {
+    for (let i = 0; i < p.grad.length; i++) {
+      p.grad[i] = view.getFloat64(offset, true);
+      offset += 8;
+    }
+  }
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (b.length === 0) return a;
+  const bytes = new Uint8Array(a.length + b.length);
+  bytes.set(a, 0);
+  bytes.set(b, a.length);
+  return bytes;
 }
 
 /** Where a stored item was created among its kind (sessions, runs, checkpoints), for ordering. */

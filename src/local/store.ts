@@ -1,6 +1,6 @@
 /**
  * Where the local backend keeps what must outlive a process (DESIGN.md §5): sessions, training
- * runs, checkpoints and samplers, each as one self-checking record. This module is web-standard;
+ * runs, checkpoints, samplers and futures, each as one self-checking record. This module is web-standard;
  * the directory implementation (directory-store.ts, node:fs) is imported only when a data
  * directory is given, so browsers and Workers never load node modules.
  *
@@ -14,12 +14,18 @@
  * A torn write (short file), trailing garbage or any flipped bit fails the lengths or the checksum.
  */
 
-export type StoreCollection = "sessions" | "runs" | "checkpoints" | "samplers";
+export type StoreCollection = "sessions" | "runs" | "checkpoints" | "samplers" | "futures";
 
-export const STORE_COLLECTIONS: readonly StoreCollection[] = ["sessions", "runs", "checkpoints", "samplers"];
+export const STORE_COLLECTIONS: readonly StoreCollection[] = [
+  "sessions",
+  "runs",
+  "checkpoints",
+  "samplers",
+  "futures",
+];
 
 export interface StoredRecord {
-  /** Unique within its collection (a session id, model id, tinker:// path or sampler id). */
+  /** Unique within its collection (a session id, model id, tinker:// path, sampler or request id). */
   key: string;
   /** JSON-serializable metadata. */
   meta: unknown;

@@ -90,6 +90,8 @@ function answerOutcome(
   metadataThreshold: number,
 ): Response {
   if (outcome.kind === "failed") return jsonResponse({ error: outcome.error, category: outcome.category });
+  // A broken promise (work lost in a restart): 410, which makes the SDKs re-submit a sample (§4.3).
+  if (outcome.kind === "expired") throw new HttpError(410, outcome.error);
   const bytes = wantsProtobuf ? protobufPayload(outcome) : undefined;
   if (bytes === undefined) return jsonResponse(outcome.body);
   if (allowMetadataOnly && bytes.length > metadataThreshold) {
