@@ -6,12 +6,14 @@
  * optim_step's gradient norm and the final weights (forward logprobs of a probe batch) bit-equal to
  * an uninterrupted reference loop, or fail with a typed error that says what was lost.
  *
- *   npx tsx bench/kill-harness.ts [--loops 20] [--steps 30] [--seed 1] [--kills-per-loop 1]
+ *   npx tsx bench/kill-harness.ts [--kills 20] [--steps 30] [--seed 1] [--kills-per-loop 1]
  *
  * Each loop: a fresh data directory, one ServiceClient, a LoRA run with a fixed seed, `steps` ×
  * (forward_backward + optim_step, submitted together as the SDK pipelines them), deterministic
- * data. The kill moment is uniform over the reference loop's duration (seeded). The server's
- * warnings are scanned for skipped (damaged) records: a torn record would show there.
+ * data. Each kill moment is uniform over the reference loop's duration (seeded), counted from the
+ * loop's start or the previous restart; loops run until `kills` kills have happened (a loop that
+ * ends before its kill is still checked). The server's warnings are scanned for skipped (damaged)
+ * records: a torn record would show there.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -213,7 +215,8 @@ function seededRandom(seed: number): () => number {
 }
 
 export interface HarnessOptions {
-  loops: number;
+  /** Kills in all. */
+  kills: number;
   steps: number;
   seed: number;
   killsPerLoop: number;
@@ -233,8 +236,9 @@ export interface HarnessSummary {
 }
 
 /**
- * `loops` loops, each killed `killsPerLoop` times at seeded random moments (uniform over the
- * reference loop's duration, measured from the loop's start or the previous restart).
+ * Loops until `kills` kills have happened, each loop killed up to `killsPerLoop` times at seeded
+ * random moments (uniform over the reference loop's duration, from the loop's start or the
+ * previous restart).
  */
 export async function runHarness(options: HarnessOptions): Promise<HarnessSummary> {
   const random = seededRandom(options.seed);
@@ -264,7 +268,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessSummar
     await killServer(referenceServer);
     log(`reference loop: ${options.steps} steps in ${duration.toFixed(0)} ms`);
 
-    for (let loop = 0; loop < options.loops; loop++) {
+    for (let loop = 0; summary.kills < options.kills; loop++) {
       const dataDir = await tempDir();
       let server = await startServer(0, dataDir);
       const port = Number(new URL(server.url).port);
@@ -272,7 +276,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessSummar
       const killTimes: number[] = [];
       let stopped = false;
       const killer = (async () => {
-        for (let k = 0; k < options.killsPerLoop && !stopped; k++) {
+        for (let k = 0; k < options.killsPerLoop && summary.kills < options.kills && !stopped; k++) {
           const delay = random() * duration;
           await new Promise((resolve) => setTimeout(resolve, delay));
           if (stopped) return;
@@ -330,7 +334,7 @@ function argument(name: string, fallback: number): number {
 
 if (process.argv[1]?.endsWith("kill-harness.ts")) {
   const summary = await runHarness({
-    loops: argument("loops", 20),
+    kills: argument("kills", 20),
     steps: argument("steps", 30),
     seed: argument("seed", 1),
     killsPerLoop: argument("kills-per-loop", 1),

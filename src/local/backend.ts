@@ -774,7 +774,7 @@ export class LocalBackend {
 
   /**
    * join_sampling_session (§P3): the next clone counter of a sampler, from 1 (the original client is
-   * 0). Counters live as long as this backend: futures do not survive a restart either.
+   * 0). Counters live as long as this backend (they are not stored).
    */
   joinSamplingSession(samplerId: string): number {
     this.#liveSampler(samplerId);
