@@ -100,7 +100,8 @@ export class TelemetryQueue implements Telemetry {
   readonly enabled: boolean;
   readonly #send: TelemetryOptions["send"];
   readonly #sdkVersion: string;
-  readonly #sessionlessId = `sessionless-${uuid4()}`;
+  /** Drawn at the first batch without a session, never at construction (PROTOCOL.md §11). */
+  #sessionlessId: string | undefined;
   #sessionId: string | undefined;
   #sessionStartedAt = 0;
   #nextIndex = 0;
@@ -234,10 +235,20 @@ export class TelemetryQueue implements Telemetry {
         events,
         platform: telemetryPlatform(),
         sdk_version: this.#sdkVersion,
-        session_id: this.#sessionId ?? this.#sessionlessId,
+        session_id: this.#sessionId ?? this.#sessionless(),
         process_uuid: processUuid(),
       });
     }
+  }
+
+  /**
+   * The `sessionless-<uuid4>` id of batches sent before the session exists. Drawn lazily: some
+   * runtimes (workerd) refuse randomness outside a request, so a client built at a Worker's module
+   * scope must make none at construction.
+   */
+  #sessionless(): string {
+    this.#sessionlessId ??= `sessionless-${uuid4()}`;
+    return this.#sessionlessId;
   }
 
   /** Sends until accepted; after close() one last attempt, then the batch is dropped. */
