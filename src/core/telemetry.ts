@@ -112,8 +112,16 @@ export class TelemetryQueue implements Telemetry {
   #waitingDrain: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed: Promise<void> | undefined;
-  /** Aborted by close(): cuts the 1 s retry wait short so each batch gets its last attempt at once. */
-  readonly #stop = new AbortController();
+  /**
+   * Aborted by close(): cuts the 1 s retry wait short so each batch gets its last attempt at once.
+   * Made at first need, as nothing may be at construction (workerd's global scope forbids it).
+   */
+  #stopController: AbortController | undefined;
+
+  get #stop(): AbortController {
+    this.#stopController ??= new AbortController();
+    return this.#stopController;
+  }
 
   constructor(options: TelemetryOptions) {
     this.enabled = options.enabled;
