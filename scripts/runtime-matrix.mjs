@@ -61,6 +61,12 @@ async function prepare() {
     }),
     esbuild.build({
       ...common,
+      entryPoints: ["worker-module-scope.mjs"],
+      format: "esm",
+      outfile: join(bundles, "worker-module-scope.js"),
+    }),
+    esbuild.build({
+      ...common,
       entryPoints: ["global.mjs"],
       format: "esm",
       outfile: join(bundles, "browser.js"),
@@ -101,6 +107,13 @@ const runtimes = [
     name: "workerd",
     cmd: process.execPath,
     argv: [join(tests, "run-workerd.mjs"), join(bundles, "worker.js")],
+  },
+  // A Worker whose ServiceClient is built at module scope: workerd refuses to start one that draws
+  // random numbers or does I/O there, so construction must do neither.
+  {
+    name: "workerd-module-scope",
+    cmd: process.execPath,
+    argv: [join(tests, "run-workerd.mjs"), join(bundles, "worker-module-scope.js")],
   },
   {
     name: "edge-runtime",
@@ -199,7 +212,9 @@ if (!failed) {
         `  errors ${result.errors.join(",")}  randomUUID ${result.randomUUID ? "yes" : "no"}  (${result.engine})` +
         `  ${toolkitSummary(result.toolkit)}` +
         (result.problems?.length ? `  PROBLEMS ${oneLine(result.problems)}` : "")
-      : `PROBLEMS ${oneLine(result.problems ?? [raw])}`;
+      : result.summary && ok
+        ? result.summary
+        : `PROBLEMS ${oneLine(result.problems ?? [raw])}`;
     console.log(line(ok, runtime.name, seconds, detail));
     if (flag("json") && raw) console.log(`     ${raw}`);
   }

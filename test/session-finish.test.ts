@@ -73,7 +73,8 @@ describe("ServiceClient.close", () => {
     await t.service.close("success");
     expect(t.requests).toHaveLength(sent);
 
-    const closed = { name: "TinkerError", message: "ServiceClient is closed" };
+    // ValidationError, a TinkerError: the caller's mistake, caught before anything is sent.
+    const closed = { name: "ValidationError", message: expect.stringContaining("ServiceClient is closed") };
     await expect(t.service.createLoraTrainingClient(BASE_MODEL)).rejects.toMatchObject(closed);
     await expect(t.service.createLoraTrainingClient(BASE_MODEL)).rejects.toBeInstanceOf(TinkerError);
     await expect(t.service.createSamplingClient({ baseModel: BASE_MODEL })).rejects.toMatchObject(closed);
@@ -121,28 +122,29 @@ describe("ServiceClient.close", () => {
     });
   });
 
-  it("leaves training and sampling clients of the closed session with a 410 from the server", async () => {
+  it("refuses calls on clients of the closed session at once; the server would answer 410", async () => {
     const t = setup();
     const training = await t.service.createLoraTrainingClient(BASE_MODEL, { rank: 2 });
     const sampler = await t.service.createSamplingClient({ baseModel: BASE_MODEL });
     await t.service.close("interrupted");
-    // Not retried: the sampler's own retry loop takes 410 only as a poll answer.
-    const sampleError = await sampler.sample(ModelInput.fromInts([1, 2, 3]), 1, { max_tokens: 2 }).then(
-      () => undefined,
-      (e: unknown) => e,
+    const sent = t.requests.length;
+    expect(() => sampler.sample(ModelInput.fromInts([1, 2, 3]), 1, { max_tokens: 2 })).toThrow(
+      "sample: ServiceClient is closed",
     );
-    expect(sampleError).toBeInstanceOf(APIStatusError);
-    expect(sampleError).toMatchObject({ status: 410 });
-
-    const error = await training
-      .forwardBackward([qaDatum(QA[0]!.question, QA[0]!.answer)], "cross_entropy")
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect(error).toBeInstanceOf(APIStatusError);
-    expect(error).toMatchObject({ status: 410 });
-    expect((error as Error).message).toContain(`session ${sessionOf(training)} is finished (interrupted)`);
+    expect(() =>
+      training.forwardBackward([qaDatum(QA[0]!.question, QA[0]!.answer)], "cross_entropy"),
+    ).toThrow("forwardBackward: ServiceClient is closed");
+    expect(t.requests).toHaveLength(sent);
+    // What the call would have met: the session is finished on the server.
+    const refused = await raw(t.local, "POST", "forward_backward", {
+      model_id: training.modelId,
+      seq_id: 1,
+      forward_backward_input: { data: [], loss_fn: "cross_entropy" },
+    });
+    expect(refused.status).toBe(410);
+    expect(JSON.stringify(refused.body)).toContain(
+      `session ${sessionOf(training)} is finished (interrupted)`,
+    );
   });
 
   it("only warns when the server has no finish route (404), and still closes", async () => {

@@ -18,16 +18,25 @@ import {
   withStoredKey,
 } from "../core/auth/sources.js";
 import type { ResolvedConfig } from "../core/config.js";
-import { APIStatusError } from "../core/errors.js";
+import {
+  APIConnectionError,
+  APIStatusError,
+  APITimeoutError,
+  APIUserAbortError,
+  ValidationError,
+} from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { platformHeaders } from "../core/headers.js";
-import { HttpClient } from "../core/http.js";
+import { type AttemptInfo, HttpClient } from "../core/http.js";
 import { decodeJwtClaims, type JwtClaims } from "../core/jwt.js";
-import { logServerMessages } from "../core/logger.js";
+import { displayUrl, logServerMessages, maskCredential } from "../core/logger.js";
+import { isRetryableStatus } from "../core/retry-policy.js";
 import { type TelemetryBatch, TelemetryQueue } from "../core/telemetry.js";
 import { asVersionRefusal } from "../core/version-gate.js";
+import { sleep } from "../internal/sleep.js";
 import { unrefTimer } from "../internal/timers.js";
 import { PROTOCOL_SDK_VERSION } from "../version.js";
+import { endpoint } from "../wire/endpoints/define.js";
 import { session } from "../wire/endpoints/index.js";
 import type {
   ClientConfigResponse,
@@ -41,6 +50,34 @@ import { SampleDispatcher } from "./sample-dispatch.js";
 const DEFAULT_SAMPLE_DISPATCH_BYTES = 10 * 1024 * 1024;
 /** The dynamic config refresh interval when the server gives none (PROTOCOL.md §1.5). */
 const DEFAULT_DYNAMIC_REFRESH_SEC = 300;
+
+/**
+ * `client/config` as one plain HTTP request, for the tries before the server was ever reached: the
+ * protocol's retry layers (minutes, for a server that went away mid-run) would make a wrong URL or
+ * a stopped server look like a hang. The retrying is `#firstContact`'s, short and logged.
+ */
+const clientConfigOnce = endpoint({ ...session.clientConfig, retry: "transport", transportRetries: 0 });
+
+/** Wait before first-contact try k + 1: 0.5, 1, 2, 4 s… (tries at 0, 0.5, 1.5, 3.5, 7.5 s in 10 s). */
+function firstContactDelayMs(attempt: number): number {
+  return Math.min(500 * 2 ** attempt, 5_000);
+}
+
+/**
+ * Why a request got no answer, in the runtime's words: the innermost cause of the error (fetch's
+ * TypeError wraps the socket's error in Node, Deno and Bun), with its code: `connect ECONNREFUSED
+ * 127.0.0.1:8000`, `getaddrinfo ENOTFOUND host`, `CERT_HAS_EXPIRED: certificate has expired`.
+ */
+export function failureReason(error: unknown): string {
+  let reason = error instanceof Error ? "" : String(error);
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    const hasCode = typeof code === "string" && !e.message.includes(code);
+    const text = hasCode ? (e.message ? `${code}: ${e.message}` : code) : e.message;
+    if (text) reason = text;
+  }
+  return reason || "no response";
+}
 
 export class Connection {
   readonly http: HttpClient;
@@ -74,10 +111,26 @@ export class Connection {
   #sources: Promise<CredentialSources> | undefined;
   /** Set in JWT mode: the token whose claims `identity()` reads. */
   #jwt: JwtCredentials | undefined;
-  /** Aborted by close(): ends start-up retry waits. */
-  readonly #stop = new AbortController();
+  /**
+   * Aborted by close(): ends start-up retry waits. Made at first need: workerd refuses to start a
+   * Worker whose global scope creates one, and Workers build their clients there.
+   */
+  #stopController: AbortController | undefined;
+  /** Set once any request got an HTTP answer: from then on connection errors get the long budget. */
+  #reached = false;
+  /** Why the last request got no answer, for messages about a start-up that is still trying. */
+  #lastFailure: string | undefined;
+  /** Set when `create_session` is sent: from then on close() waits for the session to finish it. */
+  #sessionSent = false;
+  /** Set by `ServiceClient.close()` at once, before the session is finished: no new calls. */
+  #closing = false;
   /** Telemetry of this client (§11); a no-op when disabled. */
   readonly telemetry: TelemetryQueue;
+
+  get #stop(): AbortController {
+    this.#stopController ??= new AbortController();
+    return this.#stopController;
+  }
 
   constructor(config: ResolvedConfig) {
     this.config = config;
@@ -90,6 +143,7 @@ export class Connection {
       maxRetries: config.maxRetries,
       timeoutMs: config.timeoutMs,
       onResponse: config.onResponse,
+      onAttempt: (info) => this.#noteAttempt(info),
       maxResponseBytes: config.maxResponseBytes,
     });
     this.telemetry = new TelemetryQueue({
@@ -99,21 +153,50 @@ export class Connection {
     });
   }
 
-  /** The server's client config; the first call performs the start-up handshake. */
-  clientConfig(): Promise<ClientConfigResponse> {
+  /**
+   * The server's client config; the first call performs the start-up handshake. `signal` ends this
+   * caller's wait (the handshake itself is shared and ends with its own bounds, or with close()).
+   */
+  clientConfig(signal?: AbortSignal): Promise<ClientConfigResponse> {
     this.#clientConfig ??= this.#handshake();
     // A failed handshake may be retried by the next call.
     this.#clientConfig.catch(() => {
       this.#clientConfig = undefined;
     });
-    return this.#clientConfig;
+    return this.#waitFor(this.#clientConfig, signal);
+  }
+
+  /**
+   * `work`, or, as soon as `signal` fires, the SDK's timeout or abort error naming the server and
+   * why it has not answered yet, so a deadline on a call whose start-up still waits says so.
+   */
+  #waitFor<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    if (!signal) return work;
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        const url = displayUrl(this.http.baseURL);
+        const why = this.#reached ? "" : this.#lastFailure ? ` (not reached yet: ${this.#lastFailure})` : "";
+        const reason = signal.reason;
+        reject(
+          reason instanceof Error && reason.name === "TimeoutError"
+            ? new APITimeoutError(`Request timed out waiting for ${url}${why}.`)
+            : new APIUserAbortError(`Request was aborted waiting for ${url}${why}.`, { cause: reason }),
+        );
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
   }
 
   async #handshake(): Promise<ClientConfigResponse> {
     const body = { sdk_version: this.config.sdkVersion };
     // close() ends the retry waits, so a client closed during start-up keeps no timer.
     const signal = this.#stop.signal;
-    const config = await call(this, session.clientConfig, { body, signal }).catch(this.#versionRefusal);
+    this.config.logger.debug(
+      `connecting to ${displayUrl(this.http.baseURL)} (credential ${maskCredential(this.config.apiKey)}, sdk_version ${this.config.sdkVersion})`,
+    );
+    const config = await this.#firstContact(body, signal).catch(this.#versionRefusal);
     await this.#authenticate(config);
     try {
       this.#dynamicConfig = await call(this, session.dynamicConfig, { body, signal });
@@ -124,6 +207,57 @@ export class Connection {
     }
     this.#clientConfigValue = config;
     return config;
+  }
+
+  /**
+   * `client/config`. Until the server has answered once, a refused connection, a DNS or TLS failure
+   * is retried for `firstConnectRetryMs` only (a few tries, each logged), then fails with the URL and
+   * the cause: a wrong URL or a stopped server shows in seconds. A server that answers (a 503 while
+   * it starts, say) has been reached: the protocol's retry layers take over.
+   */
+  async #firstContact(body: Record<string, unknown>, signal: AbortSignal): Promise<ClientConfigResponse> {
+    if (this.#reached) return call(this, session.clientConfig, { body, signal });
+    const startedAt = Date.now();
+    const windowMs = this.config.firstConnectRetryMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call(this, clientConfigOnce, { body, signal });
+      } catch (error) {
+        if (error instanceof APIStatusError && isRetryableStatus(error.status)) {
+          return call(this, session.clientConfig, { body, signal });
+        }
+        if (!(error instanceof APIConnectionError) || signal.aborted) throw error;
+        const elapsed = Date.now() - startedAt;
+        const delayMs = firstContactDelayMs(attempt);
+        const url = displayUrl(this.http.baseURL);
+        const reason = failureReason(error.cause ?? error);
+        if (elapsed + delayMs > windowMs) {
+          throw new APIConnectionError(
+            `Could not connect to ${url}: ${reason} (${attempt + 1} ${attempt === 0 ? "try" : "tries"} in ${(elapsed / 1000).toFixed(1)} s). ` +
+              "Is the server running and the base URL right? (firstConnectRetryMs sets how long to keep trying.)",
+            { cause: error.cause ?? error },
+          );
+        }
+        this.config.logger.debug(`cannot reach ${url} yet (${reason}); try ${attempt + 2} in ${delayMs} ms`);
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  /** The debug log's request line, and what later messages need to know about reachability. */
+  #noteAttempt(info: AttemptInfo): void {
+    if (info.status !== undefined) {
+      this.#reached = true;
+      this.#lastFailure = undefined;
+    } else {
+      this.#lastFailure = failureReason(info.error);
+    }
+    const logger = this.config.logger;
+    if (logger.level !== "debug") return;
+    const path = displayUrl(info.url).replace(displayUrl(this.http.baseURL).replace(/\/$/, ""), "");
+    const outcome = info.status !== undefined ? String(info.status) : `failed (${this.#lastFailure})`;
+    const retry = info.retryCount > 0 ? ` [retry ${info.retryCount}]` : "";
+    logger.debug(`${info.method} ${path} → ${outcome} in ${info.ms} ms${retry}`);
   }
 
   /**
@@ -223,17 +357,24 @@ export class Connection {
     return this.#clientConfigValue;
   }
 
-  /** The session id; the first call creates the session and starts the heartbeat. */
-  session(): Promise<string> {
+  /**
+   * The session id; the first call creates the session and starts the heartbeat. `signal` ends
+   * this caller's wait, not the shared creation.
+   */
+  session(signal?: AbortSignal): Promise<string> {
     this.#session ??= this.#createSession();
     this.#session.catch(() => {
       this.#session = undefined;
+      this.#sessionSent = false;
     });
-    return this.#session;
+    return this.#waitFor(this.#session, signal);
   }
 
   async #createSession(): Promise<string> {
     await this.clientConfig();
+    // Closed while the handshake ran: no session is opened only to be finished.
+    this.checkOpen("session");
+    this.#sessionSent = true;
     const { config } = this;
     const body = {
       tags: config.tags,
@@ -242,7 +383,10 @@ export class Connection {
       project_id: config.projectId,
     };
     // Transport retries only, as declared; a version refusal is final.
-    const response = await call(this, session.createSession, { body }).catch(this.#versionRefusal);
+    const response = await call(this, session.createSession, { body, signal: this.#stop.signal }).catch(
+      this.#versionRefusal,
+    );
+    this.config.logger.debug(`session ${response.session_id} created`);
     logServerMessages(response, config.logger);
     this.#sessionId = response.session_id;
     if (!this.#closed) {
@@ -264,7 +408,8 @@ export class Connection {
 
   /** The session id once any creation under way has settled; undefined if there is none. */
   async existingSession(): Promise<string | undefined> {
-    if (this.#session === undefined) return undefined;
+    // Still in the handshake: nothing to finish, and close() stops the handshake.
+    if (this.#session === undefined || !this.#sessionSent) return undefined;
     return this.#session.catch(() => undefined);
   }
 
@@ -309,7 +454,7 @@ export class Connection {
 
   /** `GET get_server_capabilities`, through the generic retry loop; the answer is remembered. */
   async fetchCapabilities(signal?: AbortSignal): Promise<GetServerCapabilitiesResponse> {
-    await this.clientConfig();
+    await this.clientConfig(signal);
     const capabilities = await call(this, session.getServerCapabilities, { signal });
     this.#capabilities = capabilities;
     return capabilities;
@@ -349,6 +494,27 @@ export class Connection {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Called by `ServiceClient.close()` first: from now on every client of it refuses new calls. */
+  beginClose(): void {
+    this.#closing = true;
+  }
+
+  /**
+   * Throws at once when the client was closed: a call made after `close()` would otherwise be sent
+   * and fail later, on a finished session, with a message that does not say why.
+   */
+  checkOpen(where: string): void {
+    if (this.#closing || this.#closed) {
+      throw new ValidationError([
+        {
+          path: where,
+          message:
+            "ServiceClient is closed (close() was called, or its `await using` scope ended); nothing was sent. Create a new ServiceClient to continue",
+        },
+      ]);
+    }
   }
 
   /**

@@ -13,6 +13,7 @@ import { withGenericRetries } from "../core/generic-retry.js";
 import { describeValue } from "../internal/describe.js";
 import { sleep, untilAborted } from "../internal/sleep.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
+import { CALL_OPTION_SHAPE, optionShape } from "../lib/strict-options.js";
 import { parseTinkerPath } from "../lib/tinker-path.js";
 import { type Endpoint, parseBody, pathOf, routeName } from "../wire/endpoints/define.js";
 import { rest, sampling, training } from "../wire/endpoints/index.js";
@@ -40,7 +41,7 @@ import {
 import type { GetSamplerResponse, WeightsInfoResponse } from "../wire/schemas.js";
 import type { LoraConfig } from "../wire/types.js";
 import { type CallInput, call } from "./call.js";
-import { type CallOptions, withTimeout } from "./call-options.js";
+import { type CallOptions, checkCall, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
 import { DEFAULT_BUILDING_RETRY_DELAY_MS, requestArchiveUrl } from "./rest/archive.js";
 import { auditDay, billingWindow } from "./rest/time-params.js";
@@ -132,6 +133,63 @@ export interface ExternalWeightsUploadOptions extends CallOptions {
   destinationProjectId?: string;
 }
 
+// The keys and kinds of each options type, checked at method entry (plain JavaScript included).
+const ACCESS_SCOPE_OPTIONS_SHAPE = optionShape<AccessScopeOptions>({
+  ...CALL_OPTION_SHAPE,
+  accessScope: "string",
+});
+const LIST_OPTIONS_SHAPE = optionShape<ListOptions>({
+  ...CALL_OPTION_SHAPE,
+  limit: "number",
+  offset: "number",
+});
+const LIST_TRAINING_RUNS_OPTIONS_SHAPE = optionShape<ListTrainingRunsOptions>({
+  ...LIST_OPTIONS_SHAPE,
+  accessScope: "string",
+  projectId: "string",
+});
+const LIST_SESSIONS_OPTIONS_SHAPE = optionShape<ListSessionsOptions>({
+  ...LIST_OPTIONS_SHAPE,
+  accessScope: "string",
+});
+const ARCHIVE_URL_OPTIONS_SHAPE = optionShape<ArchiveUrlOptions>({
+  ...CALL_OPTION_SHAPE,
+  buildingRetryDelayMs: "number",
+});
+const EXPORT_SESSION_TRACE_OPTIONS_SHAPE = optionShape<ExportSessionTraceOptions>({
+  ...CALL_OPTION_SHAPE,
+  pollIntervalMs: "number",
+});
+const AUDIT_LOG_OPTIONS_SHAPE = optionShape<AuditLogOptions>({
+  ...CALL_OPTION_SHAPE,
+  eventType: "string",
+  day: ["date", "string"],
+});
+const BILLING_USAGE_OPTIONS_SHAPE = optionShape<BillingUsageOptions>({
+  ...CALL_OPTION_SHAPE,
+  startingOn: ["date", "string"],
+  endingBefore: ["date", "string"],
+});
+const CHECKPOINT_STORAGE_USAGE_OPTIONS_SHAPE = optionShape<CheckpointStorageUsageOptions>({
+  ...CALL_OPTION_SHAPE,
+  projectId: "string",
+});
+// Its values are checked by the search body's declaration (searchBody), with the option names.
+const SEARCH_CHECKPOINTS_OPTIONS_SHAPE = optionShape<SearchCheckpointsOptions>({
+  ...CALL_OPTION_SHAPE,
+  projectIds: "any",
+  userMetadata: "any",
+  checkpointType: "any",
+  owner: "any",
+  baseModels: "any",
+  limit: "any",
+  cursor: "any",
+});
+const EXTERNAL_WEIGHTS_UPLOAD_OPTIONS_SHAPE = optionShape<ExternalWeightsUploadOptions>({
+  ...CALL_OPTION_SHAPE,
+  destinationProjectId: "string",
+});
+
 const DEFAULT_TRACE_POLL_MS = 5_000;
 
 export class RestClient {
@@ -146,6 +204,7 @@ export class RestClient {
 
   /** One training run: its model, LoRA rank, last checkpoints, metadata and `corrupted` flag. */
   async getTrainingRun(trainingRunId: string, options: AccessScopeOptions = {}): Promise<TrainingRun> {
+    checkCall(this.#connection, "getTrainingRun", options, ACCESS_SCOPE_OPTIONS_SHAPE);
     requireId(trainingRunId, "trainingRunId");
     return this.#call(
       rest.getTrainingRun,
@@ -159,6 +218,7 @@ export class RestClient {
     tinkerPath: string,
     options: AccessScopeOptions = {},
   ): Promise<TrainingRun> {
+    checkCall(this.#connection, "getTrainingRunByTinkerPath", options, ACCESS_SCOPE_OPTIONS_SHAPE);
     return this.getTrainingRun(parseTinkerPath(tinkerPath).trainingRunId, options);
   }
 
@@ -167,6 +227,7 @@ export class RestClient {
    * with `for await` for every run from `offset` on.
    */
   listTrainingRuns(options: ListTrainingRunsOptions = {}): PagePromise<TrainingRunsResponse, TrainingRun> {
+    checkCall(this.#connection, "listTrainingRuns", options, LIST_TRAINING_RUNS_OPTIONS_SHAPE);
     const { limit, offset } = pageWindow(options, 20);
     const accessScope = scope(options);
     return new PagePromise(
@@ -190,6 +251,7 @@ export class RestClient {
 
   /** The training and sampler checkpoints of one run. */
   async listCheckpoints(trainingRunId: string, options: CallOptions = {}): Promise<CheckpointsListResponse> {
+    checkCall(this.#connection, "listCheckpoints", options);
     requireId(trainingRunId, "trainingRunId");
     return this.#call(rest.listRunCheckpoints, { params: { run_id: trainingRunId } }, options);
   }
@@ -199,6 +261,7 @@ export class RestClient {
    * or iterate it with `for await` for every checkpoint from `offset` on.
    */
   listUserCheckpoints(options: ListOptions = {}): PagePromise<CheckpointsListResponse, Checkpoint> {
+    checkCall(this.#connection, "listUserCheckpoints", options, LIST_OPTIONS_SHAPE);
     const { limit, offset } = pageWindow(options, 100);
     return new PagePromise(
       {
@@ -220,6 +283,7 @@ export class RestClient {
   searchCheckpoints(
     options: SearchCheckpointsOptions = {},
   ): PagePromise<CheckpointSearchResponse, Checkpoint, CheckpointSearchCursor | null> {
+    checkCall(this.#connection, "searchCheckpoints", options, SEARCH_CHECKPOINTS_OPTIONS_SHAPE);
     const body = searchBody(options);
     return new PagePromise(
       {
@@ -242,10 +306,11 @@ export class RestClient {
     checkpointId: string,
     options: ArchiveUrlOptions = {},
   ): Promise<CheckpointArchiveUrlResponse> {
+    checkCall(this.#connection, "getCheckpointArchiveUrl", options, ARCHIVE_URL_OPTIONS_SHAPE);
     // The archive answer is a redirect to read, not to follow: its own request code, the declared path.
     const path = pathOf(rest.checkpointArchive, checkpointParams(trainingRunId, checkpointId));
-    await this.#connection.clientConfig();
     const signal = withTimeout(options);
+    await this.#connection.clientConfig(signal);
     const buildingRetryDelayMs = options.buildingRetryDelayMs ?? DEFAULT_BUILDING_RETRY_DELAY_MS;
     return withGenericRetries(
       () => requestArchiveUrl(this.#connection.http, path, { signal, buildingRetryDelayMs }),
@@ -257,6 +322,7 @@ export class RestClient {
     tinkerPath: string,
     options: ArchiveUrlOptions = {},
   ): Promise<CheckpointArchiveUrlResponse> {
+    checkCall(this.#connection, "getCheckpointArchiveUrlFromTinkerPath", options, ARCHIVE_URL_OPTIONS_SHAPE);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
     return this.getCheckpointArchiveUrl(trainingRunId, checkpointId, options);
   }
@@ -266,6 +332,7 @@ export class RestClient {
     checkpointId: string,
     options: CallOptions = {},
   ): Promise<void> {
+    checkCall(this.#connection, "deleteCheckpoint", options);
     await this.#call(
       rest.deleteCheckpoint,
       { params: checkpointParams(trainingRunId, checkpointId) },
@@ -274,6 +341,7 @@ export class RestClient {
   }
 
   async deleteCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
+    checkCall(this.#connection, "deleteCheckpointFromTinkerPath", options);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
     await this.deleteCheckpoint(trainingRunId, checkpointId, options);
   }
@@ -288,6 +356,7 @@ export class RestClient {
     checkpointId: string,
     options: CallOptions = {},
   ): Promise<void> {
+    checkCall(this.#connection, "publishCheckpoint", options);
     await this.#call(
       rest.publishCheckpoint,
       { params: checkpointParams(trainingRunId, checkpointId) },
@@ -296,6 +365,7 @@ export class RestClient {
   }
 
   async publishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
+    checkCall(this.#connection, "publishCheckpointFromTinkerPath", options);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
     await this.publishCheckpoint(trainingRunId, checkpointId, options);
   }
@@ -306,6 +376,7 @@ export class RestClient {
     checkpointId: string,
     options: CallOptions = {},
   ): Promise<void> {
+    checkCall(this.#connection, "unpublishCheckpoint", options);
     await this.#call(
       rest.unpublishCheckpoint,
       { params: checkpointParams(trainingRunId, checkpointId) },
@@ -314,6 +385,7 @@ export class RestClient {
   }
 
   async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
+    checkCall(this.#connection, "unpublishCheckpointFromTinkerPath", options);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
     await this.unpublishCheckpoint(trainingRunId, checkpointId, options);
   }
@@ -325,6 +397,7 @@ export class RestClient {
     ttlSeconds: number | null,
     options: CallOptions = {},
   ): Promise<void> {
+    checkCall(this.#connection, "setCheckpointTtl", options);
     // An explicit null is how the protocol says "remove the expiry".
     await this.#call(
       rest.setCheckpointTtl,
@@ -338,6 +411,7 @@ export class RestClient {
     ttlSeconds: number | null,
     options: CallOptions = {},
   ): Promise<void> {
+    checkCall(this.#connection, "setCheckpointTtlFromTinkerPath", options);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
     await this.setCheckpointTtl(trainingRunId, checkpointId, ttlSeconds, options);
   }
@@ -354,6 +428,7 @@ export class RestClient {
     tinkerPath: string,
     options: CallOptions = {},
   ): Promise<ExternalWeightsUrlsResponse> {
+    checkCall(this.#connection, "getExternalWeightsUrls", options);
     const { trainingRunId, checkpointId, checkpointType } = parseTinkerPath(tinkerPath);
     if (checkpointType !== "external") {
       throw new ValidationError([
@@ -381,6 +456,7 @@ export class RestClient {
     loraConfig: LoraConfig,
     options: ExternalWeightsUploadOptions = {},
   ): Promise<ExternalWeightsUploadStart> {
+    checkCall(this.#connection, "externalWeightsUploadStart", options, EXTERNAL_WEIGHTS_UPLOAD_OPTIONS_SHAPE);
     requireId(baseModel, "baseModel");
     return this.#call(
       rest.externalWeightsUploadStart,
@@ -397,6 +473,7 @@ export class RestClient {
 
   /** Finishes an upload once every file is in; answers the new external-weights checkpoint's path. */
   async externalWeightsUploadFinish(uploadId: string, options: CallOptions = {}): Promise<string> {
+    checkCall(this.#connection, "externalWeightsUploadFinish", options);
     requireId(uploadId, "uploadId");
     const answer = await this.#call(
       rest.externalWeightsUploadFinish,
@@ -419,6 +496,7 @@ export class RestClient {
     files: Record<string, Uint8Array>,
     options: ExternalWeightsUploadOptions = {},
   ): Promise<string> {
+    checkCall(this.#connection, "uploadExternalWeights", options, EXTERNAL_WEIGHTS_UPLOAD_OPTIONS_SHAPE);
     if (typeof files !== "object" || files === null) {
       throw new ValidationError([{ path: "files", message: "must map file names to bytes" }]);
     }
@@ -457,6 +535,7 @@ export class RestClient {
     tinkerPath: string,
     options: CallOptions = {},
   ): Promise<WeightsInfoResponse> {
+    checkCall(this.#connection, "getWeightsInfoByTinkerPath", options);
     // Sent as given, not parsed: other Tinker-compatible servers use other path shapes.
     requireId(tinkerPath, "tinkerPath");
     return this.#call(training.weightsInfo, { body: { tinker_path: tinkerPath } }, options);
@@ -466,6 +545,7 @@ export class RestClient {
 
   /** The training runs and samplers a session created. */
   async getSession(sessionId: string, options: AccessScopeOptions = {}): Promise<GetSessionResponse> {
+    checkCall(this.#connection, "getSession", options, ACCESS_SCOPE_OPTIONS_SHAPE);
     requireId(sessionId, "sessionId");
     return this.#call(
       rest.getSession,
@@ -480,6 +560,7 @@ export class RestClient {
    * page shorter than `limit` is the last.
    */
   listSessions(options: ListSessionsOptions = {}): PagePromise<ListSessionsResponse, string> {
+    checkCall(this.#connection, "listSessions", options, LIST_SESSIONS_OPTIONS_SHAPE);
     const { limit, offset } = pageWindow(options, 20);
     const accessScope = scope(options);
     return new PagePromise(
@@ -499,6 +580,7 @@ export class RestClient {
 
   /** Moves a session and all its runs into a project (one way). */
   async assignSessionProject(sessionId: string, projectId: string, options: CallOptions = {}): Promise<void> {
+    checkCall(this.#connection, "assignSessionProject", options);
     requireId(sessionId, "sessionId");
     requireId(projectId, "projectId");
     await this.#call(
@@ -513,6 +595,7 @@ export class RestClient {
    * request starts the export; the call then polls until it is ready or has failed.
    */
   async exportSessionTrace(sessionId: string, options: ExportSessionTraceOptions = {}): Promise<string> {
+    checkCall(this.#connection, "exportSessionTrace", options, EXPORT_SESSION_TRACE_OPTIONS_SHAPE);
     requireId(sessionId, "sessionId");
     const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_TRACE_POLL_MS;
     // One signal for the whole export, so `timeout` bounds the wait, not each poll.
@@ -547,18 +630,21 @@ export class RestClient {
    * authenticates with a plain `tml-` API key, which carries no identity.
    */
   async whoami(options: CallOptions = {}): Promise<WhoamiResponse> {
+    checkCall(this.#connection, "whoami", options);
     const signal = withTimeout(options);
     return whoamiFromClaims(await untilAborted(this.#connection.identity(), signal));
   }
 
   /** A sampler's base model and checkpoint path. */
   async getSampler(samplerId: string, options: CallOptions = {}): Promise<GetSamplerResponse> {
+    checkCall(this.#connection, "getSampler", options);
     requireId(samplerId, "samplerId");
     return this.#call(sampling.getSampler, { params: { sampler_id: samplerId } }, options);
   }
 
   /** The organisation's audit log for one UTC day (needs an admin role). */
   async getAuditLog(options: AuditLogOptions = {}): Promise<AuditLogResponse> {
+    checkCall(this.#connection, "getAuditLog", options, AUDIT_LOG_OPTIONS_SHAPE);
     const eventType = options.eventType ?? "all";
     if (!AUDIT_EVENT_TYPES.includes(eventType)) {
       throw new ValidationError([
@@ -577,6 +663,7 @@ export class RestClient {
    * estimates where the server gives them (§R3: `estimated_cost_usd`, `cost_data_through`).
    */
   async getBillingUsage(options: BillingUsageOptions): Promise<BillingUsageResponse> {
+    checkCall(this.#connection, "getBillingUsage", options, BILLING_USAGE_OPTIONS_SHAPE);
     const window = billingWindow(options.startingOn, options.endingBefore);
     return this.#call(rest.billingUsage, { query: window }, options);
   }
@@ -589,6 +676,12 @@ export class RestClient {
   async getCurrentCheckpointStorageUsage(
     options: CheckpointStorageUsageOptions = {},
   ): Promise<CheckpointStorageUsage> {
+    checkCall(
+      this.#connection,
+      "getCurrentCheckpointStorageUsage",
+      options,
+      CHECKPOINT_STORAGE_USAGE_OPTIONS_SHAPE,
+    );
     if (options.projectId !== undefined) requireId(options.projectId, "projectId");
     return this.#call(rest.checkpointStorageUsage, { query: { project_id: options.projectId } }, options);
   }
@@ -601,9 +694,10 @@ export class RestClient {
     input: CallInput<Body>,
     options: CallOptions,
   ): Promise<Result> {
-    await this.#connection.clientConfig();
+    const signal = withTimeout(options);
+    await this.#connection.clientConfig(signal);
     try {
-      return await call(this.#connection, e, { ...input, signal: withTimeout(options) });
+      return await call(this.#connection, e, { ...input, signal });
     } catch (error) {
       throw withRouteHint(error, e);
     }

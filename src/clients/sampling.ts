@@ -8,9 +8,10 @@
  */
 
 import { type ClientOptions, resolveConfig } from "../core/config.js";
-import { RateLimitError, TinkerError, ValidationError } from "../core/errors.js";
+import { RateLimitError, ValidationError } from "../core/errors.js";
 import { APIFuture } from "../futures/api-future.js";
 import { untilAborted } from "../internal/sleep.js";
+import { CALL_OPTION_SHAPE, checkOptions, optionShape } from "../lib/strict-options.js";
 import {
   type LoadTokenizerOptions,
   loadTokenizer,
@@ -21,7 +22,7 @@ import { sampling } from "../wire/endpoints/index.js";
 import type { GetSamplerResponse, UntypedAPIFuture } from "../wire/schemas.js";
 import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
 import { call, poll, send } from "./call.js";
-import { type CallOptions, withTimeout } from "./call-options.js";
+import { type CallOptions, checkCall, TOKENIZER_CALL_OPTIONS_SHAPE, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
 import { RATE_LIMITED } from "./sample-dispatch.js";
 import { sampleCanceller } from "./sampling-cancel.js";
@@ -50,6 +51,25 @@ export interface FromSamplerHandleOptions {
   /** The sampling retry handler's settings (PROTOCOL.md §5.4). */
   retryConfig?: RetryConfig;
 }
+
+// The keys and kinds of each options type, checked at method entry (plain JavaScript included).
+const SAMPLING_PARAMS_SHAPE = optionShape<SamplingParams>({
+  max_tokens: "number",
+  seed: "number",
+  stop: ["string", "array"],
+  temperature: "number",
+  top_k: "number",
+  top_p: "number",
+});
+const SAMPLE_OPTIONS_SHAPE = optionShape<SampleOptions>({
+  ...CALL_OPTION_SHAPE,
+  includePromptLogprobs: "boolean",
+  topkPromptLogprobs: "number",
+  topkSampleLogprobs: "number",
+  targetPromptLogprobs: "object",
+  promptAltTokensK: "number",
+});
+const FROM_SAMPLER_HANDLE_OPTIONS_SHAPE = optionShape<FromSamplerHandleOptions>({ retryConfig: "object" });
 
 /** The sampling parameters of `compute_logprobs`: one token, plain distribution (§7.3). */
 const LOGPROB_PARAMS: SamplingParams = { max_tokens: 1, temperature: 1.0, top_k: -1, top_p: 1.0 };
@@ -107,9 +127,10 @@ export class SamplingClient {
     source: ServiceClient | ClientOptions,
     options: FromSamplerHandleOptions = {},
   ): Promise<SamplingClient> {
+    checkOptions(options, FROM_SAMPLER_HANDLE_OPTIONS_SHAPE, "fromSamplerHandle(options)");
     const fields = decodeSamplerHandle(handle);
     const shared = connectionOf(source);
-    if (shared?.closed) throw new TinkerError("ServiceClient is closed");
+    shared?.checkOpen("fromSamplerHandle");
     const connection = shared ?? new Connection(resolveConfig(source as ClientOptions));
     try {
       await connection.clientConfig();
@@ -161,6 +182,8 @@ export class SamplingClient {
     samplingParams: SamplingParams,
     options: SampleOptions = {},
   ): APIFuture<SampleResponse> {
+    checkCall(this.#connection, "sample", options, SAMPLE_OPTIONS_SHAPE);
+    checkOptions(samplingParams, SAMPLING_PARAMS_SHAPE, "sample(samplingParams)");
     validateSampleRequest(prompt, numSamples, samplingParams, options, this.#contextLength());
     // The server may ask for no client retries of sample() (never of computeLogprobs()).
     const retry = this.#connection.serverFlags.sample_no_retries !== true;
@@ -261,11 +284,13 @@ export class SamplingClient {
 
   /** The tokenizer of this sampler's base model (resolved as the official client does). */
   async getTokenizer(options: CallOptions & LoadTokenizerOptions = {}): Promise<Tokenizer> {
+    checkCall(this.#connection, "getTokenizer", options, TOKENIZER_CALL_OPTIONS_SHAPE);
     return loadTokenizer(resolveTokenizerId({ model_name: await this.getBaseModel(options) }), options);
   }
 
   /** Log-probabilities of the prompt's own tokens; the first position is null. */
   async computeLogprobs(prompt: ModelInput, options: CallOptions = {}): Promise<(number | null)[]> {
+    checkCall(this.#connection, "computeLogprobs", options);
     validateSampleRequest(prompt, 1, LOGPROB_PARAMS, {}, this.#contextLength());
     const response = await this.#run(
       prompt,
@@ -286,11 +311,13 @@ export class SamplingClient {
     prompts: readonly ModelInput[],
     options: CallOptions = {},
   ): Promise<(number | null)[][]> {
+    checkCall(this.#connection, "computeLogprobsBatch", options);
     return Promise.all(prompts.map((prompt) => this.computeLogprobs(prompt, options)));
   }
 
   /** The sampler's record on the server: its base model and checkpoint path. */
   async getSampler(options: CallOptions = {}): Promise<GetSamplerResponse> {
+    checkCall(this.#connection, "getSampler", options);
     return call(this.#connection, sampling.getSampler, {
       params: { sampler_id: this.samplingSessionId },
       signal: withTimeout(options),
@@ -299,6 +326,7 @@ export class SamplingClient {
 
   /** The base model this sampler runs on. */
   async getBaseModel(options: CallOptions = {}): Promise<string> {
+    checkCall(this.#connection, "getBaseModel", options);
     return (await this.getSampler(options)).base_model;
   }
 }
@@ -313,6 +341,14 @@ export interface SamplingSessionOptions extends CallOptions {
   /** Ask the server to record numerical-stability information with each sample (§S4). */
   recordStabilityInfo?: boolean;
 }
+
+export const SAMPLING_SESSION_OPTIONS_SHAPE = optionShape<SamplingSessionOptions>({
+  ...CALL_OPTION_SHAPE,
+  modelPath: "string",
+  baseModel: "string",
+  retryConfig: "object",
+  recordStabilityInfo: "boolean",
+});
 
 /** `create_sampling_session`: a sampler for a checkpoint or a base model (PROTOCOL.md §2.2.5). */
 export async function createSamplingSession(
@@ -332,7 +368,7 @@ export async function createSamplingSession(
     ]);
   }
   const signal = withTimeout(options);
-  const sessionId = await connection.session();
+  const sessionId = await connection.session(signal);
   const response = await call(connection, sampling.createSamplingSession, {
     body: {
       session_id: sessionId,

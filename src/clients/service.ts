@@ -6,7 +6,7 @@
 
 import * as v from "valibot";
 import { type ClientOptions, resolveConfig } from "../core/config.js";
-import { TinkerError, ValidationError, type ValidationIssue } from "../core/errors.js";
+import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import type { Telemetry } from "../core/telemetry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
@@ -14,6 +14,7 @@ import { describeValue } from "../internal/describe.js";
 import { untilAborted } from "../internal/sleep.js";
 import { unrefTimer } from "../internal/timers.js";
 import { sessionConsoleUrl } from "../lib/console-urls.js";
+import { CALL_OPTION_SHAPE, optionShape } from "../lib/strict-options.js";
 import {
   DEFAULT_OPTIMIZER_CONFIG,
   LORA_DEFAULTS,
@@ -25,10 +26,15 @@ import { futureEndpoint, parseBody, session as sessionEndpoints, training } from
 import type { SessionFinishStatus } from "../wire/endpoints/session.js";
 import type { GetServerCapabilitiesResponse, WeightsInfoResponse } from "../wire/schemas.js";
 import { call, poll, send } from "./call.js";
-import { type CallOptions, withTimeout } from "./call-options.js";
+import { type CallOptions, checkCall, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
 import { RestClient } from "./rest.js";
-import { createSamplingSession, type SamplingClient, type SamplingSessionOptions } from "./sampling.js";
+import {
+  createSamplingSession,
+  SAMPLING_SESSION_OPTIONS_SHAPE,
+  type SamplingClient,
+  type SamplingSessionOptions,
+} from "./sampling.js";
 import { connectionOf, registerConnection } from "./service-connection.js";
 import { TrainingClient } from "./training.js";
 
@@ -72,6 +78,39 @@ export interface CopyWeightsOptions extends CallOptions {
 
 export type SamplingClientOptions = SamplingSessionOptions;
 
+export interface WeightsInfoOptions extends CallOptions {
+  /** Credential for a checkpoint owned by another account. */
+  weightsAccessToken?: string;
+}
+
+// The keys and kinds of each options type, checked at method entry (plain JavaScript included).
+const LORA_TRAINING_OPTIONS_SHAPE = optionShape<LoraTrainingOptions>({
+  ...CALL_OPTION_SHAPE,
+  rank: "number",
+  seed: "number",
+  trainMlp: "boolean",
+  trainAttn: "boolean",
+  trainUnembed: "boolean",
+  userMetadata: "object",
+  optimizer: "object",
+});
+const FROM_STATE_OPTIONS_SHAPE = optionShape<FromStateOptions>({
+  ...CALL_OPTION_SHAPE,
+  baseModel: "string",
+  userMetadata: "object",
+  weightsAccessToken: "string",
+  optimizer: "object",
+});
+const COPY_WEIGHTS_OPTIONS_SHAPE = optionShape<CopyWeightsOptions>({
+  ...CALL_OPTION_SHAPE,
+  ttlSeconds: "number",
+  weightsAccessToken: "string",
+});
+const WEIGHTS_INFO_OPTIONS_SHAPE = optionShape<WeightsInfoOptions>({
+  ...CALL_OPTION_SHAPE,
+  weightsAccessToken: "string",
+});
+
 /** How long close() may take to finish the session (PROTOCOL.md §S1) before it stops anyway. */
 const FINISH_TIMEOUT_MS = 30_000;
 
@@ -105,10 +144,11 @@ export class ServiceClient {
       requestType: FutureRequestType,
       options: CallOptions = {},
     ): APIFuture<T> => {
+      checkCall(this.#connection, "futures.retrieve", options);
       const signal = withTimeout(options);
       return new APIFuture<T>(async ({ setRequestId, emit }) => {
         setRequestId(requestId);
-        await this.#connection.clientConfig();
+        await this.#connection.clientConfig(signal);
         return pollFuture(this.#connection.http, {
           requestId,
           requestType,
@@ -131,7 +171,7 @@ export class ServiceClient {
    * works against every server, and the model list moves to the REST client when upstream says where.
    */
   async getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
-    this.#checkOpen();
+    checkCall(this.#connection, "getServerCapabilities", options);
     return this.#connection.fetchCapabilities(withTimeout(options));
   }
 
@@ -140,7 +180,7 @@ export class ServiceClient {
     baseModel: string,
     options: LoraTrainingOptions = {},
   ): Promise<TrainingClient> {
-    this.#checkOpen();
+    checkCall(this.#connection, "createLoraTrainingClient", options, LORA_TRAINING_OPTIONS_SHAPE);
     const lora_config = loraConfig(options);
     const optimizer = optimizerConfig(options.optimizer);
     if (typeof baseModel !== "string" || baseModel === "") {
@@ -167,7 +207,7 @@ export class ServiceClient {
 
   /** A sampler for a saved sampler checkpoint (`modelPath`) or a base model (`baseModel`). */
   async createSamplingClient(options: SamplingClientOptions): Promise<SamplingClient> {
-    this.#checkOpen();
+    checkCall(this.#connection, "createSamplingClient", options, SAMPLING_SESSION_OPTIONS_SHAPE);
     return createSamplingSession(this.#connection, options);
   }
 
@@ -176,22 +216,23 @@ export class ServiceClient {
    * creates no session.
    */
   createRestClient(): RestClient {
-    this.#checkOpen();
+    this.#connection.checkOpen("createRestClient");
     return new RestClient(this.#connection);
   }
 
   /** The base model, LoRA settings and optimizer family of a checkpoint (`POST /weights_info`). */
-  async getWeightsInfo(
+  async getWeightsInfo(path: string, options: WeightsInfoOptions = {}): Promise<WeightsInfoResponse> {
+    checkCall(this.#connection, "getWeightsInfo", options, WEIGHTS_INFO_OPTIONS_SHAPE);
+    return this.#weightsInfo(path, options.weightsAccessToken, withTimeout(options));
+  }
+
+  async #weightsInfo(
     path: string,
-    options: CallOptions & { weightsAccessToken?: string } = {},
+    credential: string | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<WeightsInfoResponse> {
-    this.#checkOpen();
-    await this.#connection.clientConfig();
-    return call(this.#connection, training.weightsInfo, {
-      body: { tinker_path: path },
-      credential: options.weightsAccessToken,
-      signal: withTimeout(options),
-    });
+    await this.#connection.clientConfig(signal);
+    return call(this.#connection, training.weightsInfo, { body: { tinker_path: path }, credential, signal });
   }
 
   /**
@@ -200,7 +241,7 @@ export class ServiceClient {
    * belongs to a new run that cannot be trained in place.
    */
   async copyWeights(path: string, options: CopyWeightsOptions = {}): Promise<string> {
-    this.#checkOpen();
+    checkCall(this.#connection, "copyWeights", options, COPY_WEIGHTS_OPTIONS_SHAPE);
     const body = (sessionId: string, modelSeqId: number) => ({
       session_id: sessionId,
       model_seq_id: modelSeqId,
@@ -212,7 +253,7 @@ export class ServiceClient {
     const checked = parseBody(training.copyWeights, body("-", 0));
     if (!checked.ok) throw new ValidationError(checked.issues);
     const signal = withTimeout(options);
-    const sessionId = await this.#connection.session();
+    const sessionId = await this.#connection.session(signal);
     const answer = await call(this.#connection, training.copyWeights, {
       body: body(sessionId, this.#connection.nextModelSeqId()),
       signal,
@@ -239,6 +280,7 @@ export class ServiceClient {
    * `"errored"` when the client's last operation failed.
    */
   close(status: SessionFinishStatus = "success", detail?: string): Promise<void> {
+    this.#connection.beginClose();
     this.#finished ??= this.#finish(status, detail);
     return this.#finished;
   }
@@ -273,10 +315,6 @@ export class ServiceClient {
     }
   }
 
-  #checkOpen(): void {
-    if (this.#finished) throw new TinkerError("ServiceClient is closed");
-  }
-
   async #createModel(
     baseModel: string,
     loraConfigBody: Record<string, unknown>,
@@ -285,7 +323,7 @@ export class ServiceClient {
     options: CallOptions,
   ): Promise<TrainingClient> {
     const signal = withTimeout(options);
-    const sessionId = await this.#connection.session();
+    const sessionId = await this.#connection.session(signal);
     const body = {
       session_id: sessionId,
       model_seq_id: this.#connection.nextModelSeqId(),
@@ -310,7 +348,10 @@ export class ServiceClient {
    * or, when the server sets `create_model_via_load_weights`, one load_weights that creates the run.
    */
   async #fromState(path: string, withOptimizer: boolean, options: FromStateOptions): Promise<TrainingClient> {
-    this.#checkOpen();
+    const where = withOptimizer
+      ? "createTrainingClientFromStateWithOptimizer"
+      : "createTrainingClientFromState";
+    checkCall(this.#connection, where, options, FROM_STATE_OPTIONS_SHAPE);
     if (typeof path !== "string" || !/^tinker:\/\/[^/]+\/weights\/[^/]+$/.test(path)) {
       throw new ValidationError([
         {
@@ -320,10 +361,10 @@ export class ServiceClient {
       ]);
     }
     const requested = options.optimizer === undefined ? undefined : optimizerConfig(options.optimizer);
-    const flags = await this.#connection.clientConfig();
+    const signal = withTimeout(options);
+    const flags = await this.#connection.clientConfig(signal);
     if (flags.create_model_via_load_weights) {
-      const signal = withTimeout(options);
-      const sessionId = await this.#connection.session();
+      const sessionId = await this.#connection.session(signal);
       const modelSeqId = this.#connection.nextModelSeqId();
       const body = {
         session_id: sessionId,
@@ -345,7 +386,7 @@ export class ServiceClient {
         optimizer: withOptimizer ? undefined : (requested ?? DEFAULT_OPTIMIZER_CONFIG),
       });
     }
-    const info = await this.getWeightsInfo(path, options);
+    const info = await this.#weightsInfo(path, options.weightsAccessToken, signal);
     const lora = {
       rank: info.lora_rank ?? LORA_DEFAULTS.rank,
       train_unembed: info.train_unembed ?? LORA_DEFAULTS.train_unembed,
@@ -359,11 +400,12 @@ export class ServiceClient {
       lora,
       optimizer,
       options.userMetadata,
-      options,
+      { signal },
     );
+    const loadOptions = { signal, weightsAccessToken: options.weightsAccessToken };
     const load = withOptimizer
-      ? client.loadStateWithOptimizer(path, options)
-      : client.loadState(path, options);
+      ? client.loadStateWithOptimizer(path, loadOptions)
+      : client.loadState(path, loadOptions);
     await load;
     return client;
   }

@@ -12,6 +12,7 @@ import { APIFuture } from "../futures/api-future.js";
 import { chunkData, DEFAULT_CHUNK_LIMITS, mergeForwardBackwardOutputs } from "../lib/chunking.js";
 import { trainingRunConsoleUrl } from "../lib/console-urls.js";
 import { type CustomLoss, forwardBackwardCustom } from "../lib/custom-loss.js";
+import { CALL_OPTION_SHAPE, checkOptions, optionShape, shapeOfSchema } from "../lib/strict-options.js";
 import {
   type LoadTokenizerOptions,
   loadTokenizer,
@@ -20,7 +21,12 @@ import {
 } from "../lib/tokenizer/index.js";
 import { validateForwardBackwardInput } from "../lib/validate.js";
 import { type Endpoint, parseBody } from "../wire/endpoints/define.js";
-import { ADAM_DEFAULTS, type OptimizerConfig } from "../wire/endpoints/fields.js";
+import {
+  ADAM_DEFAULTS,
+  AdamParamsSchema,
+  DimuonParamsSchema,
+  type OptimizerConfig,
+} from "../wire/endpoints/fields.js";
 import { training } from "../wire/endpoints/index.js";
 import { encodeTrainingRequest } from "../wire/protobuf/forward-backward-request.js";
 import { encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
@@ -42,7 +48,7 @@ import type {
   LossFnType,
 } from "../wire/types.js";
 import { type CallInput, call, poll, send, submit } from "./call.js";
-import { type CallOptions, withTimeout } from "./call-options.js";
+import { type CallOptions, checkCall, TOKENIZER_CALL_OPTIONS_SHAPE, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
 import { createSamplingSession, SamplingClient } from "./sampling.js";
 import type { RetryConfig } from "./sampling-retry.js";
@@ -74,6 +80,33 @@ export interface LoadStateOptions extends CallOptions {
   /** Credential for a checkpoint owned by another account. */
   weightsAccessToken?: string;
 }
+
+// The keys and kinds of each options type, checked at method entry (plain JavaScript included).
+const SAVE_OPTIONS_SHAPE = optionShape<SaveOptions>({
+  ...CALL_OPTION_SHAPE,
+  ttlSeconds: "number",
+  userMetadata: "object",
+});
+const SAVE_STATE_OPTIONS_SHAPE = optionShape<SaveStateOptions>({
+  ...SAVE_OPTIONS_SHAPE,
+  overwrite: "boolean",
+});
+const SAVE_EXTERNAL_OPTIONS_SHAPE = optionShape<CallOptions & { ttlSeconds?: number }>({
+  ...CALL_OPTION_SHAPE,
+  ttlSeconds: "number",
+});
+const LOAD_STATE_OPTIONS_SHAPE = optionShape<LoadStateOptions>({
+  ...CALL_OPTION_SHAPE,
+  weightsAccessToken: "string",
+});
+const SAMPLING_CLIENT_OPTIONS_SHAPE = optionShape<SamplingClientCreateOptions>({
+  ...CALL_OPTION_SHAPE,
+  retryConfig: "object",
+  recordStabilityInfo: "boolean",
+});
+/** The optimizer params of each family, read from their wire declarations. */
+const ADAM_PARAMS_SHAPE = shapeOfSchema(AdamParamsSchema);
+const DIMUON_PARAMS_SHAPE = shapeOfSchema(DimuonParamsSchema);
 
 /** One HTTP submission of an operation (several when a batch is chunked), built for its seq_id. */
 type Submission = (seqId: number) => CallInput<unknown>;
@@ -150,6 +183,7 @@ export class TrainingClient {
     loss: CustomLoss,
     options?: CallOptions,
   ): APIFuture<ForwardBackwardOutput> {
+    checkCall(this.#connection, "forwardBackwardCustom", options);
     return forwardBackwardCustom(this, data, loss, options);
   }
 
@@ -160,6 +194,7 @@ export class TrainingClient {
     forwardOnly: boolean,
     options: CallOptions | undefined,
   ): APIFuture<ForwardBackwardOutput> {
+    checkCall(this.#connection, forwardOnly ? "forward" : "forwardBackward", options);
     const limits = { maxContextLength: this.#connection.contextLength(this.baseModel) };
     // The values of plain arrays are checked below, by the loops that encode them.
     validateForwardBackwardInput(data, lossFn, lossFnConfig, limits, { scanPlainArrays: false });
@@ -222,7 +257,9 @@ export class TrainingClient {
    * take their defaults on every step.
    */
   optimStep(params: AdamParams | DimuonParams = {}, options?: CallOptions): APIFuture<OptimStepResponse> {
-    const family = (params as { type?: unknown }).type === "dimuon" ? "dimuon" : "adamw";
+    checkCall(this.#connection, "optimStep", options);
+    const family = (params as { type?: unknown } | null)?.type === "dimuon" ? "dimuon" : "adamw";
+    checkOptions(params, family === "adamw" ? ADAM_PARAMS_SHAPE : DIMUON_PARAMS_SHAPE, "optimStep(params)");
     if (this.optimizer && this.optimizer.type !== family) {
       throw new ValidationError([
         {
@@ -238,6 +275,7 @@ export class TrainingClient {
 
   /** Saves weights and optimizer state at `tinker://<run>/weights/<name>`, to resume from later. */
   saveState(name: string, options: SaveStateOptions = {}): APIFuture<SaveWeightsResponse> {
+    checkCall(this.#connection, "saveState", options, SAVE_STATE_OPTIONS_SHAPE);
     checkName(name);
     const body = (seqId: number) => ({
       model_id: this.modelId,
@@ -252,11 +290,13 @@ export class TrainingClient {
 
   /** Loads the weights of a training checkpoint; the optimizer starts fresh. */
   loadState(path: string, options: LoadStateOptions = {}): APIFuture<LoadWeightsResponse> {
+    checkCall(this.#connection, "loadState", options, LOAD_STATE_OPTIONS_SHAPE);
     return this.#loadWeights(path, false, options);
   }
 
   /** Loads weights and optimizer state, so training continues exactly where the checkpoint was. */
   loadStateWithOptimizer(path: string, options: LoadStateOptions = {}): APIFuture<LoadWeightsResponse> {
+    checkCall(this.#connection, "loadStateWithOptimizer", options, LOAD_STATE_OPTIONS_SHAPE);
     return this.#loadWeights(path, true, options);
   }
 
@@ -274,6 +314,7 @@ export class TrainingClient {
 
   /** Saves inference weights at `tinker://<run>/sampler_weights/<name>`. */
   saveWeightsForSampler(name: string, options: SaveOptions = {}): APIFuture<{ path: string }> {
+    checkCall(this.#connection, "saveWeightsForSampler", options, SAVE_OPTIONS_SHAPE);
     checkName(name);
     const body = (seqId: number) => ({
       model_id: this.modelId,
@@ -297,6 +338,7 @@ export class TrainingClient {
     name: string,
     options: CallOptions & { ttlSeconds?: number } = {},
   ): APIFuture<SaveWeightsExternalResponse> {
+    checkCall(this.#connection, "saveWeightsExternal", options, SAVE_EXTERNAL_OPTIONS_SHAPE);
     checkName(name);
     const body = (seqId: number) => ({
       model_id: this.modelId,
@@ -317,12 +359,16 @@ export class TrainingClient {
       name?: string;
     } = {},
   ): Promise<SamplingClient> {
+    checkCall(this.#connection, "saveWeightsAndGetSamplingClient", options, {
+      ...SAMPLING_CLIENT_OPTIONS_SHAPE,
+      name: "string",
+    });
     if (options.name !== undefined) {
       this.#connection.config.logger.warn(
         "saveWeightsAndGetSamplingClient: `name` is deprecated and ignored; use saveWeightsForSampler(name) for a named checkpoint",
       );
     }
-    await this.#connection.session();
+    await this.#connection.session(withTimeout(options));
     const result = await this.#enqueueOne(training.saveWeightsForSampler, options, (seqId) => ({
       body: {
         model_id: this.modelId,
@@ -345,11 +391,13 @@ export class TrainingClient {
     modelPath: string,
     options: SamplingClientCreateOptions = {},
   ): Promise<SamplingClient> {
+    checkCall(this.#connection, "createSamplingClient", options, SAMPLING_CLIENT_OPTIONS_SHAPE);
     return createSamplingSession(this.#connection, { ...options, modelPath }, this.baseModel);
   }
 
   /** Model metadata, including the tokenizer id. Not ordered with the other operations. */
   async getInfo(options: CallOptions = {}): Promise<GetInfoResponse> {
+    checkCall(this.#connection, "getInfo", options);
     return call(this.#connection, training.getInfo, {
       body: { model_id: this.modelId },
       signal: withTimeout(options),
@@ -361,11 +409,13 @@ export class TrainingClient {
    * the runtime's fetch, never this client's (which may be the local backend's).
    */
   async getTokenizer(options: GetTokenizerOptions = {}): Promise<Tokenizer> {
+    checkCall(this.#connection, "getTokenizer", options, TOKENIZER_CALL_OPTIONS_SHAPE);
     return loadTokenizer(resolveTokenizerId(await this.getInfo(options)), options);
   }
 
   /** Releases the run's resources on the server; later operations on it fail. */
   unloadModel(options: CallOptions = {}): APIFuture<UnloadModelResponse> {
+    checkCall(this.#connection, "unloadModel", options);
     return submit(this.#connection, training.unloadModel, {
       body: { model_id: this.modelId },
       signal: withTimeout(options),

@@ -4,13 +4,23 @@
  */
 
 import { lazyImport } from "../internal/lazy-import.js";
+import { optionIssues, optionShape } from "../lib/strict-options.js";
 import { PROTOCOL_SDK_VERSION } from "../version.js";
 import { type CredentialSources, userCredentialSource } from "./auth/sources.js";
 import { credentialCommand } from "./credential-command.js";
 import { readEnv } from "./env.js";
 import { ValidationError } from "./errors.js";
 import type { FetchLike, ResponseInfo } from "./http.js";
-import { consoleLogger, type Logger } from "./logger.js";
+import {
+  consoleLogger,
+  DEFAULT_LOG_LEVEL,
+  isLogLevel,
+  LOG_LEVELS,
+  type Logger,
+  type LogLevel,
+  leveledLogger,
+  logLevelFromEnv,
+} from "./logger.js";
 import { telemetryEnabledByEnv } from "./telemetry.js";
 import { resolveSdkVersion } from "./version-gate.js";
 
@@ -60,10 +70,51 @@ export interface ClientOptions {
   sdkVersion?: string;
   /**
    * Where the server's messages to the user go (`create_session`'s info, warning and error
-   * messages). Default: the console, each distinct message once per process.
+   * messages), and at `logLevel: "debug"` every request, retry and poll. Default: the console, each
+   * distinct message once per process. Any object with `info`, `warn`, `error` (and `debug`) fits.
    */
   logger?: Logger;
+  /**
+   * How much the SDK logs: `off`, `error`, `warn`, `info` (default) or `debug` (every request with
+   * its status and time, every retry and poll; secrets masked). Default: `TINKER_LOG`, else `info`.
+   */
+  logLevel?: LogLevel;
+  /**
+   * Before the client has reached the server once, how long a refused connection, a DNS or a TLS
+   * failure is retried before the call fails with an APIConnectionError naming the URL. Default
+   * 10 000 ms. Once the server answered, connection errors get the protocol's long retry budget
+   * (a server restart mid-run does not end a training loop).
+   */
+  firstConnectRetryMs?: number;
 }
+
+/** Default of `firstConnectRetryMs`: a few tries, so a wrong URL or a stopped server shows at once. */
+export const DEFAULT_FIRST_CONNECT_RETRY_MS = 10_000;
+
+/** The largest delay setTimeout honours (a larger or infinite one fires at once). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Every key of ClientOptions with the kind of its value: unknown keys and wrong types fail at construction. */
+const CLIENT_OPTIONS_SHAPE = optionShape<ClientOptions>({
+  apiKey: "string",
+  credentialProvider: "function",
+  telemetry: "boolean",
+  baseURL: "string",
+  fetch: "function",
+  maxRetries: "number",
+  timeout: "number",
+  defaultHeaders: "object",
+  projectId: "string",
+  tags: "array",
+  userMetadata: "object",
+  heartbeatIntervalMs: "number",
+  onResponse: "function",
+  maxResponseBytes: "number",
+  sdkVersion: "string",
+  logger: "object",
+  logLevel: "string",
+  firstConnectRetryMs: "number",
+});
 
 export interface ResolvedConfig {
   /** The API key; `""` when it comes from `credentialProvider`, `TINKER_CREDENTIAL_CMD` or the credentials file. */
@@ -83,24 +134,38 @@ export interface ResolvedConfig {
   onResponse: ((info: ResponseInfo) => void) | undefined;
   maxResponseBytes: number | undefined;
   sdkVersion: string;
-  logger: Logger;
+  /** The user's logger (or the console's) filtered by the level. */
+  logger: Required<Logger> & { level: LogLevel };
+  firstConnectRetryMs: number;
 }
 
+/**
+ * The options checked and completed. Everything is decided here, at construction, so a mistyped
+ * option, a base URL without a scheme or a malformed key fails at once with a ValidationError
+ * instead of after minutes of retries; nothing is sent, read from disk, timed or drawn at random.
+ */
 export function resolveConfig(options: ClientOptions): ResolvedConfig {
+  const issues = optionIssues(options, CLIENT_OPTIONS_SHAPE, "ServiceClient(options)");
+  if (issues.length > 0) throw new ValidationError(issues);
   const credentials = resolveCredentials(options);
   const maxRetries = options.maxRetries ?? 10;
   const timeoutMs = options.timeout ?? 60_000;
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
     throw new ValidationError([{ path: "maxRetries", message: "must be a non-negative integer" }]);
   }
-  // A finite number within setTimeout's range (a larger or infinite delay fires at once).
-  if (typeof timeoutMs !== "number" || !(timeoutMs > 0) || timeoutMs > 2_147_483_647)
-    throw new ValidationError([{ path: "timeout", message: "must be a positive number of ms" }]);
+  checkDelay(timeoutMs, "timeout");
+  const firstConnectRetryMs = options.firstConnectRetryMs ?? DEFAULT_FIRST_CONNECT_RETRY_MS;
+  if (!(firstConnectRetryMs >= 0) || firstConnectRetryMs > MAX_TIMER_MS) {
+    throw new ValidationError([{ path: "firstConnectRetryMs", message: "must be a number of ms ≥ 0" }]);
+  }
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
+  checkDelay(heartbeatIntervalMs, "heartbeatIntervalMs");
+  const logger = resolveLogger(options);
   return {
     apiKey: credentials.apiKey ?? "",
     credentials,
     telemetry: options.telemetry ?? telemetryEnabledByEnv(),
-    baseURL: options.baseURL ?? readEnv("TINKER_BASE_URL") ?? DEFAULT_BASE_URL,
+    baseURL: resolveBaseURL(options.baseURL),
     fetch: options.fetch,
     maxRetries,
     timeoutMs,
@@ -108,12 +173,83 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
     projectId: options.projectId ?? readEnv("TINKER_PROJECT_ID"),
     tags: options.tags ?? parseTags(readEnv("TINKER_TAGS")),
     userMetadata: options.userMetadata ?? {},
-    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+    heartbeatIntervalMs,
     onResponse: options.onResponse,
     maxResponseBytes: options.maxResponseBytes,
     sdkVersion: resolveSdkVersion(options.sdkVersion, PROTOCOL_SDK_VERSION),
-    logger: options.logger ?? consoleLogger(),
+    logger,
+    firstConnectRetryMs,
   };
+}
+
+/** A positive number of ms within setTimeout's range. */
+function checkDelay(ms: number, path: string): void {
+  if (typeof ms !== "number" || !(ms > 0) || ms > MAX_TIMER_MS)
+    throw new ValidationError([{ path, message: "must be a positive number of ms" }]);
+}
+
+/**
+ * The base URL (option, else `TINKER_BASE_URL`, else the service): it must parse as an http(s) URL.
+ * `localhost:8000` parses as a URL of scheme `localhost:` and `127.0.0.1:8000` not at all; either
+ * would otherwise fail only after the full retry budget, having sent nothing.
+ */
+function resolveBaseURL(option: string | undefined): string {
+  const fromEnv = option === undefined ? readEnv("TINKER_BASE_URL") : undefined;
+  const baseURL = option ?? fromEnv ?? DEFAULT_BASE_URL;
+  const path = fromEnv === undefined ? "baseURL" : "baseURL (from TINKER_BASE_URL)";
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(baseURL);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    // A URL with a user name and password in it is shown without them.
+    const shown = baseURL.replace(/^([a-z][\w+.-]*:\/\/)?[^/@]*@/i, "$1…@");
+    const hint = /^[\w.-]+(:\d+)?(\/|$)/.test(baseURL) ? ` (did you mean "http://${shown}"?)` : "";
+    throw new ValidationError([
+      {
+        path,
+        message: `must be an http:// or https:// URL, got ${JSON.stringify(shown)}${hint}`,
+      },
+    ]);
+  }
+  return baseURL;
+}
+
+/** The logger at its level: the `logLevel` option, else `TINKER_LOG`, else `info`. */
+function resolveLogger(options: ClientOptions): ResolvedConfig["logger"] {
+  const { logger } = options;
+  if (logger !== undefined) {
+    const missing = (["info", "warn", "error"] as const).filter((m) => typeof logger[m] !== "function");
+    if (missing.length > 0 || (logger.debug !== undefined && typeof logger.debug !== "function")) {
+      throw new ValidationError([
+        {
+          path: "logger",
+          message: `must have info, warn and error methods (and optionally debug); missing ${missing.join(", ") || "a debug function"}`,
+        },
+      ]);
+    }
+  }
+  if (options.logLevel !== undefined && !isLogLevel(options.logLevel)) {
+    throw new ValidationError([
+      {
+        path: "logLevel",
+        message: `must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(", ")}, got ${JSON.stringify(options.logLevel)}`,
+      },
+    ]);
+  }
+  const env = logLevelFromEnv();
+  const leveled = leveledLogger(
+    logger ?? consoleLogger(),
+    options.logLevel ?? env.level ?? DEFAULT_LOG_LEVEL,
+  );
+  if (options.logLevel === undefined && env.invalid !== undefined) {
+    leveled.warn(
+      `TINKER_LOG=${JSON.stringify(env.invalid)} is not a log level (${LOG_LEVELS.join(", ")}); using ${DEFAULT_LOG_LEVEL}`,
+    );
+  }
+  return leveled;
 }
 
 /**

@@ -65,9 +65,23 @@ export interface ResponseInfo {
   retryCount: number;
 }
 
+/** What `onAttempt` sees of every attempt of `request()`: answered (`status`) or failed (`error`). */
+export interface AttemptInfo {
+  method: string;
+  url: string;
+  /** 0 for the first attempt of a call, 1 for its first transport retry, … */
+  retryCount: number;
+  /** From sending to the whole body received, or to the failure. */
+  ms: number;
+  status?: number;
+  error?: unknown;
+}
+
 export interface HttpClientOptions {
   /** Raw access to every response's status and headers (request ids, rate-limit headers, …). */
   onResponse?: (info: ResponseInfo) => void;
+  /** Told of every attempt's outcome and time (the debug log's request lines). */
+  onAttempt?: (info: AttemptInfo) => void;
   baseURL: string;
   fetch?: FetchLike;
   /** Headers sent on every request (platform headers, Cloudflare Access, user defaults). */
@@ -191,14 +205,22 @@ export class HttpClient {
     const url = this.#prefix + req.path.replace(/^\/+/, "");
 
     for (;;) {
+      const sentAt = Date.now();
+      const told = (outcome: { status?: number; error?: unknown }) =>
+        tell(this.#options.onAttempt, {
+          method: req.method,
+          url,
+          retryCount: attempt.count,
+          ms: Date.now() - sentAt,
+          ...outcome,
+        });
       try {
         const response = await ky(url, options);
-        return toHttpResponse(
-          response.status,
-          response.headers,
-          new Uint8Array(await response.arrayBuffer()),
-        );
+        const bytes = new Uint8Array(await response.arrayBuffer());
+        told({ status: response.status });
+        return toHttpResponse(response.status, response.headers, bytes);
       } catch (error) {
+        told(isHTTPError(error) ? { status: error.response.status } : { error });
         const delayMs = attempt.count < maxRetries ? retryDelayMs(error, attempt.count) : undefined;
         if (delayMs === undefined) {
           if (error instanceof HTTPError && req.returnErrorResponses) {
@@ -259,6 +281,13 @@ export interface SignedRequest {
   /** Headers the URL's issuer asked for (e.g. the `headers` of an upload URL entry, §W7). */
   headers?: Record<string, string>;
   signal?: AbortSignal;
+}
+
+/** Calls an observer, if any; its bug must not break the call it observes. */
+function tell(observe: ((info: AttemptInfo) => void) | undefined, info: AttemptInfo): void {
+  try {
+    observe?.(info);
+  } catch {}
 }
 
 /** The `onResponse` observer as a ky afterResponse hook; `attempt.count` is the call's retry count. */

@@ -100,7 +100,8 @@ export class TelemetryQueue implements Telemetry {
   readonly enabled: boolean;
   readonly #send: TelemetryOptions["send"];
   readonly #sdkVersion: string;
-  readonly #sessionlessId = `sessionless-${uuid4()}`;
+  /** Drawn at the first batch without a session, never at construction (PROTOCOL.md §11). */
+  #sessionlessId: string | undefined;
   #sessionId: string | undefined;
   #sessionStartedAt = 0;
   #nextIndex = 0;
@@ -111,8 +112,16 @@ export class TelemetryQueue implements Telemetry {
   #waitingDrain: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed: Promise<void> | undefined;
-  /** Aborted by close(): cuts the 1 s retry wait short so each batch gets its last attempt at once. */
-  readonly #stop = new AbortController();
+  /**
+   * Aborted by close(): cuts the 1 s retry wait short so each batch gets its last attempt at once.
+   * Made at first need, as nothing may be at construction (workerd's global scope forbids it).
+   */
+  #stopController: AbortController | undefined;
+
+  get #stop(): AbortController {
+    this.#stopController ??= new AbortController();
+    return this.#stopController;
+  }
 
   constructor(options: TelemetryOptions) {
     this.enabled = options.enabled;
@@ -234,10 +243,20 @@ export class TelemetryQueue implements Telemetry {
         events,
         platform: telemetryPlatform(),
         sdk_version: this.#sdkVersion,
-        session_id: this.#sessionId ?? this.#sessionlessId,
+        session_id: this.#sessionId ?? this.#sessionless(),
         process_uuid: processUuid(),
       });
     }
+  }
+
+  /**
+   * The `sessionless-<uuid4>` id of batches sent before the session exists. Drawn lazily: some
+   * runtimes (workerd) refuse randomness outside a request, so a client built at a Worker's module
+   * scope must make none at construction.
+   */
+  #sessionless(): string {
+    this.#sessionlessId ??= `sessionless-${uuid4()}`;
+    return this.#sessionlessId;
   }
 
   /** Sends until accepted; after close() one last attempt, then the batch is dropped. */
