@@ -42,7 +42,8 @@ export interface HttpRequest {
   maxRetries?: number;
   /**
    * Per-attempt timeout, from sending the request to the last byte of the answer; the client
-   * default (60 s) when absent.
+   * default (60 s) when absent. A longer one (a long poll's) covers the wait for the answer to
+   * begin; its body must then arrive within the client default.
    */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -273,7 +274,7 @@ export class HttpClient {
     for (;;) {
       let retry: { delayMs: number; reason: RetryReason; status?: number; detail: string } | undefined;
       try {
-        const response = await attemptOnce(url, options, timeoutMs, req.signal);
+        const response = await attemptOnce(url, options, timeoutMs, this.#options.timeoutMs, req.signal);
         const { status } = response;
         const success =
           (status >= 200 && status < 300) || (req.redirect === "manual" && isUnfollowedRedirect(status));
@@ -352,7 +353,8 @@ export class HttpClient {
     for (let retry = 0; ; retry++) {
       let delayMs: number;
       try {
-        const response = await attemptOnce(req.url, options, this.#options.timeoutMs, req.signal);
+        const timeoutMs = this.#options.timeoutMs;
+        const response = await attemptOnce(req.url, options, timeoutMs, timeoutMs, req.signal);
         if (response.status >= 200 && response.status < 300) return response;
         if (retry >= this.#options.maxRetries || !shouldRetryResponse(response.status, response.headers)) {
           throw APIError.fromResponse(response.status, response.json() ?? response.text(), response.headers);
@@ -400,23 +402,29 @@ function observeHook(observe: (info: ResponseInfo) => void, attempt: { count: nu
 /**
  * One attempt: the request, then every byte of its answer, all under the attempt's timeout and the
  * caller's signal (a server that sends headers and then stalls is abandoned like one that never
- * answers). Throws AttemptTimeout, BodyReadFailure, the caller's abort, or what ky and the
- * transport throw.
+ * answers). Once the headers are in, the rest may take at most `bodyTimeoutMs` (the client's own
+ * per-attempt timeout): a long poll's longer timeout covers the wait for its answer to begin, not a
+ * body that stalls after it began. Throws AttemptTimeout, BodyReadFailure, the caller's abort, or
+ * what ky and the transport throw.
  */
 async function attemptOnce(
   url: string,
   options: KyOptions,
   timeoutMs: number,
+  bodyTimeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<HttpResponse> {
   const deadline = new AbortController();
-  const timer = setTimeout(
-    () => deadline.abort(new AttemptTimeout(`No complete answer within ${timeoutMs} ms`)),
-    timeoutMs,
-  );
+  const expire = () => deadline.abort(new AttemptTimeout(`No complete answer within ${timeoutMs} ms`));
+  const startedAt = Date.now();
+  let timer = setTimeout(expire, timeoutMs);
   const attemptSignal = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
   try {
     const response = await ky(url, { ...options, signal: attemptSignal });
+    if (bodyTimeoutMs < timeoutMs - (Date.now() - startedAt)) {
+      clearTimeout(timer);
+      timer = setTimeout(expire, bodyTimeoutMs);
+    }
     const body = await readBody(response, attemptSignal);
     return toHttpResponse(response.status, response.headers, body);
   } catch (error) {
