@@ -31,6 +31,8 @@ export interface FaultRunOptions {
   choose?: FaultProxyOptions["choose"];
   /** Per-attempt timeout of the client: bounds a stalled body (default 3 s). */
   timeoutMs?: number;
+  /** Delay of the proxy's late answers (default 1 s). */
+  lateMs?: number;
   log?: (line: string) => void;
 }
 
@@ -93,6 +95,7 @@ async function trainThrough(
     rate: faulted ? (options.rate ?? 0.15) : 0,
     seed: options.seed ?? 7,
     ...(faulted && options.choose ? { choose: options.choose } : {}),
+    ...(options.lateMs !== undefined ? { lateMs: options.lateMs } : {}),
     tap: (route, body) => {
       if (route.endsWith("/telemetry")) telemetry.push(body.toString("utf8"));
     },
