@@ -52,11 +52,13 @@ export {
   ResponseValidationError,
   SdkVersionUnsupportedError,
   TinkerError,
+  UnexpectedResponseError,
+  type UnexpectedResponseKind,
   UnprocessableEntityError,
   ValidationError,
   type ValidationIssue,
 } from "./core/errors.js";
-export type { FetchLike, ResponseInfo } from "./core/http.js";
+export type { FetchLike, ResponseInfo, RetryInfo, RetryReason } from "./core/http.js";
 export type { JwtClaims } from "./core/jwt.js";
 export type { Logger } from "./core/logger.js";
 export type {

@@ -11,6 +11,7 @@ import {
   APITimeoutError,
   APIUserAbortError,
   type Logger,
+  type RetryInfo,
   ServiceClient,
   ValidationError,
 } from "../src/index.js";
@@ -145,11 +146,13 @@ describe("once reached", () => {
     closers.add(() => local.close());
     let down = 0;
     const logger = capture();
+    const retries: RetryInfo[] = [];
     const service = new ServiceClient({
       apiKey: KEY,
       baseURL: "http://local.tinker",
       telemetry: false,
       firstConnectRetryMs: 0,
+      onRetry: (info) => retries.push(info),
       logger,
       logLevel: "debug",
       fetch: (request) => {
@@ -169,6 +172,19 @@ describe("once reached", () => {
     expect(output.metrics["loss:sum"]).toBeGreaterThan(0);
     expect(logger.lines.filter((l) => l.includes("failed (fetch failed) in")).length).toBe(3);
     expect(logger.lines.some((l) => /\[retry 3\]/.test(l))).toBe(true);
+    // Each retry is an event (onRetry) and an info line, so retrying against nothing never looks slow.
+    expect(retries.map((r) => [r.reason, r.attempt])).toEqual([
+      ["connection", 1],
+      ["connection", 2],
+      ["connection", 3],
+    ]);
+    expect(
+      logger.lines.filter((l) =>
+        /^info retry \d of POST http:\/\/local\.tinker\/api\/v1\/forward_backward in \d+ ms: connection/.test(
+          l,
+        ),
+      ),
+    ).toHaveLength(3);
   });
 
   test("logLevel debug: one line per request with method, path, status and time; the key never shows", async () => {

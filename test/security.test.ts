@@ -147,11 +147,17 @@ describe("no secret in anything the SDK emits", () => {
     const responses: unknown[] = [];
     const t = faultyService({
       local: { jwt: {} },
-      client: { telemetry: true, defaultHeaders: { ...CF }, onResponse: (info) => responses.push(info) },
+      // One transport retry: the persistent bad answer below fails after one repeat.
+      client: {
+        telemetry: true,
+        defaultHeaders: { ...CF },
+        onResponse: (info) => responses.push(info),
+        maxRetries: 1,
+      },
       chaos: [
         { endpoint: "forward_backward", status: 503, headers: { "retry-after-ms": "1" } },
         { endpoint: "optim_step", reset: true },
-        { endpoint: "get_info", transform: (json) => ({ ...(json as object), model_id: 1 }) },
+        { endpoint: "get_info", transform: (json) => ({ ...(json as object), model_id: 1 }), times: 100 },
         { endpoint: "asample", status: 401, body: { detail: "denied" } },
         { endpoint: "save_weights", malformed: true },
         { endpoint: "retrieve_future", status: 410, after: 6 },

@@ -7,9 +7,10 @@
 import { ValidationError } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import type { HttpClient, HttpRequest, HttpResponse } from "../core/http.js";
+import { checkAnswerFormat, decodeProtobuf, unexpected } from "../core/unexpected-answer.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureEvent, pollFuture } from "../futures/poller.js";
-import { type Endpoint, parseBody, parseQuery, pathOf } from "../wire/endpoints/define.js";
+import { type Endpoint, parseBody, parseQuery, pathOf, routeName } from "../wire/endpoints/define.js";
 import { parseResponse, type UntypedAPIFuture, UntypedAPIFutureSchema } from "../wire/schemas.js";
 
 /** What a call needs of the connection. */
@@ -77,21 +78,26 @@ export function requestOf<Body>(e: Endpoint<Body, unknown>, input: CallInput<Bod
   return request;
 }
 
-/** Sends `request` with the declaration's retry layers; resolves with the raw response. */
-export function exchange(
+/**
+ * Sends `request` with the declaration's retry layers; resolves with what `read` makes of the
+ * answer. An answer `read` rejects as not the server's (UnexpectedResponseError) is sent again by
+ * the transport, unchanged: the same body, so the same `seq_id`, which the server treats as a
+ * repeat of the same request (PROTOCOL.md §6.2).
+ */
+export function exchange<T>(
   context: CallContext,
   e: Endpoint,
   request: HttpRequest,
-  attempt: (response: HttpResponse) => void = () => {},
-): Promise<HttpResponse> {
-  const once = async () => {
-    const response = await context.http.request(request);
-    attempt(response);
-    return response;
-  };
+  read: (response: HttpResponse) => T,
+): Promise<T> {
+  const once = () => context.http.request(request, read);
   if (e.retry === "transport") return noted(context, once);
   return noted(context, () =>
-    withGenericRetries(once, { signal: request.signal, billingPauseMs: context.billingPauseMs }),
+    withGenericRetries(once, {
+      signal: request.signal,
+      billingPauseMs: context.billingPauseMs,
+      retryUnexpectedAnswers: e.transportRetries === 0,
+    }),
   );
 }
 
@@ -101,13 +107,51 @@ export async function call<Body, Result>(
   e: Endpoint<Body, Result>,
   input: CallInput<Body> = {},
 ): Promise<Result> {
-  const response = await exchange(context, e, requestOf(e, input));
-  return decodeDirect(e, response);
+  return exchange(context, e, requestOf(e, input), (response) => decodeDirect(e, response));
 }
 
 function decodeDirect<Result>(e: Endpoint<unknown, Result>, response: HttpResponse): Result {
-  if (response.isProtobuf && e.result.protobuf) return e.result.protobuf(response.body);
+  checkAnswerFormat(response, routeName(e), e.result.protobuf !== undefined);
+  if (response.isProtobuf && e.result.protobuf)
+    return decodeProtobuf(e.result.protobuf, response.body, e.name);
   return parseResponse(e.result.schema, response.json() ?? null, e.name);
+}
+
+/**
+ * The request ids a client was given, per HttpClient (one per ServiceClient and the clients it
+ * made), with the request type each belongs to. A submission answered with one of them is a
+ * replayed answer, not the server's answer to this request: the server gives a new request its
+ * own id, and a repeated `seq_id` the id of that same request, which this client never received.
+ * Bounded: a replay comes from a recent answer.
+ */
+const heldRequestIds = new WeakMap<HttpClient, Map<string, string>>();
+const MAX_HELD_REQUEST_IDS = 100_000;
+
+/** The immediate answer of a future endpoint, checked and recorded. */
+function readSubmission(e: Endpoint, response: HttpResponse, ledger: Map<string, string>): UntypedAPIFuture {
+  checkAnswerFormat(response, routeName(e), false);
+  const answer = parseResponse(UntypedAPIFutureSchema, response.json(), `${e.name} submission`);
+  const holder = ledger.get(answer.request_id);
+  if (holder !== undefined) {
+    throw unexpected(
+      response,
+      routeName(e),
+      "stale_request_id",
+      `request id ${answer.request_id} was already given to an earlier ${holder} request of this client (a replayed answer)`,
+    );
+  }
+  ledger.set(answer.request_id, e.future ?? e.name);
+  if (ledger.size > MAX_HELD_REQUEST_IDS) ledger.delete(ledger.keys().next().value as string);
+  return answer;
+}
+
+function ledgerOf(http: HttpClient): Map<string, string> {
+  let ledger = heldRequestIds.get(http);
+  if (!ledger) {
+    ledger = new Map();
+    heldRequestIds.set(http, ledger);
+  }
+  return ledger;
 }
 
 /** Submits a future endpoint's request; resolves with the server's immediate answer. */
@@ -116,8 +160,8 @@ export async function send<Body>(
   e: Endpoint<Body, unknown>,
   input: CallInput<Body>,
 ): Promise<UntypedAPIFuture> {
-  const response = await exchange(context, e, requestOf(e, input));
-  return parseResponse(UntypedAPIFutureSchema, response.json(), `${e.name} submission`);
+  const ledger = ledgerOf(context.http);
+  return exchange(context, e, requestOf(e, input), (response) => readSubmission(e, response, ledger));
 }
 
 export interface PollInput {
@@ -159,8 +203,10 @@ export function submit<Body, Result>(
   const request = requestOf(e, input);
   return new APIFuture<Result>(async ({ setRequestId, emit }) => {
     const startedAt = Date.now();
-    const response = await exchange(context, e, request);
-    const { request_id } = parseResponse(UntypedAPIFutureSchema, response.json(), `${e.name} submission`);
+    const ledger = ledgerOf(context.http);
+    const { request_id } = await exchange(context, e, request, (response) =>
+      readSubmission(e, response, ledger),
+    );
     setRequestId(request_id);
     return poll(context, e, request_id, {
       signal: input.signal,

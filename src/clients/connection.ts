@@ -27,7 +27,7 @@ import {
 } from "../core/errors.js";
 import { withGenericRetries } from "../core/generic-retry.js";
 import { platformHeaders } from "../core/headers.js";
-import { type AttemptInfo, HttpClient } from "../core/http.js";
+import { type AttemptInfo, HttpClient, type RetryInfo } from "../core/http.js";
 import { decodeJwtClaims, type JwtClaims } from "../core/jwt.js";
 import { displayUrl, logServerMessages, maskCredential } from "../core/logger.js";
 import { isRetryableStatus } from "../core/retry-policy.js";
@@ -144,6 +144,7 @@ export class Connection {
       timeoutMs: config.timeoutMs,
       onResponse: config.onResponse,
       onAttempt: (info) => this.#noteAttempt(info),
+      onRetry: (info) => this.#noteRetry(info),
       maxResponseBytes: config.maxResponseBytes,
     });
     this.telemetry = new TelemetryQueue({
@@ -258,6 +259,25 @@ export class Connection {
     const outcome = info.status !== undefined ? String(info.status) : `failed (${this.#lastFailure})`;
     const retry = info.retryCount > 0 ? ` [retry ${info.retryCount}]` : "";
     logger.debug(`${info.method} ${path} → ${outcome} in ${info.ms} ms${retry}`);
+  }
+
+  /**
+   * Every retry is told to the user's `onRetry` and logged: at debug level always, and at info
+   * level when the server cannot be reached, so that "retrying against nothing" never looks like
+   * "slow".
+   */
+  #noteRetry(info: RetryInfo): void {
+    try {
+      this.config.onRetry?.(info);
+    } catch {
+      // An observer's bug must not break the call it observes.
+    }
+    const logger = this.config.logger;
+    const unreachable = info.reason === "connection" || info.reason === "timeout";
+    if (logger.level !== "debug" && !(unreachable && logger.level === "info")) return;
+    const line = `retry ${info.attempt} of ${info.method} ${displayUrl(info.url)} in ${Math.round(info.delayMs)} ms: ${info.reason} (${info.detail})`;
+    if (unreachable) logger.info(line);
+    else logger.debug(line);
   }
 
   /**

@@ -9,6 +9,7 @@
  */
 import { TinkerError, ValidationError } from "../core/errors.js";
 import { APIFuture } from "../futures/api-future.js";
+import { abortError } from "../internal/sleep.js";
 import { chunkData, DEFAULT_CHUNK_LIMITS, mergeForwardBackwardOutputs } from "../lib/chunking.js";
 import { trainingRunConsoleUrl } from "../lib/console-urls.js";
 import { type CustomLoss, forwardBackwardCustom } from "../lib/custom-loss.js";
@@ -122,8 +123,14 @@ export class TrainingClient {
    */
   readonly optimizer: OptimizerConfig | undefined;
   readonly #connection: Connection;
-  /** Next seq_id; 0 was the model's creation. */
+  /** Next seq_id as counted at call time; 0 was the model's creation. */
   #nextSeqId = 1;
+  /**
+   * Seq_ids given back by operations that failed before anything was sent (aborted while waiting
+   * for their turn, input that failed to encode): the operations after them are sent with their
+   * seq_ids lowered by this much, so the server sees no gap.
+   */
+  #releasedSeqIds = 0;
   /** Settles when the latest operation has been accepted (or failed to be). */
   #turn: Promise<void> = Promise.resolve();
   /** Set when a submission failed for good: later operations would run out of order. */
@@ -219,7 +226,8 @@ export class TrainingClient {
     // validation runs and throws the usual ValidationError, before any seq_id is taken. If it
     // passes (a value the wire cannot hold, e.g. an int64 beyond ±2^53), that chunk is encoded
     // at submission instead, as before, whose error then fails the operation.
-    const firstSeqId = this.#nextSeqId;
+    // The seq_id it will most likely be sent with (an earlier operation may still give some back).
+    const firstSeqId = this.#nextSeqId - this.#releasedSeqIds;
     let failed = false;
     const encoded = chunks.map((chunk, i) => {
       try {
@@ -454,7 +462,7 @@ export class TrainingClient {
     parallel: boolean,
     pollAs: Endpoint<unknown, T> = e,
   ): APIFuture<T[]> {
-    const firstSeqId = this.#nextSeqId;
+    const calledSeqId = this.#nextSeqId;
     this.#nextSeqId += submissions.length;
     const previousTurn = this.#turn;
     let releaseTurn!: () => void;
@@ -463,8 +471,13 @@ export class TrainingClient {
     const signal = withTimeout(options);
     const connection = this.#connection;
 
+    // Set once a submission may have reached the server: from then on a failure leaves its seq_id
+    // in an unknown state, and the operations after it must not be sent.
+    let sent = false;
+    let firstSeqId = calledSeqId;
     const submitOne = async (index: number): Promise<string> => {
       const input = submissions[index]!(firstSeqId + index);
+      sent = true;
       return (await send(connection, e, { ...input, signal })).request_id;
     };
 
@@ -472,12 +485,14 @@ export class TrainingClient {
       const requestIds: string[] = new Array(submissions.length);
       try {
         await previousTurn;
+        firstSeqId = calledSeqId - this.#releasedSeqIds;
         if (this.#brokenBy) {
           throw new TinkerError(
             `Not sent: an earlier operation on ${this.modelId} could not be submitted (${this.#brokenBy.message}), so seq_id ${firstSeqId} would run out of order`,
             { cause: this.#brokenBy },
           );
         }
+        if (signal?.aborted) throw abortError(signal);
         if (parallel && submissions.length > 1) {
           const rest = await Promise.all(submissions.slice(1).map((_, i) => submitOne(i + 1)));
           rest.forEach((id, i) => {
@@ -488,7 +503,9 @@ export class TrainingClient {
           for (let i = 0; i < submissions.length; i++) requestIds[i] = await submitOne(i);
         }
       } catch (error) {
-        this.#brokenBy ??= error instanceof Error ? error : new Error(String(error));
+        if (sent) this.#brokenBy ??= error instanceof Error ? error : new Error(String(error));
+        // Nothing of it reached the server: its seq_ids go to the operations after it.
+        else if (!this.#brokenBy) this.#releasedSeqIds += submissions.length;
         throw error;
       } finally {
         releaseTurn();

@@ -10,7 +10,7 @@ import { type CredentialSources, userCredentialSource } from "./auth/sources.js"
 import { credentialCommand } from "./credential-command.js";
 import { readEnv } from "./env.js";
 import { ValidationError } from "./errors.js";
-import type { FetchLike, ResponseInfo } from "./http.js";
+import type { FetchLike, ResponseInfo, RetryInfo } from "./http.js";
 import {
   consoleLogger,
   DEFAULT_LOG_LEVEL,
@@ -60,6 +60,12 @@ export interface ClientOptions {
    * those who want raw response data such as request-id or rate-limit headers.
    */
   onResponse?: (info: ResponseInfo) => void;
+  /**
+   * Called before every retry wait of an HTTP call, whatever the reason (a retryable status, a
+   * connection failure, a timeout, an answer that cannot be the server's), with the reason, the
+   * retry's number and the wait. Masked: no body, no credential.
+   */
+  onRetry?: (info: RetryInfo) => void;
   /** Largest response body accepted, in bytes. Default 100 MiB. */
   maxResponseBytes?: number;
   /**
@@ -109,6 +115,7 @@ const CLIENT_OPTIONS_SHAPE = optionShape<ClientOptions>({
   userMetadata: "object",
   heartbeatIntervalMs: "number",
   onResponse: "function",
+  onRetry: "function",
   maxResponseBytes: "number",
   sdkVersion: "string",
   logger: "object",
@@ -132,6 +139,7 @@ export interface ResolvedConfig {
   userMetadata: Record<string, string>;
   heartbeatIntervalMs: number;
   onResponse: ((info: ResponseInfo) => void) | undefined;
+  onRetry: ((info: RetryInfo) => void) | undefined;
   maxResponseBytes: number | undefined;
   sdkVersion: string;
   /** The user's logger (or the console's) filtered by the level. */
@@ -175,6 +183,7 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
     userMetadata: options.userMetadata ?? {},
     heartbeatIntervalMs,
     onResponse: options.onResponse,
+    onRetry: options.onRetry,
     maxResponseBytes: options.maxResponseBytes,
     sdkVersion: resolveSdkVersion(options.sdkVersion, PROTOCOL_SDK_VERSION),
     logger,

@@ -8,16 +8,23 @@
  *   │   │                   RateLimitError 429, InternalServerError ≥500
  *   │   │   └─ SdkVersionUnsupportedError (the service refuses this client's sdk_version)
  *   │   ├─ APIConnectionError → APITimeoutError
- *   │   └─ APIUserAbortError
+ *   │   ├─ APIUserAbortError
+ *   │   └─ UnexpectedResponseError (an answer that cannot be the server's, retried until it persisted)
+ *   │       └─ ResponseValidationError (the server answered with something the schema does not accept)
  *   ├─ RequestFailedError (a future finished with {error, category})
  *   ├─ FutureRetrieveError (a poll answered with a status that ends the future)
- *   ├─ ValidationError (bad input caught before anything was sent)
- *   └─ ResponseValidationError (the server answered with something the schema does not accept)
+ *   └─ ValidationError (bad input caught before anything was sent)
+ *
+ * Every error masks the credentials the SDK's clients send (src/core/redact.ts) in its message,
+ * stack, body, headers and cause: a server page that echoes the request headers must not put the
+ * API key into logs or telemetry.
  *
  * `instanceof` must hold even when a program ends up with two copies of this module (the ESM and
  * the CJS build, or two versions), so each class checks a brand registered under a global symbol
  * instead of its own prototype chain.
  */
+
+import { bodyExcerpt, redactCause, redactHeaders, redactText, redactValue } from "./redact.js";
 
 const BRANDS = Symbol.for("tinker-ts.error.brands");
 
@@ -33,7 +40,10 @@ export class TinkerError extends Error {
   protected static readonly brand: string = "TinkerError";
 
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(
+      redactText(message),
+      options && "cause" in options ? { cause: redactCause(options.cause) } : undefined,
+    );
     const chain: string[] = [];
     for (let ctor = new.target as unknown as { brand?: string }; ctor; ctor = Object.getPrototypeOf(ctor)) {
       if (Object.hasOwn(ctor, "brand") && ctor.brand) chain.push(ctor.brand);
@@ -71,26 +81,29 @@ export class APIError extends TinkerError {
   readonly requestId: string | undefined;
 
   constructor(message: string, details: APIErrorDetails = {}) {
-    super(message, { cause: details.cause });
+    super(message, "cause" in details ? { cause: details.cause } : undefined);
     this.status = details.status;
-    this.headers = details.headers;
-    this.body = details.body;
+    this.headers = redactHeaders(details.headers);
+    this.body = redactValue(details.body);
     this.requestId = details.requestId;
   }
 
   /** Picks the subclass for a status, with the official client's message format. */
   static fromResponse(status: number, body: unknown, headers: Headers, requestId?: string): APIStatusError {
     const message = statusMessage(status, body);
-    const details = { status, headers, body, requestId };
+    // A text body (an HTML page) is kept as its excerpt; a JSON one whole, for its fields.
+    const kept = typeof body === "string" ? bodyExcerpt(body) : body;
+    const details = { status, headers, body: kept, requestId };
     const ErrorClass = STATUS_CLASSES[status] ?? (status >= 500 ? InternalServerError : APIStatusError);
     return new ErrorClass(message, details as APIErrorDetails & { status: number });
   }
 }
 
+/** The official format, with a bounded excerpt of the body (an HTML error page can be long). */
 function statusMessage(status: number, body: unknown): string {
   if (body === undefined || body === null || body === "") return `Error code: ${status}`;
   const text = typeof body === "string" ? body : JSON.stringify(body);
-  return `Error code: ${status} - ${text}`;
+  return `Error code: ${status} - ${bodyExcerpt(text)}`;
 }
 
 /** Any non-2xx answer that survived the retries. */
@@ -214,17 +227,52 @@ export class ValidationError extends TinkerError {
   }
 }
 
+/** Why an answer cannot be the server's (`UnexpectedResponseError.kind`). */
+export type UnexpectedResponseKind =
+  /** An HTML page (a captive portal, a load balancer's page) where JSON or protobuf was expected. */
+  | "html"
+  /** A content type the route never answers with. */
+  | "content_type"
+  /** A JSON content type whose body does not parse. */
+  | "malformed"
+  /** A body that breaks the expected schema, or protobuf bytes that do not decode. */
+  | "schema"
+  /** A submission answered with a request id this client already holds (a replayed answer). */
+  | "stale_request_id"
+  /** A poll answered about another request. */
+  | "foreign_request_id";
+
+export interface UnexpectedResponseDetails extends APIErrorDetails {
+  kind: UnexpectedResponseKind;
+}
+
+/**
+ * An answer that cannot be the server's: an HTML page with status 200, a wrong content type for
+ * the route, a body that breaks the schema, a replayed answer carrying a request id this client
+ * already holds. The SDK treats it as a transient transport fault — the request is sent again,
+ * unchanged (same `seq_id`), within a bounded budget — and throws this only when it persisted.
+ * `body` holds a bounded, redacted excerpt.
+ */
+export class UnexpectedResponseError extends APIError {
+  protected static override readonly brand: string = "UnexpectedResponseError";
+  readonly kind: UnexpectedResponseKind;
+
+  constructor(message: string, details: UnexpectedResponseDetails) {
+    super(message, details);
+    this.kind = details.kind;
+  }
+}
+
 /** The server's answer does not match the schema of the expected response. */
-export class ResponseValidationError extends TinkerError {
+export class ResponseValidationError extends UnexpectedResponseError {
   protected static override readonly brand = "ResponseValidationError";
-  readonly body: unknown;
   readonly issues: ValidationIssue[];
 
   constructor(what: string, body: unknown, issues: ValidationIssue[]) {
     super(
       `Unexpected ${what} response: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`,
+      { kind: "schema", body: typeof body === "string" ? bodyExcerpt(body) : body },
     );
-    this.body = body;
-    this.issues = issues;
+    this.issues = issues.map((issue) => ({ path: issue.path, message: redactText(issue.message) }));
   }
 }

@@ -2,10 +2,13 @@
  * Layer 2 of PROTOCOL.md §5.2: the official client's `execute_with_retries`. It wraps whole calls
  * (each retry is a new HTTP call with a new idempotency key but the same logical ids) and retries
  * connection errors, timeouts and 408/409/429/5xx for up to five minutes; 402 means "billing pause".
+ * An answer that cannot be the server's (UnexpectedResponseError) is repeated here only for routes
+ * whose transport makes one attempt (`retryUnexpectedAnswers`; the transport repeats it for the
+ * others), like a connection error, at most UNEXPECTED_ANSWER_RETRIES times.
  */
 import { sleep } from "../internal/sleep.js";
-import { APIConnectionError, APIStatusError } from "./errors.js";
-import { genericLoopDelayMs, isRetryableStatus } from "./retry-policy.js";
+import { APIConnectionError, APIStatusError, UnexpectedResponseError } from "./errors.js";
+import { genericLoopDelayMs, isRetryableStatus, UNEXPECTED_ANSWER_RETRIES } from "./retry-policy.js";
 
 export interface GenericRetryOptions {
   signal?: AbortSignal;
@@ -13,6 +16,8 @@ export interface GenericRetryOptions {
   windowMs?: number;
   /** How long HTTP 402 may pause the call before it becomes an error. Default 3600 s. */
   billingPauseMs?: number;
+  /** Repeat UnexpectedResponseError (for routes without transport retries). Default false. */
+  retryUnexpectedAnswers?: boolean;
 }
 
 const BILLING_RETRY_MS = 5_000;
@@ -25,6 +30,7 @@ export async function withGenericRetries<T>(
   const billingPauseMs = options.billingPauseMs ?? 3_600_000;
   const start = Date.now();
   let attempt = 0;
+  let unexpectedAnswers = 0;
   let billingSince: number | undefined;
   for (;;) {
     try {
@@ -36,7 +42,11 @@ export async function withGenericRetries<T>(
         await sleep(BILLING_RETRY_MS, options.signal);
         continue;
       }
-      if (!isGenericRetryable(error)) throw error;
+      if (error instanceof UnexpectedResponseError) {
+        if (!options.retryUnexpectedAnswers || unexpectedAnswers++ >= UNEXPECTED_ANSWER_RETRIES) throw error;
+      } else if (!isGenericRetryable(error)) {
+        throw error;
+      }
       const elapsed = Date.now() - start;
       if (elapsed >= windowMs) throw error;
       // The last sleep is trimmed so the loop ends when its window does.

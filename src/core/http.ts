@@ -3,11 +3,24 @@
  * retries of PROTOCOL.md §5.1 (layer 1), every protocol header of §1.6, and maps every failure onto
  * the SDK's own error classes so that no ky type leaks into the public surface.
  */
-import ky, { type AfterResponseHook, HTTPError, isHTTPError, isNetworkError, isTimeoutError } from "ky";
-import { abortError, sleep } from "../internal/sleep.js";
+import ky, { type AfterResponseHook, isNetworkError } from "ky";
+import { abortError, sleep, untilAborted } from "../internal/sleep.js";
 import { uuid4 } from "../internal/uuid.js";
-import { APIConnectionError, APIError, APITimeoutError, APIUserAbortError, TinkerError } from "./errors.js";
-import { serverRetryDelayMs, shouldRetryResponse, transportBackoffMs } from "./retry-policy.js";
+import {
+  APIConnectionError,
+  APIError,
+  APITimeoutError,
+  APIUserAbortError,
+  TinkerError,
+  UnexpectedResponseError,
+} from "./errors.js";
+import { registerSecret } from "./redact.js";
+import {
+  serverRetryDelayMs,
+  shouldRetryResponse,
+  transportBackoffMs,
+  UNEXPECTED_ANSWER_RETRIES,
+} from "./retry-policy.js";
 
 export type FetchLike = (input: Request, init?: RequestInit) => Promise<Response>;
 
@@ -27,7 +40,11 @@ export interface HttpRequest {
   credential?: string;
   /** Transport retries (layer 1); the client default (10) when absent. */
   maxRetries?: number;
-  /** Per-attempt timeout; the client default (60 s) when absent. */
+  /**
+   * Per-attempt timeout, from sending the request to the last byte of the answer; the client
+   * default (60 s) when absent. A longer one (a long poll's) covers the wait for the answer to
+   * begin; its body must then arrive within the client default.
+   */
   timeoutMs?: number;
   signal?: AbortSignal;
   /**
@@ -77,9 +94,41 @@ export interface AttemptInfo {
   error?: unknown;
 }
 
+/** Why an attempt is followed by another (`RetryInfo.reason`). */
+export type RetryReason =
+  /** A retryable status (408, 409, 429, 5xx) or `x-should-retry: true`. */
+  | "status"
+  /** No answer, or the connection failed while the answer was read. */
+  | "connection"
+  /** The per-attempt timeout ran out before the last byte of the answer. */
+  | "timeout"
+  /** An answer that cannot be the server's (`UnexpectedResponseError`). */
+  | "unexpected_response";
+
+/** What `onRetry` is told before each retry wait of one call. */
+export interface RetryInfo {
+  method: string;
+  /** The request URL (without credentials). */
+  url: string;
+  /** The number of the retry about to be made: 1 for the first. */
+  attempt: number;
+  /** How long the call waits before it. */
+  delayMs: number;
+  reason: RetryReason;
+  /** The status of the answer, when there was one. */
+  status?: number;
+  /** A short description (the error's message, masked); no body, no credential. */
+  detail: string;
+}
+
 export interface HttpClientOptions {
   /** Raw access to every response's status and headers (request ids, rate-limit headers, …). */
   onResponse?: (info: ResponseInfo) => void;
+  /**
+   * Told before every retry wait of a call, whatever the reason (a status, a connection failure,
+   * a timeout, an answer that cannot be the server's). An observer's exception is ignored.
+   */
+  onRetry?: (info: RetryInfo) => void;
   /** Told of every attempt's outcome and time (the debug log's request lines). */
   onAttempt?: (info: AttemptInfo) => void;
   baseURL: string;
@@ -104,8 +153,15 @@ const decoder = new TextDecoder();
 
 type KyOptions = NonNullable<Parameters<typeof ky>[1]>;
 
-/** `throwHttpErrors` of a `redirect: "manual"` call: a 3xx (or opaque 0) answer is the result. */
-const throwUnlessRedirect = (status: number): boolean => !isUnfollowedRedirect(status);
+/** Thrown inside one attempt when its timeout ran out (mapped to APITimeoutError at the end). */
+class AttemptTimeout extends Error {
+  override name = "AttemptTimeout";
+}
+
+/** Thrown inside one attempt when the answer's body failed to arrive (reset, bad encoding, …). */
+class BodyReadFailure extends Error {
+  override name = "BodyReadFailure";
+}
 
 export class HttpClient {
   readonly #options: HttpClientOptions;
@@ -121,6 +177,7 @@ export class HttpClient {
     this.#defaultHeaders = {};
     for (const [name, value] of Object.entries(options.defaultHeaders)) {
       this.#defaultHeaders[name.toLowerCase()] = value;
+      if (isCredentialHeader(name)) registerSecret(value);
     }
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   }
@@ -156,13 +213,35 @@ export class HttpClient {
     return this.#options.baseURL;
   }
 
-  async request(req: HttpRequest): Promise<HttpResponse> {
+  /** The client's transport retry setting (also caps how often the poller repeats a bad answer). */
+  get maxRetries(): number {
+    return this.#options.maxRetries;
+  }
+
+  /**
+   * One logical call with its transport retries. With `read`, a 2xx answer is handed to it and its
+   * value returned; when `read` throws an UnexpectedResponseError (an answer that cannot be the
+   * server's), the same request is sent again, like after a connection failure, at most
+   * UNEXPECTED_ANSWER_RETRIES times (none when the call allows no transport retry).
+   */
+  request(req: HttpRequest): Promise<HttpResponse>;
+  request<T>(req: HttpRequest, read: (response: HttpResponse) => T): Promise<T>;
+  async request<T>(req: HttpRequest, read?: (response: HttpResponse) => T): Promise<T | HttpResponse> {
     const timeoutMs = req.timeoutMs ?? this.#options.timeoutMs;
     const maxRetries = req.maxRetries ?? this.#options.maxRetries;
     // One plain object (lower-case names) that ky turns into the request's Headers.
     const headers: Record<string, string> = { ...this.#defaultHeaders };
-    if (req.headers) for (const name in req.headers) headers[name.toLowerCase()] = req.headers[name]!;
-    headers["x-api-key"] = req.credential ?? (await this.#options.credential());
+    if (req.headers) {
+      for (const name in req.headers) {
+        headers[name.toLowerCase()] = req.headers[name]!;
+        if (isCredentialHeader(name)) registerSecret(req.headers[name]);
+      }
+    }
+    // The caller's signal bounds the whole call, the credential (a JWT refresh) included.
+    const credential =
+      req.credential ?? (await untilAborted(Promise.resolve(this.#options.credential()), req.signal));
+    registerSecret(credential);
+    headers["x-api-key"] = credential;
     headers["x-stainless-retry-count"] = "0";
     headers["x-stainless-read-timeout"] = formatSeconds(timeoutMs);
     headers.accept ??= "application/json";
@@ -181,20 +260,20 @@ export class HttpClient {
       }
     }
 
-    // ky makes one attempt per call (`retry: 0`); the transport retries (layer 1) are this loop's.
-    // ky would clone the request for each call that may be retried, teeing its body stream; here
-    // every attempt builds its Request afresh from the same body.
+    // ky makes one attempt per call (`retry: 0`) and reports statuses instead of throwing; the
+    // transport retries (layer 1), the attempt timeout and the body read are this loop's. ky would
+    // clone the request for each call that may be retried, teeing its body stream; here every
+    // attempt builds its Request afresh from the same body.
     const options: KyOptions = {
       method: req.method,
       headers,
-      timeout: timeoutMs,
+      timeout: false,
+      throwHttpErrors: false,
       redirect: "manual",
       fetch: this.#transport(req.redirect !== "manual", body),
       retry: 0,
     };
     if (body !== undefined) options.body = body;
-    if (req.signal) options.signal = req.signal;
-    if (req.redirect === "manual") options.throwHttpErrors = throwUnlessRedirect;
     const query = compactQuery(req.query);
     if (query) options.searchParams = query;
     const attempt = { count: 0 };
@@ -203,36 +282,87 @@ export class HttpClient {
     const observe = this.#options.onResponse;
     if (observe) options.hooks = { afterResponse: [observeHook(observe, attempt)] };
     const url = this.#prefix + req.path.replace(/^\/+/, "");
+    let transportRetries = 0;
+    let unexpectedRetries = 0;
 
     for (;;) {
-      const sentAt = Date.now();
-      const told = (outcome: { status?: number; error?: unknown }) =>
-        tell(this.#options.onAttempt, {
-          method: req.method,
-          url,
-          retryCount: attempt.count,
-          ms: Date.now() - sentAt,
-          ...outcome,
-        });
+      let retry: { delayMs: number; reason: RetryReason; status?: number; detail: string } | undefined;
+      const sentAt = this.#options.onAttempt ? Date.now() : 0;
+      let answered = false;
       try {
-        const response = await ky(url, options);
-        const bytes = new Uint8Array(await response.arrayBuffer());
-        told({ status: response.status });
-        return toHttpResponse(response.status, response.headers, bytes);
-      } catch (error) {
-        told(isHTTPError(error) ? { status: error.response.status } : { error });
-        const delayMs = attempt.count < maxRetries ? retryDelayMs(error, attempt.count) : undefined;
-        if (delayMs === undefined) {
-          if (error instanceof HTTPError && req.returnErrorResponses) {
-            // ky already consumed the body into `data`; rebuild the bytes from it.
-            return toHttpResponse(error.response.status, error.response.headers, dataToBytes(error.data));
-          }
-          throw mapError(error, req.signal);
+        const response = await attemptOnce(url, options, timeoutMs, this.#options.timeoutMs, req.signal);
+        const { status } = response;
+        answered = true;
+        this.#notifyAttempt(req.method, url, attempt.count, sentAt, { status });
+        const success =
+          (status >= 200 && status < 300) || (req.redirect === "manual" && isUnfollowedRedirect(status));
+        if (success) return read ? read(response) : response;
+        if (transportRetries < maxRetries && shouldRetryResponse(status, response.headers)) {
+          retry = {
+            delayMs: serverRetryDelayMs(response.headers) ?? transportBackoffMs(transportRetries),
+            reason: "status",
+            status,
+            detail: `status ${status}`,
+          };
+          transportRetries++;
+        } else {
+          if (req.returnErrorResponses) return response;
+          throw APIError.fromResponse(status, response.json() ?? response.text(), response.headers);
         }
-        // Rejects with the SDK's abort or timeout error as soon as the call's signal fires.
-        await sleep(delayMs, req.signal);
-        headers["x-stainless-retry-count"] = String(++attempt.count);
+      } catch (error) {
+        if (!answered) this.#notifyAttempt(req.method, url, attempt.count, sentAt, { error });
+        if (req.signal?.aborted) throw abortError(req.signal);
+        // A route whose transport makes one attempt (telemetry, saves, samples) leaves the repeat to
+        // the layer above it (the generic loop, the telemetry queue), as for a connection failure.
+        if (
+          error instanceof UnexpectedResponseError &&
+          unexpectedRetries < Math.min(UNEXPECTED_ANSWER_RETRIES, maxRetries)
+        ) {
+          retry = {
+            delayMs: transportBackoffMs(unexpectedRetries++),
+            reason: "unexpected_response",
+            status: error.status,
+            detail: error.message,
+          };
+        } else if (isTransportFailure(error) && transportRetries < maxRetries) {
+          retry = {
+            delayMs: transportBackoffMs(transportRetries++),
+            reason: error instanceof AttemptTimeout ? "timeout" : "connection",
+            detail: mapError(error, req.signal, url).message,
+          };
+        } else {
+          throw mapError(error, req.signal, url);
+        }
       }
+      attempt.count++;
+      this.#notifyRetry({ method: req.method, url, attempt: attempt.count, ...retry });
+      // Rejects with the SDK's abort or timeout error as soon as the call's signal fires.
+      await sleep(retry.delayMs, req.signal);
+      headers["x-stainless-retry-count"] = String(attempt.count);
+    }
+  }
+
+  #notifyAttempt(
+    method: string,
+    url: string,
+    retryCount: number,
+    sentAt: number,
+    outcome: { status?: number; error?: unknown },
+  ): void {
+    const observe = this.#options.onAttempt;
+    if (!observe) return;
+    try {
+      observe({ method, url, retryCount, ms: Date.now() - sentAt, ...outcome });
+    } catch {
+      // An observer's bug must not break the call it observes.
+    }
+  }
+
+  #notifyRetry(info: RetryInfo): void {
+    try {
+      this.#options.onRetry?.(info);
+    } catch {
+      // An observer's bug must not break the call it observes.
     }
   }
 
@@ -248,26 +378,30 @@ export class HttpClient {
     const options: KyOptions = {
       method: req.method,
       headers,
-      timeout: this.#options.timeoutMs,
+      timeout: false,
+      throwHttpErrors: false,
       redirect: "manual",
       fetch: this.#transport(true, body),
       retry: 0,
     };
     if (body !== undefined) options.body = body;
-    if (req.signal) options.signal = req.signal;
     for (let retry = 0; ; retry++) {
+      let delayMs: number;
       try {
-        const response = await ky(req.url, options);
-        return toHttpResponse(
-          response.status,
-          response.headers,
-          new Uint8Array(await response.arrayBuffer()),
-        );
+        const timeoutMs = this.#options.timeoutMs;
+        const response = await attemptOnce(req.url, options, timeoutMs, timeoutMs, req.signal);
+        if (response.status >= 200 && response.status < 300) return response;
+        if (retry >= this.#options.maxRetries || !shouldRetryResponse(response.status, response.headers)) {
+          throw APIError.fromResponse(response.status, response.json() ?? response.text(), response.headers);
+        }
+        delayMs = serverRetryDelayMs(response.headers) ?? transportBackoffMs(retry);
       } catch (error) {
-        const delayMs = retry < this.#options.maxRetries ? retryDelayMs(error, retry) : undefined;
-        if (delayMs === undefined) throw mapError(error, req.signal);
-        await sleep(delayMs, req.signal);
+        if (req.signal?.aborted) throw abortError(req.signal);
+        if (!isTransportFailure(error) || retry >= this.#options.maxRetries)
+          throw mapError(error, req.signal);
+        delayMs = transportBackoffMs(retry);
       }
+      await sleep(delayMs, req.signal);
     }
   }
 }
@@ -281,13 +415,6 @@ export interface SignedRequest {
   /** Headers the URL's issuer asked for (e.g. the `headers` of an upload URL entry, §W7). */
   headers?: Record<string, string>;
   signal?: AbortSignal;
-}
-
-/** Calls an observer, if any; its bug must not break the call it observes. */
-function tell(observe: ((info: AttemptInfo) => void) | undefined, info: AttemptInfo): void {
-  try {
-    observe?.(info);
-  } catch {}
 }
 
 /** The `onResponse` observer as a ky afterResponse hook; `attempt.count` is the call's retry count. */
@@ -308,17 +435,87 @@ function observeHook(observe: (info: ResponseInfo) => void, attempt: { count: nu
 }
 
 /**
- * Layer 1: the wait before retrying after `error` (retry number `retry`, 0 for the first), or
- * undefined when the error is not retried. Retried: statuses that `shouldRetryResponse` accepts
- * (waiting what the server asks, if it asks sensibly), network errors and timeouts.
+ * One attempt: the request, then every byte of its answer, all under the attempt's timeout and the
+ * caller's signal (a server that sends headers and then stalls is abandoned like one that never
+ * answers). Once the headers are in, the rest may take at most `bodyTimeoutMs` (the client's own
+ * per-attempt timeout): a long poll's longer timeout covers the wait for its answer to begin, not a
+ * body that stalls after it began. Throws AttemptTimeout, BodyReadFailure, the caller's abort, or
+ * what ky and the transport throw.
  */
-function retryDelayMs(error: unknown, retry: number): number | undefined {
-  if (isHTTPError(error)) {
-    const { status, headers } = error.response;
-    if (!shouldRetryResponse(status, headers)) return undefined;
-    return serverRetryDelayMs(headers) ?? transportBackoffMs(retry);
+async function attemptOnce(
+  url: string,
+  options: KyOptions,
+  timeoutMs: number,
+  bodyTimeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<HttpResponse> {
+  const deadline = new AbortController();
+  const expire = () => deadline.abort(new AttemptTimeout(`No complete answer within ${timeoutMs} ms`));
+  const startedAt = Date.now();
+  let timer = setTimeout(expire, timeoutMs);
+  const attemptSignal = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
+  try {
+    const response = await ky(url, { ...options, signal: attemptSignal });
+    if (bodyTimeoutMs < timeoutMs - (Date.now() - startedAt)) {
+      clearTimeout(timer);
+      timer = setTimeout(expire, bodyTimeoutMs);
+    }
+    const body = await readBody(response, attemptSignal);
+    return toHttpResponse(response.status, response.headers, body);
+  } catch (error) {
+    if (signal?.aborted) throw abortError(signal);
+    if (deadline.signal.aborted) throw deadline.signal.reason;
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
-  return isNetworkError(error) || isTimeoutError(error) ? transportBackoffMs(retry) : undefined;
+}
+
+/**
+ * The whole body, or a rejection as soon as `signal` fires: the reader is cancelled, which ends a
+ * pending read even when the stream (a custom fetch's) does not follow the request's signal.
+ */
+async function readBody(response: Response, signal: AbortSignal): Promise<Uint8Array> {
+  if (!response.body) return new Uint8Array();
+  const reader = response.body.getReader();
+  const onAbort = () => void reader.cancel(signal.reason).catch(() => {});
+  signal.addEventListener("abort", onAbort, { once: true });
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw signal.reason;
+      if (done) break;
+      chunks.push(value);
+      length += value.byteLength;
+    }
+  } catch (error) {
+    if (signal.aborted || error instanceof TinkerError) throw error;
+    // The connection failed mid-body, or the bytes do not decode (a corrupt gzip stream).
+    throw new BodyReadFailure(`The answer's body could not be read: ${describe(error)}`, { cause: error });
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/** A failure the transport retries: no answer, a broken body, or an attempt that timed out. */
+function isTransportFailure(error: unknown): boolean {
+  return error instanceof AttemptTimeout || error instanceof BodyReadFailure || isNetworkError(error);
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : "";
+  return `${error.message}${cause}`;
 }
 
 function toHttpResponse(status: number, headers: Headers, body: Uint8Array): HttpResponse {
@@ -346,31 +543,24 @@ function parseJsonOrUndefined(text: string): unknown {
   }
 }
 
-function dataToBytes(data: unknown): Uint8Array {
-  if (data === undefined) return new Uint8Array();
-  return new TextEncoder().encode(typeof data === "string" ? data : JSON.stringify(data));
-}
-
 /**
  * One place that turns ky's and the runtime's failures into SDK errors. The ky error itself is never
  * kept as `cause`: it carries the Request, whose headers hold the credential.
  */
-function mapError(error: unknown, signal: AbortSignal | undefined): Error {
+function mapError(error: unknown, signal: AbortSignal | undefined, url?: string): Error {
   if (error instanceof TinkerError) return error;
-  if (isHTTPError(error)) {
-    return APIError.fromResponse(error.response.status, error.data, error.response.headers);
-  }
-  if (isTimeoutError(error)) return new APITimeoutError();
   if (signal?.aborted) return abortError(signal);
-  if (isNetworkError(error)) return new APIConnectionError(undefined, { cause: error.cause });
+  if (error instanceof AttemptTimeout) return new APITimeoutError();
+  if (error instanceof BodyReadFailure) return new APIConnectionError(error.message, { cause: error.cause });
+  if (isNetworkError(error)) {
+    // The URL (never a credential: those travel in headers) says which server did not answer.
+    const where = url === undefined ? "" : ` reaching ${url.split("?")[0]}`;
+    const cause = error.cause instanceof Error ? `: ${describe(error.cause)}` : "";
+    return new APIConnectionError(`Connection error${where}${cause}.`, { cause: error.cause });
+  }
   if (error instanceof Error && error.name === "AbortError")
     return new APIUserAbortError(undefined, { cause: error });
-  return new APIConnectionError(
-    `Connection error: ${error instanceof Error ? error.message : String(error)}`,
-    {
-      cause: error,
-    },
-  );
+  return new APIConnectionError(`Connection error: ${describe(error)}`, { cause: error });
 }
 
 /** A 3xx, or the status 0 of the opaque response a browser gives for an unfollowed redirect. */

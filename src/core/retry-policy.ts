@@ -50,6 +50,13 @@ export function transportBackoffMs(retry: number, random: () => number = Math.ra
   return nominal * (1 - 0.25 * random());
 }
 
+/**
+ * Answers that cannot be the server's (an HTML page, a replayed answer, …) are sent again at most
+ * this many times per call, or per run of consecutive polls, with the transport back-off: a fault
+ * on the path clears within that, a server that really answers so does not get retried for long.
+ */
+export const UNEXPECTED_ANSWER_RETRIES = 5;
+
 /** Layer 2 (the generic loop) delay for attempt k = 0, 1, 2...: min(2^k, 30) s, no jitter. */
 export function genericLoopDelayMs(attempt: number): number {
   return Math.min(2 ** attempt, 30) * 1000;

@@ -11,10 +11,11 @@ import {
   APIUserAbortError,
   FutureRetrieveError,
   RequestFailedError,
-  ResponseValidationError,
+  UnexpectedResponseError,
 } from "../core/errors.js";
-import type { HttpClient, HttpResponse } from "../core/http.js";
-import { pollBackoffMs } from "../core/retry-policy.js";
+import type { HttpClient, HttpResponse, RetryReason } from "../core/http.js";
+import { pollBackoffMs, transportBackoffMs, UNEXPECTED_ANSWER_RETRIES } from "../core/retry-policy.js";
+import { checkAnswerFormat, decodeProtobuf, unexpected } from "../core/unexpected-answer.js";
 import { sleep } from "../internal/sleep.js";
 import {
   type Endpoint,
@@ -22,6 +23,7 @@ import {
   parseBody,
   pathOf,
   type ResultDecoder,
+  routeName,
 } from "../wire/endpoints/define.js";
 import { retrieveFuture } from "../wire/endpoints/futures.js";
 import {
@@ -37,7 +39,17 @@ export type { FutureRequestType, ResultDecoder };
 export type FutureEvent =
   | { type: "queue_state"; queueState: string; reason: string | undefined; iteration: number }
   | { type: "metadata"; payloadSize: number | undefined; iteration: number }
-  | { type: "retry"; status: number | undefined; delayMs: number; iteration: number };
+  | {
+      type: "retry";
+      status: number | undefined;
+      delayMs: number;
+      iteration: number;
+      /**
+       * Why the poll is repeated: a retryable `status` (5xx, 429, 400, 402), a `connection` failure
+       * or `timeout`, or an `unexpected_response` (an answer that cannot be the server's).
+       */
+      reason: RetryReason;
+    };
 
 export interface PollOptions<T> {
   requestId: string;
@@ -85,6 +97,8 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
   let allowMetadataOnly = true;
   let backoffCount = 0;
   let badRequests = 0;
+  /** Answers in a row that cannot be the server's (an HTML page, a replay, a broken body). */
+  let unexpectedAnswers = 0;
   let billingSince: number | undefined;
 
   for (let iteration = 0; ; iteration++) {
@@ -116,7 +130,8 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
       if (signal?.aborted || error instanceof APIUserAbortError || !(error instanceof APIConnectionError))
         throw error;
       const delayMs = pollBackoffMs(backoffCount++);
-      options.onEvent?.({ type: "retry", status: undefined, delayMs, iteration });
+      const reason = error instanceof APITimeoutError ? "timeout" : "connection";
+      options.onEvent?.({ type: "retry", status: undefined, delayMs, iteration, reason });
       await sleep(delayMs, signal);
       continue;
     }
@@ -126,62 +141,32 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
 
     if (status >= 200 && status < 300) {
       badRequests = 0;
-      if (response.isProtobuf) {
-        if (!decoder.protobuf) {
-          throw new FutureRetrieveError(
-            `Unexpected protobuf result for ${requestType} request ${requestId}`,
-            {
-              status,
-              requestId,
-            },
-          );
-        }
-        try {
-          return decoder.protobuf(response.body);
-        } catch (error) {
-          // Bytes that do not form the expected message are a bad answer, like a JSON schema mismatch.
-          const message = error instanceof Error ? error.message : String(error);
-          throw new ResponseValidationError(`${requestType} result`, undefined, [{ path: "", message }]);
-        }
+      let answer: PollAnswer<T>;
+      try {
+        answer = readAnswer(response, options, allowMetadataOnly);
+      } catch (error) {
+        const budget = Math.min(UNEXPECTED_ANSWER_RETRIES, http.maxRetries);
+        if (!(error instanceof UnexpectedResponseError) || unexpectedAnswers >= budget) throw error;
+        // Something on the path answered, not the server: ask again, as after a lost connection.
+        const delayMs = transportBackoffMs(unexpectedAnswers++);
+        options.onEvent?.({ type: "retry", status, delayMs, iteration, reason: "unexpected_response" });
+        await sleep(delayMs, signal);
+        continue;
       }
-      const body = response.json();
-      // The literal each schema requires is checked first: most answers are results, and a failed
-      // schema check builds issue objects for nothing.
-      const tag = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : undefined;
-      if (tag?.type === "try_again" && matches(TryAgainResponseSchema, body)) {
-        const answer = body as { queue_state?: string; queue_state_reason?: string | null };
+      unexpectedAnswers = 0;
+      if (answer.kind === "result") return answer.value;
+      if (answer.kind === "try_again") {
         options.onEvent?.({
           type: "queue_state",
-          queueState: answer.queue_state ?? "unknown",
-          reason: answer.queue_state_reason ?? undefined,
+          queueState: answer.queueState,
+          reason: answer.reason,
           iteration,
         });
         continue;
       }
-      if (tag?.status === "complete_metadata" && matches(MetadataOnlyResponseSchema, body)) {
-        if (!allowMetadataOnly) {
-          throw new FutureRetrieveError(
-            `Server sent a second metadata-only answer for request ${requestId}`,
-            {
-              status,
-              requestId,
-              body,
-            },
-          );
-        }
-        allowMetadataOnly = false;
-        options.onEvent?.({
-          type: "metadata",
-          payloadSize: (body as { response_payload_size?: number }).response_payload_size,
-          iteration,
-        });
-        continue;
-      }
-      if (typeof body === "object" && body !== null && "error" in body) {
-        const failure = parseResponse(RequestFailedResponseSchema, body, "request failure");
-        throw new RequestFailedError(failureMessage(failure.error), requestId, toCategory(failure.category));
-      }
-      return parseResponse(decoder.schema, body, `${requestType} result`);
+      allowMetadataOnly = false;
+      options.onEvent?.({ type: "metadata", payloadSize: answer.payloadSize, iteration });
+      continue;
     }
 
     if (status === 408) {
@@ -197,24 +182,24 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
       continue;
     }
     if (status >= 500) {
-      options.onEvent?.({ type: "retry", status, delayMs: 0, iteration });
+      options.onEvent?.({ type: "retry", status, delayMs: 0, iteration, reason: "status" });
       continue;
     }
     if (status === 429) {
       const delayMs = pollBackoffMs(backoffCount++);
-      options.onEvent?.({ type: "retry", status, delayMs, iteration });
+      options.onEvent?.({ type: "retry", status, delayMs, iteration, reason: "status" });
       await sleep(delayMs, signal);
       continue;
     }
     if (status === 400 && ++badRequests <= MAX_CONSECUTIVE_BAD_REQUESTS) {
       // Proxies have been seen injecting spurious 400s; the official client retries three times.
-      options.onEvent?.({ type: "retry", status, delayMs: 0, iteration });
+      options.onEvent?.({ type: "retry", status, delayMs: 0, iteration, reason: "status" });
       continue;
     }
     if (status === 402) {
       billingSince ??= Date.now();
       if (Date.now() - billingSince < (options.billingPauseMs ?? 3_600_000)) {
-        options.onEvent?.({ type: "retry", status, delayMs: BILLING_RETRY_MS, iteration });
+        options.onEvent?.({ type: "retry", status, delayMs: BILLING_RETRY_MS, iteration, reason: "status" });
         await sleep(BILLING_RETRY_MS, signal);
         continue;
       }
@@ -234,6 +219,67 @@ async function pollLoop<T>(http: HttpClient, options: PollOptions<T>): Promise<T
       },
     );
   }
+}
+
+type PollAnswer<T> =
+  | { kind: "result"; value: T }
+  | { kind: "try_again"; queueState: string; reason: string | undefined }
+  | { kind: "metadata"; payloadSize: number | undefined };
+
+/**
+ * What a 2xx poll answer says. Throws RequestFailedError for a failed request, and
+ * UnexpectedResponseError for an answer that cannot be the server's answer to this poll: not JSON
+ * (or protobuf where asked for), a body that breaks the schema, a `try_again` about another request,
+ * a metadata-only answer to a poll that did not allow one.
+ */
+function readAnswer<T>(
+  response: HttpResponse,
+  options: PollOptions<T>,
+  allowMetadataOnly: boolean,
+): PollAnswer<T> {
+  const { requestId, requestType, decoder } = options;
+  const route = routeName(retrieveFuture);
+  checkAnswerFormat(response, route, decoder.protobuf !== undefined);
+  if (response.isProtobuf && decoder.protobuf) {
+    return {
+      kind: "result",
+      value: decodeProtobuf(decoder.protobuf, response.body, `${requestType} result`),
+    };
+  }
+  const body = response.json();
+  // The literal each schema requires is checked first: most answers are results, and a failed
+  // schema check builds issue objects for nothing.
+  const tag = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : undefined;
+  if (tag?.type === "try_again" && matches(TryAgainResponseSchema, body)) {
+    const answer = body as { request_id?: string; queue_state?: string; queue_state_reason?: string | null };
+    if (answer.request_id !== undefined && answer.request_id !== requestId) {
+      throw unexpected(
+        response,
+        route,
+        "foreign_request_id",
+        `a try_again about request ${answer.request_id}, not ${requestId}`,
+      );
+    }
+    return {
+      kind: "try_again",
+      queueState: answer.queue_state ?? "unknown",
+      reason: answer.queue_state_reason ?? undefined,
+    };
+  }
+  if (tag?.status === "complete_metadata" && matches(MetadataOnlyResponseSchema, body)) {
+    if (!allowMetadataOnly) {
+      throw unexpected(response, route, "schema", `a second metadata-only answer for request ${requestId}`);
+    }
+    return {
+      kind: "metadata",
+      payloadSize: (body as { response_payload_size?: number }).response_payload_size,
+    };
+  }
+  if (tag && "error" in tag) {
+    const failure = parseResponse(RequestFailedResponseSchema, body, "request failure");
+    throw new RequestFailedError(failureMessage(failure.error), requestId, toCategory(failure.category));
+  }
+  return { kind: "result", value: parseResponse(decoder.schema, body, `${requestType} result`) };
 }
 
 function failureMessage(error: unknown): string {
