@@ -12,8 +12,8 @@
  * would produce.
  */
 import { parseArgs } from "node:util";
-import { type Datum, datum, ModelInput, ServiceClient } from "../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "../src/local/index.js";
+import { type Datum, datum, ModelInput, ServiceClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "tinker-ts/local";
 import { promptTokens, QA_PAIRS, supervisedExample } from "./qa-dataset.js";
 
 /** Next-token datum with the loss on the answer only. */

@@ -7,8 +7,8 @@
  * with esbuild, as README.md shows. Outside this repository, import from "tinker-ts" and
  * "tinker-ts/local".
  */
-import { type Datum, datum, ModelInput, ServiceClient } from "../../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "../../src/local/index.js";
+import { type Datum, datum, ModelInput, ServiceClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "tinker-ts/local";
 import { promptTokens, QA_PAIRS, supervisedExample } from "../qa-dataset.js";
 
 const STEPS = 30;

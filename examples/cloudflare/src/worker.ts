@@ -15,8 +15,8 @@
  *
  * Outside this repository, import from "tinker-ts" and "tinker-ts/local"; wrangler bundles them.
  */
-import { ModelInput, ServiceClient } from "../../../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker } from "../../../src/local/index.js";
+import { ModelInput, ServiceClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker } from "tinker-ts/local";
 import page from "./page.html";
 
 export interface Env {
