@@ -4,6 +4,10 @@
  *
  *   npm run quickstart                      # embedded local backend, no API key
  *   TINKER_API_KEY=tml-… npm run quickstart -- --base-model meta-llama/Llama-3.2-1B
+ *   TINKER_BASE_URL=http://127.0.0.1:8000 TINKER_API_KEY=tml-local npm run quickstart  # `tinker-ts serve`
+ *
+ * The base model defaults to what the server offers: the built-in tiny model on a tinker-ts backend
+ * (learning rate 1e-2), else meta-llama/Llama-3.2-1B (1e-4).
  *
  * Flags: --base-model NAME, --steps N, --lr X, --rank R.
  *
@@ -36,15 +40,23 @@ async function main(): Promise<void> {
   const service = remote
     ? new ServiceClient()
     : new ServiceClient({ apiKey: "tml-local", baseURL: "http://local.tinker", fetch: local!.fetch });
-  const baseModel = values["base-model"] ?? (remote ? "meta-llama/Llama-3.2-1B" : BUILTIN_BASE_MODEL);
-  // The tiny local model wants a much larger step than a billion-parameter one.
-  const learningRate = Number(values.lr ?? (remote ? 1e-4 : 1e-2));
-  const steps = Number(values.steps);
-
-  console.log(
-    `${remote ? "Tinker service" : "embedded local backend"} · ${baseModel} · rank ${values.rank} · lr ${learningRate}`,
-  );
   try {
+    // A tinker-ts backend (embedded, or `tinker-ts serve` at TINKER_BASE_URL) lists its built-in
+    // tiny model; the Tinker service lists its hosted ones.
+    const { supported_models } = await service.getServerCapabilities();
+    const tiny = supported_models.some((model) => model.model_name === BUILTIN_BASE_MODEL);
+    const baseModel = values["base-model"] ?? (tiny ? BUILTIN_BASE_MODEL : "meta-llama/Llama-3.2-1B");
+    // The tiny model (about 130 thousand weights, random at the start) wants a much larger step than a
+    // billion-parameter pretrained one (docs/GUIDE-DATUM.md, "Learning rates").
+    const learningRate = Number(values.lr ?? (baseModel.startsWith("tinker-ts/") ? 1e-2 : 1e-4));
+    const steps = Number(values.steps);
+    const where = local
+      ? "embedded local backend"
+      : tiny
+        ? `tinker-ts backend at ${process.env.TINKER_BASE_URL}`
+        : "Tinker service";
+    console.log(`${where} · ${baseModel} · rank ${values.rank} · lr ${learningRate}`);
+
     const training = await service.createLoraTrainingClient(baseModel, {
       rank: Number(values.rank),
       seed: 0,
