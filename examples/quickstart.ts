@@ -9,7 +9,8 @@
  * The base model defaults to what the server offers: the built-in tiny model on a tinker-ts backend
  * (learning rate 1e-2), else meta-llama/Llama-3.2-1B (1e-4).
  *
- * Flags: --base-model NAME, --steps N, --lr X, --rank R.
+ * Flags: --base-model NAME, --steps N, --lr X, --rank R, --save NAME (keep the sampler weights under
+ * NAME on the server and print their tinker:// path, e.g. for examples/cloudflare's TINKER_MODEL).
  *
  * Tokens are bytes (the local model's tokenizer). On the real service the same byte-valued ids are
  * fed to the base model: the loop is identical, only the text is not what that model's own tokenizer
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
       steps: { type: "string", default: "30" },
       lr: { type: "string" },
       rank: { type: "string", default: "16" },
+      save: { type: "string" },
     },
   });
   const remote = process.env.TINKER_API_KEY !== undefined && process.env.TINKER_API_KEY !== "";
@@ -80,6 +82,10 @@ async function main(): Promise<void> {
       console.log(`step ${String(step).padStart(3)}  loss ${loss.toFixed(4)}`);
     }
 
+    if (values.save !== undefined) {
+      const { path } = await training.saveWeightsForSampler(values.save);
+      console.log(`sampler weights: ${path}`);
+    }
     const sampler = await training.saveWeightsAndGetSamplingClient();
     let correct = 0;
     for (const { question, answer } of QA_PAIRS) {
