@@ -63,7 +63,7 @@ export async function stagePackage(scratch, { build = true } = {}) {
   const pkg = join(scratch, "pkg");
   mkdirSync(pkg);
   const sources = ["package.json", "tsup.config.ts", "tsconfig.json", "tsconfig.build.json", "README.md"];
-  for (const name of [...sources, "LICENSE", "src", "scripts/build-types.mjs"]) {
+  for (const name of [...sources, "LICENSE", "bin", "src", "scripts/build-types.mjs"]) {
     if (existsSync(join(root, name))) cpSync(join(root, name), join(pkg, name), { recursive: true });
   }
   symlinkSync(join(root, "node_modules"), join(pkg, "node_modules"), "dir");
