@@ -2,6 +2,10 @@ import { defineConfig } from "tsup";
 
 const entry = { index: "src/index.ts", local: "src/local/index.ts", toolkit: "src/toolkit/index.ts" };
 
+// Declarations are not bundled here: scripts/build-types.mjs (run after tsup by `npm run build`)
+// emits one .d.ts per module with declaration maps, for ESM (dist/types) and CommonJS
+// (dist/types-cjs). tsup's dts bundling put every shared type in one hashed chunk.
+
 export default defineConfig([
   // ESM for every runtime: web standards only, dependencies left to the consumer's resolver.
   {
@@ -9,7 +13,6 @@ export default defineConfig([
     format: ["esm"],
     platform: "neutral",
     target: "es2022",
-    dts: true,
     sourcemap: true,
     clean: true,
   },
@@ -20,7 +23,6 @@ export default defineConfig([
     format: ["cjs"],
     platform: "neutral",
     target: "es2022",
-    dts: true,
     sourcemap: true,
     noExternal: ["ky"],
   },
@@ -29,7 +31,7 @@ export default defineConfig([
     entry: { cli: "src/cli/main.ts" },
     format: ["esm"],
     platform: "node",
-    target: "node20",
+    target: "node22",
     banner: { js: "#!/usr/bin/env node" },
   },
 ]);

@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // `tinker-ts`, `tinker-ts/local`, `tinker-ts/toolkit` in examples/ → src/ (tsconfig.json `paths`).
+  resolve: { tsconfigPaths: true },
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,

@@ -2,7 +2,7 @@
  * The quickstart's built-in data: a dozen question → answer pairs, rendered as byte tokens the way
  * the quickstart, the engine benchmark and the learning tests all train on them.
  */
-import { BOS_TOKEN, encodeText } from "../src/local/engine/tokenizer.js";
+import { BOS_TOKEN, encodeText } from "tinker-ts/local";
 
 export const QA_PAIRS: readonly { question: string; answer: string }[] = [
   { question: "What is the capital of France?", answer: "Paris" },

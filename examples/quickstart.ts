@@ -4,16 +4,21 @@
  *
  *   npm run quickstart                      # embedded local backend, no API key
  *   TINKER_API_KEY=tml-… npm run quickstart -- --base-model meta-llama/Llama-3.2-1B
+ *   TINKER_BASE_URL=http://127.0.0.1:8000 TINKER_API_KEY=tml-local npm run quickstart  # `tinker-ts serve`
  *
- * Flags: --base-model NAME, --steps N, --lr X, --rank R.
+ * The base model defaults to what the server offers: the built-in tiny model on a tinker-ts backend
+ * (learning rate 1e-2), else meta-llama/Llama-3.2-1B (1e-4).
+ *
+ * Flags: --base-model NAME, --steps N, --lr X, --rank R, --save NAME (keep the sampler weights under
+ * NAME on the server and print their tinker:// path, e.g. for examples/cloudflare's TINKER_MODEL).
  *
  * Tokens are bytes (the local model's tokenizer). On the real service the same byte-valued ids are
  * fed to the base model: the loop is identical, only the text is not what that model's own tokenizer
  * would produce.
  */
 import { parseArgs } from "node:util";
-import { type Datum, datum, ModelInput, ServiceClient } from "../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "../src/local/index.js";
+import { type Datum, datum, ModelInput, ServiceClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "tinker-ts/local";
 import { promptTokens, QA_PAIRS, supervisedExample } from "./qa-dataset.js";
 
 /** Next-token datum with the loss on the answer only. */
@@ -29,6 +34,7 @@ async function main(): Promise<void> {
       steps: { type: "string", default: "30" },
       lr: { type: "string" },
       rank: { type: "string", default: "16" },
+      save: { type: "string" },
     },
   });
   const remote = process.env.TINKER_API_KEY !== undefined && process.env.TINKER_API_KEY !== "";
@@ -36,15 +42,23 @@ async function main(): Promise<void> {
   const service = remote
     ? new ServiceClient()
     : new ServiceClient({ apiKey: "tml-local", baseURL: "http://local.tinker", fetch: local!.fetch });
-  const baseModel = values["base-model"] ?? (remote ? "meta-llama/Llama-3.2-1B" : BUILTIN_BASE_MODEL);
-  // The tiny local model wants a much larger step than a billion-parameter one.
-  const learningRate = Number(values.lr ?? (remote ? 1e-4 : 1e-2));
-  const steps = Number(values.steps);
-
-  console.log(
-    `${remote ? "Tinker service" : "embedded local backend"} · ${baseModel} · rank ${values.rank} · lr ${learningRate}`,
-  );
   try {
+    // A tinker-ts backend (embedded, or `tinker-ts serve` at TINKER_BASE_URL) lists its built-in
+    // tiny model; the Tinker service lists its hosted ones.
+    const { supported_models } = await service.getServerCapabilities();
+    const tiny = supported_models.some((model) => model.model_name === BUILTIN_BASE_MODEL);
+    const baseModel = values["base-model"] ?? (tiny ? BUILTIN_BASE_MODEL : "meta-llama/Llama-3.2-1B");
+    // The tiny model (about 130 thousand weights, random at the start) wants a much larger step than a
+    // billion-parameter pretrained one (docs/GUIDE-DATUM.md, "Learning rates").
+    const learningRate = Number(values.lr ?? (baseModel.startsWith("tinker-ts/") ? 1e-2 : 1e-4));
+    const steps = Number(values.steps);
+    const where = local
+      ? "embedded local backend"
+      : tiny
+        ? `tinker-ts backend at ${process.env.TINKER_BASE_URL}`
+        : "Tinker service";
+    console.log(`${where} · ${baseModel} · rank ${values.rank} · lr ${learningRate}`);
+
     const training = await service.createLoraTrainingClient(baseModel, {
       rank: Number(values.rank),
       seed: 0,
@@ -68,6 +82,10 @@ async function main(): Promise<void> {
       console.log(`step ${String(step).padStart(3)}  loss ${loss.toFixed(4)}`);
     }
 
+    if (values.save !== undefined) {
+      const { path } = await training.saveWeightsForSampler(values.save);
+      console.log(`sampler weights: ${path}`);
+    }
     const sampler = await training.saveWeightsAndGetSamplingClient();
     let correct = 0;
     for (const { question, answer } of QA_PAIRS) {

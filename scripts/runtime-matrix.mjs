@@ -12,13 +12,18 @@
  *    scenario-toolkit.mjs) in every runtime, each in its own process, and prints one line per
  *    runtime. Exits 1 if any runtime fails.
  *
+ * Node runs once per supported major version (22, 24, 26: package.json's engines and the current
+ * releases), each binary from the registry's `node-<platform>-<arch>@<major>` package, installed
+ * once into a cache outside the repo (scripts/lib/node-binaries.mjs).
+ *
  * Options: --no-build (pack the checkout's current dist/ as is, e.g. right after `npm test`),
- *          --only=node-esm,deno,... (a subset), --all (also the opt-in runtimes marked optional),
+ *          --only=node22-esm,deno,... (a subset), --all (also the opt-in runtimes marked optional),
  *          --keep (leave the scratch folder and print its path), --json (the raw JSON lines too).
  */
 import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { nodeBinary } from "./lib/node-binaries.mjs";
 import { bin, installTarball, line, pack, root, run, stagePackage } from "./lib/package-stage.mjs";
 
 const tests = join(root, "runtime-tests");
@@ -82,9 +87,13 @@ async function prepare() {
 }
 
 const denoEnv = { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" };
+/** The Node.js major versions the package supports (package.json `engines`: >=22). */
+const NODE_MAJORS = [22, 24, 26];
 const runtimes = [
-  { name: "node-esm", cmd: process.execPath, argv: ["entry-esm.mjs", "node-esm"] },
-  { name: "node-cjs", cmd: process.execPath, argv: ["entry-cjs.cjs", "node-cjs"] },
+  ...NODE_MAJORS.flatMap((major) => [
+    { name: `node${major}-esm`, node: major, argv: ["entry-esm.mjs", `node${major}-esm`] },
+    { name: `node${major}-cjs`, node: major, argv: ["entry-cjs.cjs", `node${major}-cjs`] },
+  ]),
   // BYONM: bare specifiers resolve from the app's node_modules because it has a package.json.
   // Only env access is granted (no net, no files): the scenario's fetch is in process.
   {
@@ -184,7 +193,8 @@ if (!failed) {
     let result;
     let raw = "";
     try {
-      const { stdout } = await run(runtime.cmd, runtime.argv, {
+      const cmd = runtime.node ? await nodeBinary(runtime.node) : runtime.cmd;
+      const { stdout } = await run(cmd, runtime.argv, {
         cwd: app,
         env: runtime.env,
         timeout: 90_000,

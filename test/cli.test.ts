@@ -137,7 +137,7 @@ describe("help and usage", () => {
       [["run", "info"], /missing argument <run_id>/],
       [["run", "info", "a", "b"], /unexpected argument "b"/],
       [["run", "list", "--format", "xml"], /--format must be "table" or "json"/],
-      [["run", "list", "--limit", "abc"], /--limit must be an integer/],
+      [["run", "list", "--limit", "abc"], /--limit must be a non-negative integer, got abc/],
       [["run", "list", "--timeout", "0"], /--timeout must be a positive number/],
       [["checkpoint", "info", "not-a-path"], /invalid checkpoint path/],
       [["checkpoint", "set-ttl", "tinker://r/weights/x"], /give the TTL/],

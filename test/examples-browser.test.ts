@@ -121,6 +121,8 @@ describe.skipIf(!hasChromium)(
       const points = await page.getAttribute("#chart polyline", "points");
       expect(points!.trim().split(/\s+/)).toHaveLength(30);
 
+      // The page says what the untrained base model answered before fine-tuning.
+      expect(await page.textContent("#before")).toMatch(/^Before training, the base model is untrained/);
       const answers = await page.locator("#answers li").allTextContents();
       expect(answers).toHaveLength(6);
       expect(answers[0]).toContain("What is the capital of France? → Paris");

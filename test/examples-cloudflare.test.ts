@@ -20,6 +20,8 @@ import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { supervisedExample } from "../examples/qa-dataset.js";
+import { datum, ModelInput, ServiceClient } from "../src/index.js";
 import { createLocalTinker } from "../src/local/index.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -150,6 +152,8 @@ describe("examples/cloudflare", () => {
       const result = JSON.parse(routes.sample.body);
       expect(result.model).toBe("tinker-ts/byte-lm-tiny");
       expect(typeof result.text).toBe("string");
+      // The page is told that this text is random bytes, not an answer.
+      expect(result.note).toMatch(/untrained tiny base model/);
       expect([routes.badJson.status, routes.tooLong.status]).toEqual([400, 400]);
       expect([routes.getSample.status, routes.missing.status]).toEqual([404, 404]);
     } finally {
@@ -200,6 +204,39 @@ describe("examples/cloudflare", () => {
     }
   });
 
+  it("answers with a fine-tune's sampler weights (TINKER_MODEL=tinker://…), stopping at the newline", async () => {
+    // The fine-tune flow of README.md, on the upstream server: train one Q/A pair, save sampler weights.
+    const service = new ServiceClient({ apiKey: SECRET, baseURL: upstream.url, telemetry: false });
+    let path: string;
+    try {
+      const training = await service.createLoraTrainingClient("tinker-ts/byte-lm-tiny", { rank: 8, seed: 0 });
+      const { input, targets, weights } = supervisedExample("What is the capital of France?", "Paris");
+      const example = datum(ModelInput.fromInts(input), { target_tokens: targets, weights });
+      for (let step = 0; step < 25; step++) {
+        await Promise.all([
+          training.forwardBackward([example], "cross_entropy"),
+          training.optimStep({ learning_rate: 1e-2 }),
+        ]);
+      }
+      path = (await training.saveWeightsForSampler("cloudflare")).path!;
+    } finally {
+      await service.close();
+    }
+    const mf = startWorker({ TINKER_API_KEY: SECRET, TINKER_BASE_URL: upstream.url, TINKER_MODEL: path });
+    try {
+      const answer = await exchange(
+        mf,
+        "/sample",
+        post(JSON.stringify({ prompt: "Q: What is the capital of France?\nA:" })),
+      );
+      expect(answer.status, answer.body).toBe(200);
+      // Trained to " Paris\n": the Worker stops at the newline and leaves it out.
+      expect(JSON.parse(answer.body)).toEqual({ text: " Paris", model: path, stop_reason: "stop" });
+    } finally {
+      await mf.dispose();
+    }
+  });
+
   const hasChromium = existsSync(chromiumPath);
   it.skipIf(!hasChromium)(
     hasChromium
@@ -232,6 +269,7 @@ describe("examples/cloudflare", () => {
           () => !["", "…"].includes(document.querySelector("#output")!.textContent!),
         );
         expect(await page.textContent("#model")).toBe("model: tinker-ts/byte-lm-tiny");
+        expect(await page.textContent("#note")).toMatch(/untrained tiny base model/);
         expect(await page.textContent("#output")).not.toMatch(/^Error/);
         const received = await Promise.all(seen);
         expect(received.length).toBeGreaterThanOrEqual(2); // the page and the sample

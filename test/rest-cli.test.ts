@@ -186,7 +186,7 @@ describe("tinker-ts checkpoint search", () => {
       [["--metadata", "a=1", "--metadata", "a=2"], /--metadata gives "a" twice/],
       [["--type", "checkpoint"], /--type must be training, sampler or external/],
       [["--owner", "all"], /--owner must be "me" or "any", got "all"/],
-      [["--limit", "many"], /--limit must be an integer/],
+      [["--limit", "many"], /--limit must be a non-negative integer, got many/],
     ] as const) {
       const result = await cli(["checkpoint", "search", ...args]);
       expect(result.code, args.join(" ")).toBe(2);

@@ -7,8 +7,8 @@
  * with esbuild, as README.md shows. Outside this repository, import from "tinker-ts" and
  * "tinker-ts/local".
  */
-import { type Datum, datum, ModelInput, ServiceClient } from "../../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "../../src/local/index.js";
+import { type Datum, datum, ModelInput, ServiceClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "tinker-ts/local";
 import { promptTokens, QA_PAIRS, supervisedExample } from "../qa-dataset.js";
 
 const STEPS = 30;
@@ -18,6 +18,7 @@ const PAIRS = QA_PAIRS.slice(0, 6);
 const chart = document.querySelector<SVGSVGElement>("#chart")!;
 const status = document.querySelector<HTMLElement>("#status")!;
 const answers = document.querySelector<HTMLUListElement>("#answers")!;
+const before = document.querySelector<HTMLElement>("#before")!;
 
 /** Redraws the curve; the plotted values also go to `data-losses` for anyone reading the page. */
 function plot(losses: number[]): void {
@@ -51,6 +52,18 @@ async function main(): Promise<void> {
   try {
     status.textContent = "Creating a LoRA training client…";
     const training = await service.createLoraTrainingClient(BUILTIN_BASE_MODEL, { rank: 16, seed: 0 });
+
+    // What fine-tuning starts from: the base model is untrained, so its answer is random bytes.
+    status.textContent = "Asking the untrained base model…";
+    const base = await service.createSamplingClient({ baseModel: BUILTIN_BASE_MODEL });
+    const first = await base.sample(ModelInput.fromInts(promptTokens(PAIRS[0]!.question)), 1, {
+      max_tokens: 12,
+      temperature: 0,
+      stop: ["\n"],
+    });
+    before.textContent =
+      `Before training, the base model is untrained and answers "${PAIRS[0]!.question}" with random ` +
+      `bytes: ${JSON.stringify(decodeTokens(first.sequences[0]!.tokens).trim())}. Fine-tuning follows.`;
 
     // One next-token datum per pair, with the loss on the answer tokens only.
     const batch: Datum[] = PAIRS.map(({ question, answer }) => {

@@ -10,8 +10,8 @@
  * service, build `new ServiceClient({ apiKey })` without `fetch`/`baseURL` (examples/quickstart.ts
  * shows the service's base model and learning rate).
  */
-import { type Datum, datum, ModelInput, ServiceClient } from "../../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "../../src/local/index.js";
+import { type Datum, datum, ModelInput, ServiceClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "tinker-ts/local";
 import { promptTokens, QA_PAIRS, supervisedExample } from "../qa-dataset.js";
 
 const STEPS = Number(process.argv[2] ?? 30);

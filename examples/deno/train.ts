@@ -9,8 +9,8 @@
  * To train on the Tinker service, build `new ServiceClient({ apiKey })` without `fetch`/`baseURL`
  * and add --allow-net (examples/quickstart.ts shows the service's base model and learning rate).
  */
-import { type Datum, datum, ModelInput, ServiceClient } from "../../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "../../src/local/index.js";
+import { type Datum, datum, ModelInput, ServiceClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "tinker-ts/local";
 import { promptTokens, QA_PAIRS, supervisedExample } from "../qa-dataset.js";
 
 const STEPS = 30;

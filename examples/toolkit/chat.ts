@@ -12,9 +12,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { datum, ModelInput, ServiceClient, tokenizerFromJSON } from "../../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker } from "../../src/local/index.js";
-import { type ChatMessage, getRenderer, recommendedRendererName } from "../../src/toolkit/index.js";
+import { datum, ModelInput, ServiceClient, tokenizerFromJSON } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker } from "tinker-ts/local";
+import { type ChatMessage, getRenderer, recommendedRendererName } from "tinker-ts/toolkit";
 
 const CONVERSATION: ChatMessage[] = [
   { role: "system", content: "You answer in one short sentence." },

@@ -10,8 +10,8 @@
  * can read them back.
  */
 import { parseArgs } from "node:util";
-import { ModelInput, ServiceClient } from "../../src/index.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker } from "../../src/local/index.js";
+import { ModelInput, ServiceClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker } from "tinker-ts/local";
 import {
   compareLogprobs,
   datumFromPromptCompletion,
@@ -20,7 +20,7 @@ import {
   evaluateForward,
   evaluateLogprobs,
   trainLoop,
-} from "../../src/toolkit/index.js";
+} from "tinker-ts/toolkit";
 
 const TRAIN: [string, string][] = [
   ["Q: What is the capital of France?\nA:", " Paris\n"],

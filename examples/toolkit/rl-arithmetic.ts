@@ -31,9 +31,9 @@
  */
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { ServiceClient } from "../../src/index.js";
-import { BOS_TOKEN, BUILTIN_BASE_MODEL, createLocalTinker, encodeText } from "../../src/local/index.js";
-import { groupsToData, type RolloutCompletion, sampleGroups, trainStep } from "../../src/toolkit/index.js";
+import { ServiceClient } from "tinker-ts";
+import { BOS_TOKEN, BUILTIN_BASE_MODEL, createLocalTinker, encodeText } from "tinker-ts/local";
+import { groupsToData, type RolloutCompletion, sampleGroups, trainStep } from "tinker-ts/toolkit";
 
 export interface RlArithmeticOptions {
   iterations?: number;

@@ -31,21 +31,18 @@ import { createHash } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { ModelInput, type RestClient, ServiceClient, type TrainingClient } from "../../src/index.js";
-import { ADAPTER_WEIGHTS_FILE } from "../../src/local/archive.js";
-import { BUILTIN_BASE_MODEL, createLocalTinker } from "../../src/local/index.js";
-import { decodeSafetensors } from "../../src/local/safetensors.js";
-import { readTar } from "../../src/local/tar.js";
+import { type Datum, ModelInput, type RestClient, ServiceClient, type TrainingClient } from "tinker-ts";
+import { BUILTIN_BASE_MODEL, createLocalTinker } from "tinker-ts/local";
 import {
+  type ChatMessage,
   type CheckpointLedger,
   CheckpointManager,
   type CheckpointStore,
+  datumFromConversation,
+  getRenderer,
   resumeFromLatest,
-} from "../../src/toolkit/checkpoints.js";
-import { datumFromConversation } from "../../src/toolkit/datum.js";
-import { trainLoop } from "../../src/toolkit/loop.js";
-import { type ChatMessage, getRenderer } from "../../src/toolkit/renderers/index.js";
-import type { Datum } from "../../src/wire/types.js";
+  trainLoop,
+} from "tinker-ts/toolkit";
 
 /** A dozen short user → assistant chats; a few carry a system prompt. */
 export const CHATS: readonly (readonly ChatMessage[])[] = [
@@ -247,6 +244,55 @@ async function startOrResume(
  * shape and float32 bytes, in name order. The file's `__metadata__` is left out: it describes the
  * run (its LoRA seed, for one), and a resumed run is a different run with the same weights.
  */
+/** The PEFT adapter file of a checkpoint archive. */
+const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";
+
+/** The regular files of a (ustar) tar archive by name: as much of tar as a checkpoint archive uses. */
+function untar(archive: Uint8Array): Map<string, Uint8Array> {
+  const files = new Map<string, Uint8Array>();
+  const field = (header: Uint8Array, at: number, length: number) =>
+    new TextDecoder().decode(header.subarray(at, at + length)).replace(/\0[\s\S]*$/, "");
+  for (let at = 0; at + 512 <= archive.length; ) {
+    const header = archive.subarray(at, at + 512);
+    if (header.every((byte) => byte === 0)) break;
+    const size = Number.parseInt(field(header, 124, 12).trim() || "0", 8);
+    const prefix = field(header, 345, 155);
+    const name = prefix ? `${prefix}/${field(header, 0, 100)}` : field(header, 0, 100);
+    files.set(name, archive.subarray(at + 512, at + 512 + size));
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return files;
+}
+
+/** The tensors of a safetensors file: an 8-byte little-endian header length, a JSON header, the data. */
+function safetensors(
+  file: Uint8Array,
+): { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[] {
+  const headerLength = Number(new DataView(file.buffer, file.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + headerLength))) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const data = file.subarray(8 + headerLength);
+  return Object.entries(header)
+    .filter(([name]) => name !== "__metadata__")
+    .map(
+      ([
+        name,
+        {
+          dtype,
+          shape,
+          data_offsets: [from, to],
+        },
+      ]) => ({
+        name,
+        dtype,
+        shape,
+        bytes: data.subarray(from, to),
+      }),
+    );
+}
+
 async function weightsFingerprint(
   training: TrainingClient,
   rest: RestClient,
@@ -256,14 +302,12 @@ async function weightsFingerprint(
   const { url } = await rest.getCheckpointArchiveUrlFromTinkerPath(path);
   const response = await download(url);
   if (!response.ok) throw new Error(`archive download failed: ${response.status}`);
-  const entries = readTar(new Uint8Array(await response.arrayBuffer()));
-  const file = entries.find((entry) => entry.name === ADAPTER_WEIGHTS_FILE)?.data;
+  const file = untar(new Uint8Array(await response.arrayBuffer())).get(ADAPTER_WEIGHTS_FILE);
   if (file === undefined) throw new Error(`the archive has no ${ADAPTER_WEIGHTS_FILE}`);
   const hash = createHash("sha256");
-  const tensors = decodeSafetensors(file).tensors.sort((a, b) => (a.name < b.name ? -1 : 1));
-  for (const tensor of tensors) {
+  for (const tensor of safetensors(file).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     hash.update(`${tensor.name} ${tensor.dtype} ${tensor.shape.join("x")}\n`);
-    hash.update(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
+    hash.update(tensor.bytes);
   }
   return hash.digest("hex");
 }

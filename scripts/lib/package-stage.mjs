@@ -51,7 +51,7 @@ export function run(command, argv, { cwd = root, env = {}, timeout = 180_000 } =
 }
 
 /**
- * Builds the package with the repo's own tsup config into `<scratch>/pkg` and returns that folder;
+ * Builds the package as `npm run build` does (tsup, then scripts/build-types.mjs) into `<scratch>/pkg` and returns that folder;
  * with `build: false`, returns the checkout itself (its current dist/ must exist).
  */
 export async function stagePackage(scratch, { build = true } = {}) {
@@ -62,11 +62,14 @@ export async function stagePackage(scratch, { build = true } = {}) {
   }
   const pkg = join(scratch, "pkg");
   mkdirSync(pkg);
-  for (const name of ["package.json", "tsup.config.ts", "tsconfig.json", "README.md", "LICENSE", "src"]) {
+  const sources = ["package.json", "tsup.config.ts", "tsconfig.json", "tsconfig.build.json", "README.md"];
+  for (const name of [...sources, "LICENSE", "bin", "src", "scripts/build-types.mjs"]) {
     if (existsSync(join(root, name))) cpSync(join(root, name), join(pkg, name), { recursive: true });
   }
   symlinkSync(join(root, "node_modules"), join(pkg, "node_modules"), "dir");
+  // What `npm run build` runs: tsup, then the per-module declarations.
   await run(bin("tsup"), [], { cwd: pkg, env: { NO_COLOR: "1" } });
+  await run(process.execPath, [join(pkg, "scripts", "build-types.mjs")], { cwd: pkg });
   return pkg;
 }
 

@@ -2,8 +2,9 @@
  * The `tinker-ts` command line: dispatch, global options, help and exit codes. Commands live in
  * ./commands/, one module per group, and follow the official `tinker` CLI (FEATURES.md §1.9).
  *
- * Exit codes: 0 success, 1 error (API, network, file system), 2 usage error. Errors go to stderr as
- * one `Error: …` line, without a stack trace and with the API key redacted.
+ * Exit codes (EXIT_CODES, printed by --help): 0 success, 1 failure (API, network, file system),
+ * 2 usage error. Errors go to stderr as one `Error: …` line, without a stack trace and with the API
+ * key redacted.
  */
 import { parseArgs } from "node:util";
 import { ServiceClient } from "../index.js";
@@ -113,12 +114,15 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const { command, words, rest } = findCommand(argv);
+    if (!command && words.length === 0 && (rest.includes("--version") || rest.includes("-V"))) {
+      return (await versionCommand.run(versionContext(io))) ?? 0;
+    }
     if (!command) return groupHelp(io, words, rest);
     const options = { ...GLOBAL_OPTIONS, ...command.options };
     let parsed: ReturnType<typeof parseArgs>;
     try {
       parsed = parseArgs({
-        args: rest,
+        args: attachNegativeValues(rest, options),
         options: parseArgsOptions(options),
         allowPositionals: true,
         strict: true,
@@ -145,7 +149,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     const timeoutText = values.timeout as string | undefined;
     const timeout = timeoutText === undefined ? undefined : Number(timeoutText);
     if (timeout !== undefined && !(timeout > 0)) {
-      throw new UsageError(`--timeout must be a positive number of seconds`);
+      throw new UsageError(`--timeout must be a positive number of seconds, got ${timeoutText}`);
     }
     // `serve` has its own repeatable --api-key (the keys it accepts), not the client's.
     apiKey =
@@ -258,9 +262,61 @@ function topHelp(): string {
     if (command.path.length === 1) entries.push([command.path[0], command.summary]);
   }
   lines.push(...twoColumns(entries));
-  lines.push("", "Global options:", ...optionLines(GLOBAL_OPTIONS));
-  lines.push("", 'Run "tinker-ts <command> --help" for the options of a command.', "");
+  const version: OptionSpec = { type: "boolean", short: "V", description: "print the version and exit" };
+  lines.push("", "Global options:", ...optionLines({ ...GLOBAL_OPTIONS, version }));
+  lines.push("", 'Run "tinker-ts <command> --help" for the options of a command.', "", EXIT_CODES, "");
   return lines.join("\n");
+}
+
+/** What the exit status means, for every command. */
+export const EXIT_CODES = "Exit codes: 0 success, 1 failure (API, network, files), 2 usage error.";
+
+/** The context `--version` runs `tinker-ts version` with: no options, table output, no client. */
+function versionContext(io: CliIO): CommandContext {
+  return {
+    values: {},
+    positionals: [],
+    io,
+    global: { format: "table", baseUrl: undefined, apiKey: undefined, timeoutMs: undefined },
+    service() {
+      throw new Error("version needs no client");
+    },
+  };
+}
+
+const versionCommand = versionCommands[0];
+
+/**
+ * `--max-tokens -3` as `--max-tokens=-3`: parseArgs takes a value starting with `-` for an option
+ * (and calls it ambiguous), so a negative number would never reach the command's own check, which
+ * says what is allowed.
+ */
+function attachNegativeValues(args: string[], options: Record<string, OptionSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const next = args[i + 1];
+    const name = arg.startsWith("--")
+      ? arg.slice(2)
+      : Object.keys(options).find((n) => arg === `-${options[n].short}`);
+    if (
+      arg !== "--" &&
+      name !== undefined &&
+      options[name]?.type === "string" &&
+      next !== undefined &&
+      /^-(\d|\.\d)/.test(next)
+    ) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+    if (arg === "--") {
+      out.push(...args.slice(i + 1));
+      break;
+    }
+  }
+  return out;
 }
 
 function subHelp(group: string): string {
@@ -283,7 +339,7 @@ export function commandHelp(command: CommandSpec): string {
     : command.path[0] === "serve"
       ? { help: GLOBAL_OPTIONS.help }
       : GLOBAL_OPTIONS;
-  lines.push("", "Global options:", ...optionLines(globals), "");
+  lines.push("", "Global options:", ...optionLines(globals), "", EXIT_CODES, "");
   return lines.join("\n");
 }
 

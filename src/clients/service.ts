@@ -45,9 +45,13 @@ export interface LoraTrainingOptions extends CallOptions {
   rank?: number;
   /** Seed of the LoRA initialisation. */
   seed?: number;
+  /** Train adapters on the MLP blocks. Default true. */
   trainMlp?: boolean;
+  /** Train adapters on the attention blocks. Default true. */
   trainAttn?: boolean;
+  /** Train an adapter on the unembedding (output) layer. Default true. */
   trainUnembed?: boolean;
+  /** The new run's `user_metadata`: string pairs kept with the run (`TrainingRun.user_metadata`). */
   userMetadata?: Record<string, string>;
   /**
    * The run's optimizer family, fixed for its lifetime (PROTOCOL.md §O1): `{ type: "adamw" }`
@@ -59,6 +63,7 @@ export interface LoraTrainingOptions extends CallOptions {
 export interface FromStateOptions extends CallOptions {
   /** Use this base model instead of the checkpoint's (it must be compatible). */
   baseModel?: string;
+  /** The new run's `user_metadata`: string pairs kept with the run (`TrainingRun.user_metadata`). */
   userMetadata?: Record<string, string>;
   /** Credential for a checkpoint owned by another account. */
   weightsAccessToken?: string;

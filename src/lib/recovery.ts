@@ -56,7 +56,9 @@ export interface RecoveryOptions {
   restoreOptimizer?: boolean;
   /** Recover even when the run is not flagged corrupted. Default false. */
   force?: boolean;
+  /** Called at each step of a recovery (checkpoint found, attempt, failure, success), for logs. */
   onEvent?: (event: RecoveryEvent) => void;
+  /** Stops waiting between attempts and gives up with the signal's reason. */
   signal?: AbortSignal;
 }
 

@@ -125,6 +125,7 @@ export interface EvaluateForwardResult extends EvaluationResult {
 export interface EvaluateOptions {
   /** Enables `bitsPerByte` (see `targetByteCount`). */
   tokenizer?: Tokenizer;
+  /** Cancels the forward passes (or logprob requests) still to be sent or awaited. */
   signal?: AbortSignal;
 }
 

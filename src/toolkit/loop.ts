@@ -31,9 +31,11 @@ export interface TrainStepResult {
 }
 
 export interface TrainStepOptions {
+  /** The step's AdamW settings (`optimStep`); `learning_rate` as in docs/GUIDE-DATUM.md. */
   adam: AdamParams;
   /** Default `"cross_entropy"`. */
   lossFn?: LossFnType;
+  /** The loss's `loss_fn_config` (PPO/CISPO clip thresholds, DRO `beta`). */
   lossFnConfig?: Record<string, number>;
   /**
    * Checked before anything is sent: an aborted signal submits nothing. Once submitted, a step runs
@@ -140,6 +142,7 @@ export interface TrainLoopOptions {
   adam: AdamParams | ((step: number) => AdamParams);
   /** Default `"cross_entropy"`. */
   lossFn?: LossFnType;
+  /** The loss's `loss_fn_config` (PPO/CISPO clip thresholds, DRO `beta`). */
   lossFnConfig?: Record<string, number>;
   /**
    * Steps submitted and not yet read (default 2). With 1 the loop is sequential (each step is still

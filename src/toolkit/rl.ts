@@ -32,7 +32,9 @@ export interface RolloutGroup {
 export interface SampleGroupsOptions {
   /** Completions per prompt (`num_samples` of each sample call). */
   groupSize: number;
+  /** Sampling parameters of every call; with `seed`, prompt i samples with `seed + i`. */
   params: SamplingParams;
+  /** Cancels the sample calls still running. */
   signal?: AbortSignal;
 }
 

@@ -211,21 +211,41 @@ export interface SampleResponse {
   type?: "sample";
 }
 
+/** How `sample` generates (PROTOCOL.md, SamplingParams). Unset fields take the server's defaults. */
 export interface SamplingParams {
+  /** Most tokens to generate per sequence; the sequence's `stop_reason` is `"length"` when reached. */
   max_tokens?: number;
+  /** Random seed (any 64-bit integer) for reproducible samples; random when unset. */
   seed?: number;
+  /**
+   * Stop when the completion produces one of these: strings, or token ids. The returned tokens end
+   * with the stop sequence, and `stop_reason` is `"stop"`.
+   */
   stop?: string | string[] | number[];
+  /** Softmax temperature; 0 is greedy. Default 1. */
   temperature?: number;
+  /** Sample among the `top_k` most likely tokens; -1 (the default) for no limit. */
   top_k?: number;
+  /** Nucleus sampling: the smallest set of tokens whose probability reaches `top_p`. Default 1. */
   top_p?: number;
 }
 
+/** AdamW settings of one `optimStep`; unset fields take `ADAM_DEFAULTS` (sent every step). */
 export interface AdamParams {
+  /**
+   * Step size. Default 1e-4, a starting point for LoRA on hosted models; the local backend's tiny
+   * model wants about 1e-2 (docs/GUIDE-DATUM.md, "Learning rates").
+   */
   learning_rate?: number;
+  /** First-moment decay. Default 0.9. */
   beta1?: number;
+  /** Second-moment decay. Default 0.95. */
   beta2?: number;
+  /** Added to the second-moment root for stability. Default 1e-12. */
   eps?: number;
+  /** Decoupled weight decay. Default 0. */
   weight_decay?: number;
+  /** Global gradient-norm clip; 0 (the default) disables it. */
   grad_clip_norm?: number;
 }
 
@@ -234,7 +254,9 @@ export interface AdamParams {
  * Omitted settings take their defaults on every step; earlier overrides do not carry over.
  */
 export interface DimuonParams {
+  /** Marks Dimuon params (AdamW params have no `type`). */
   type: "dimuon";
+  /** Step size (required: Dimuon's scale differs from AdamW's). */
   learning_rate: number;
   /** Global gradient-norm clip; ≤ 0 disables it. Default 0. */
   grad_clip_norm?: number;
@@ -246,10 +268,16 @@ export interface DimuonParams {
   rank_lr_correction_exponent?: number;
 }
 
+/** The LoRA adapter of a training run (PROTOCOL.md §3.2), fixed when the run is created. */
 export interface LoraConfig {
+  /** Adapter rank. Default 32. */
   rank: number;
+  /** Seed of the adapters' initialisation; random when unset. */
   seed?: number;
+  /** Train an adapter on the unembedding (output) layer. Default true. */
   train_unembed?: boolean;
+  /** Train adapters on the MLP blocks. Default true. */
   train_mlp?: boolean;
+  /** Train adapters on the attention blocks. Default true. */
   train_attn?: boolean;
 }

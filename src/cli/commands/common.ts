@@ -25,7 +25,13 @@ export function integerOption(ctx: CommandContext, name: string, fallback: numbe
   if (text === undefined) return fallback;
   const value = Number(text);
   if (text.trim() === "" || !Number.isInteger(value) || value < min) {
-    throw new UsageError(`--${name} must be an integer of at least ${min}, got "${text}"`);
+    const wanted =
+      min === 1
+        ? "a positive integer"
+        : min === 0
+          ? "a non-negative integer"
+          : `an integer of at least ${min}`;
+    throw new UsageError(`--${name} must be ${wanted}, got ${text.trim() === "" ? `"${text}"` : text}`);
   }
   return value;
 }
@@ -36,7 +42,7 @@ export function numberOption(ctx: CommandContext, name: string): number | undefi
   if (text === undefined) return undefined;
   const value = Number(text);
   if (text.trim() === "" || !Number.isFinite(value)) {
-    throw new UsageError(`--${name} must be a number, got "${text}"`);
+    throw new UsageError(`--${name} must be a number, got ${text.trim() === "" ? `"${text}"` : text}`);
   }
   return value;
 }

@@ -103,7 +103,9 @@ export const serveCommands: CommandSpec[] = [
         ctx.io.stdout.write(`refusing sessions from clients below sdk_version ${minSdkVersion}\n`);
       if (faultPlan) ctx.io.stdout.write(`injecting faults from ${chaosFile} (seed ${faultPlan.seed})\n`);
       ctx.io.stdout.write(
-        `\nTo use it, set:\n  export TINKER_BASE_URL=${server.url} TINKER_API_KEY=${apiKeys?.[0] ?? "tml-local"}\n`,
+        `\nTo use it, set:\n  export TINKER_BASE_URL=${server.url} TINKER_API_KEY=${apiKeys?.[0] ?? "tml-local"}\n` +
+          `Its model is tinker-ts/byte-lm-tiny: byte tokens (256 = <|bos|>), random until you train it,\n` +
+          `learning rate about 1e-2 (hosted models want about 1e-4). Then, in a clone: npm run quickstart\n`,
       );
       return new Promise<number>((resolve) => {
         const stop = () => {

@@ -30,7 +30,9 @@ import { checkpointName, validatePrefix, validateStep } from "./names.js";
 import { checkpointsToKeep, type KeepBest } from "./retention.js";
 
 export interface CheckpointManagerOptions {
+  /** The run whose state is saved (`saveState`, and `saveWeightsForSampler` with `withSampler`). */
   training: TrainingClient;
+  /** Lists and deletes the run's checkpoints (retention, "latest"). */
   rest: RestClient;
   /** `maybeSave` saves at every step that is a multiple of this (a schedule that survives resumes). */
   everySteps?: number;
