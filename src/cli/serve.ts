@@ -150,7 +150,7 @@ function send(res: ServerResponse, status: number, message: string): void {
 function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader("connection", "close");
   res.once("finish", () => {
-    setTimeout(() => req.socket.destroy(), UNREAD_BODY_LINGER_MS).unref();
+    setTimeout(() => req.socket?.destroy(), UNREAD_BODY_LINGER_MS).unref();
   });
 }
 
