@@ -434,7 +434,9 @@ describe("load", () => {
       finished = true;
       return r;
     });
-    // Answered while the sample is still computing: the loop is not held by it.
+    // Let the sample start (a synchronous one would hold the loop until done, ~1 s for this size),
+    // then the heartbeat and health check are answered while it is still computing.
+    await new Promise((resolve) => setTimeout(resolve, 20));
     const heartbeat = await call(local, "POST", "session_heartbeat", { session_id: sessionId });
     const health = await call(local, "GET", "healthz");
     expect([heartbeat.status, health.status, finished]).toEqual([200, 200, false]);
