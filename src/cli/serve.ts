@@ -57,13 +57,16 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   });
   // Keep-alive sockets of finished clients must not hold a shutdown open.
   server.keepAliveTimeout = 5_000;
-  // Slow clients (slowloris) get 20 s for their headers and 2 min for a whole request; a long poll's
-  // hold is the server's and does not count.
-  server.headersTimeout = 20_000;
+  // Slow clients (slowloris) get 60 s for their headers (a busy server under a burst of thousands
+  // of connections needs some of that itself) and 2 min for a whole request; a long poll's hold is
+  // the server's and does not count.
+  server.headersTimeout = 60_000;
   server.requestTimeout = 120_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host, () => resolve());
+    // A deep accept queue: bursts of thousands of connections (polls of many futures) wait in it
+    // rather than being dropped (the kernel caps it at net.core.somaxconn).
+    server.listen({ port: options.port, host: options.host, backlog: 4096 }, () => resolve());
   }).catch(async (error) => {
     await local.close();
     throw error;
