@@ -29,6 +29,7 @@ import {
 import { LocalBackendError } from "./errors.js";
 import { ExternalWeights, exportAdapterFiles, packAdapterFiles } from "./external-weights.js";
 import { type FutureInfo, type FutureOutcome, type FutureRetention, FutureStore } from "./future-store.js";
+import { LivenessClock } from "./liveness-clock.js";
 import { Persistence, type StoredFuture } from "./persistence.js";
 import { type AccessScope, type AuditEventType, type PageRequest, RestViews } from "./rest-views.js";
 import { promptAltTokens, targetIdMatrix, targetLogprobsTensor } from "./sample-outputs.js";
@@ -46,6 +47,7 @@ import {
   type TrainingRun,
 } from "./state.js";
 import { defaultWarning, messageOf, type Store } from "./store.js";
+import { runInSlices } from "./time-slices.js";
 
 export { BUILTIN_BASE_MODEL } from "./base-models.js";
 export type { AccessScope, PageRequest } from "./rest-views.js";
@@ -129,6 +131,11 @@ export class LocalBackend {
    * takes its old request id, and its saves may find the checkpoint they wrote before the restart.
    */
   #replaying: { id: string; submittedAt: number } | undefined;
+  /** Session expiry's clock (monotonic, stopped during event-loop stalls) and each session's last beat on it. */
+  readonly #clock = new LivenessClock();
+  readonly #lastBeat = new WeakMap<Session, number>();
+  /** The jobs of #runLater, in order. */
+  #jobLane: Promise<void> = Promise.resolve();
 
   constructor(options: LocalBackendOptions = {}) {
     this.#onApplied = options.onApplied ?? (() => {});
@@ -151,6 +158,7 @@ export class LocalBackend {
    */
   #startSweep(): void {
     if (this.#sweepTimer !== undefined || this.#closed) return;
+    this.#clock.start();
     this.#sweepTimer = setInterval(
       () => this.#expireSessions(),
       Math.min(60_000, Math.max(10, this.#sessionTtlMs / 2)),
@@ -163,6 +171,7 @@ export class LocalBackend {
     this.#closed = true;
     clearInterval(this.#sweepTimer);
     this.#sweepTimer = undefined;
+    this.#clock.stop();
     await this.#persistence.close();
   }
 
@@ -193,7 +202,17 @@ export class LocalBackend {
   }
 
   #isExpired(session: Session): boolean {
-    return session.expired || Date.now() - session.lastHeartbeatAt > this.#sessionTtlMs;
+    if (session.expired) return true;
+    const now = this.#clock.now();
+    // A session restored from a store has had no beat on this clock yet: its TTL starts now.
+    const last = this.#lastBeat.get(session) ?? this.#beat(session, now);
+    return now - last > this.#sessionTtlMs;
+  }
+
+  #beat(session: Session, now = this.#clock.now()): number {
+    session.lastHeartbeatAt = Date.now();
+    this.#lastBeat.set(session, now);
+    return now;
   }
 
   /**
@@ -235,14 +254,15 @@ export class LocalBackend {
       expired: false,
     };
     this.#state.sessions.set(id, session);
+    this.#startSweep();
+    this.#beat(session);
     if (options.projectId !== undefined) this.#state.sessionProjects.set(id, options.projectId);
     this.#persistence.persistSession(session);
-    this.#startSweep();
     return id;
   }
 
   heartbeat(sessionId: string): void {
-    this.#session(sessionId).lastHeartbeatAt = Date.now();
+    this.#beat(this.#session(sessionId));
   }
 
   /**
@@ -723,11 +743,12 @@ export class LocalBackend {
     const requestId = this.#newFuture(info);
     // Journaled by id only: after a restart its poll is answered 410 and the client submits it again.
     this.#journal(requestId, info, undefined);
-    this.#runLater(requestId, undefined, () => {
+    this.#runLater(requestId, undefined, async () => {
       const prompt = modelInputTokens(request.prompt, 0);
       const params = request.sampling_params;
       const stop = params.stop;
-      const result = model.sampleAndScore(
+      // In slices, so that heartbeats and polls are answered while a large request runs.
+      const steps = model.sampleAndScoreSteps(
         prompt,
         {
           numSamples: request.num_samples,
@@ -747,6 +768,9 @@ export class LocalBackend {
         },
         outputs,
       );
+      const result = await runInSlices(steps, () => this.futures.isSettled(requestId));
+      // Cancelled meanwhile: the future already has its outcome.
+      if (result === undefined) return { kind: "failed", error: "cancelled", category: "user" };
       const response: SampleResponse = {
         sequences: result.sequences.map((s) => ({
           stop_reason: s.stopReason,
@@ -933,16 +957,32 @@ export class LocalBackend {
 
   /**
    * Runs `job` after the submission has been answered, unless the future was cancelled by then;
-   * a journaled future's outcome is durable before it is settled.
+   * a journaled future's outcome is durable before it is settled. Jobs run one after another in
+   * submission order (a sliced sample yields the event loop, not its turn), so results complete in
+   * the order they were asked for, as when every job was synchronous.
    */
-  #runLater(requestId: string, journal: Journal | undefined, job: () => FutureOutcome): void {
-    setTimeout(async () => {
-      if (this.futures.isSettled(requestId)) return;
-      const outcome = outcomeOf(job);
+  #runLater(
+    requestId: string,
+    journal: Journal | undefined,
+    job: () => FutureOutcome | Promise<FutureOutcome>,
+  ): void {
+    const turn = this.#jobLane
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, 0)))
+      .then(async (): Promise<FutureOutcome | undefined> => {
+        if (this.futures.isSettled(requestId)) return undefined;
+        try {
+          return await job();
+        } catch (error) {
+          return failureOf(error);
+        }
+      });
+    this.#jobLane = turn.then(() => {});
+    void turn.then(async (outcome) => {
+      if (outcome === undefined) return;
       await this.flushWrites();
       if (journal) await this.#persistence.persistFuture({ ...journal.entry, call: undefined, outcome });
       this.futures.settle(requestId, outcome);
-    }, 0);
+    });
   }
 
   /** A new future, under its old request id while a journaled call is replayed. */
@@ -1164,10 +1204,15 @@ function outcomeOf(job: () => FutureOutcome): FutureOutcome {
   try {
     return job();
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const category = error instanceof EngineError || error instanceof LocalBackendError ? "user" : "server";
-    return { kind: "failed", error: message, category };
+    return failureOf(error);
   }
+}
+
+/** The failed outcome of a job that threw: the user's doing for engine and domain errors. */
+function failureOf(error: unknown): FutureOutcome {
+  const message = error instanceof Error ? error.message : String(error);
+  const category = error instanceof EngineError || error instanceof LocalBackendError ? "user" : "server";
+  return { kind: "failed", error: message, category };
 }
 
 /** The completion log of one clone of a sampler (§F1). */

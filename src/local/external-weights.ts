@@ -144,8 +144,11 @@ export class ExternalWeights {
     return { upload_id: id, urls, expires: new Date(expiresAt).toISOString() };
   }
 
-  /** `PUT <base>/external-weights-uploads/<token>/<file>`: one file of an upload (a repeat replaces it). */
-  async receive(token: string, file: string, data: Uint8Array): Promise<void> {
+  /**
+   * `PUT <base>/external-weights-uploads/<token>/<file>`: one file of an upload (a repeat replaces
+   * it). `read` is called for the body only once the token and the file are known to be good.
+   */
+  async receive(token: string, file: string, read: () => Promise<Uint8Array>): Promise<void> {
     const check = await this.#uploadUrls.verify(token);
     if (!check.ok) throw signedUrlError(check.reason);
     const upload = this.#uploads.get(check.grant.runId);
@@ -159,6 +162,7 @@ export class ExternalWeights {
         `upload ${upload.id} has no file ${JSON.stringify(file)}; expected ${Object.keys(upload.expected).join(", ")}`,
       );
     }
+    const data = await read();
     if (data.length > MAX_UPLOAD_FILE_BYTES) {
       throw new LocalBackendError("invalid", `${file} exceeds ${MAX_UPLOAD_FILE_BYTES} bytes`);
     }

@@ -6,11 +6,12 @@
 import { createLocalAuth, type LocalAuthOptions } from "./auth.js";
 import { authKeyRoutes, serveUnauthed } from "./auth-keys.js";
 import type { LocalBackend } from "./backend.js";
+import { BodyTooLargeError, LOCAL_LIMITS, limitBody } from "./limits.js";
 import { errorResponse, HttpError } from "./responses.js";
 import { externalWeightsRoutes, serveSignedWeightsFile } from "./routes/external-weights.js";
 import { futureRoutes } from "./routes/futures.js";
 import { restRoutes } from "./routes/rest.js";
-import { matchRoute, pathParam, type Route } from "./routes/router.js";
+import { allowedMethods, matchRoute, pathParam, type Route } from "./routes/router.js";
 import { samplingRoutes } from "./routes/sampling.js";
 import { sessionRoutes } from "./routes/session.js";
 import { trainingRoutes } from "./routes/training.js";
@@ -35,6 +36,12 @@ export interface HandlerOptions extends LocalAuthOptions {
    * does (PROTOCOL.md §G1). Off by default.
    */
   minSdkVersion?: string;
+  /**
+   * Largest request body in bytes; a larger one is answered 413 (a declared Content-Length before
+   * the credential is even checked, a streamed one as soon as it passes the limit). Default
+   * LOCAL_LIMITS.maxBodyBytes (64 MiB).
+   */
+  maxBodyBytes?: number;
 }
 
 export function createHandler(backend: LocalBackend, options: HandlerOptions = {}) {
@@ -52,7 +59,29 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
     ...externalWeightsRoutes(backend),
   ];
 
-  async function handle(request: Request): Promise<Response> {
+  const maxBodyBytes = options.maxBodyBytes ?? LOCAL_LIMITS.maxBodyBytes;
+
+  /**
+   * Every request, with its body counted as it streams (413 past the limit, whoever was reading).
+   * Nothing reads a body before its credential (API key, JWT or signed-URL token) is checked.
+   */
+  async function handle(incoming: Request): Promise<Response> {
+    let limited: ReturnType<typeof limitBody>;
+    try {
+      limited = limitBody(incoming, maxBodyBytes);
+    } catch (error) {
+      return errorResponse(error as HttpError);
+    }
+    try {
+      const response = await dispatch(limited.request);
+      return limited.exceeded() ? errorResponse(new BodyTooLargeError(maxBodyBytes)) : response;
+    } catch (error) {
+      if (limited.exceeded()) return errorResponse(new BodyTooLargeError(maxBodyBytes));
+      throw error;
+    }
+  }
+
+  async function dispatch(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const marker = url.pathname.indexOf("/api/v1/");
     // Signed archive URLs live outside /api/v1/: the token is the credential, no API key needed.
@@ -73,7 +102,7 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
         await auth.check(request, path);
       }
       const found = matchRoute(routes, request.method, path);
-      if (!found) throw new HttpError(404, `no route for ${request.method} /api/v1/${path}`);
+      if (!found) throw noRoute(routes, request.method, path);
       return await found.route.handle(request, found.captures);
     } catch (error) {
       if (error instanceof HttpError) return errorResponse(error);
@@ -88,6 +117,16 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
       backend.futures.releaseAll();
     },
   };
+}
+
+/** 405 (with Allow) when the path has routes for other methods, else 404. */
+function noRoute(routes: readonly Route[], method: string, path: string): HttpError {
+  const allowed = allowedMethods(routes, path);
+  if (allowed.length === 0) return new HttpError(404, `no route for ${method} /api/v1/${path}`);
+  return new HttpError(
+    405,
+    `method ${method} not allowed on /api/v1/${path} (allowed: ${allowed.join(", ")})`,
+  );
 }
 
 /** `GET|HEAD <base>/archives/<token>`: a checkpoint archive behind a signed, expiring URL. */

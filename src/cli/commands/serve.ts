@@ -52,6 +52,10 @@ export const serveCommands: CommandSpec[] = [
         value: "V",
         description: "refuse create_session from clients whose sdk_version is below V, as the service does",
       },
+      quiet: {
+        type: "boolean",
+        description: "do not log a line per request (method, path, status, ms)",
+      },
       models: {
         type: "string",
         value: "NAMES",
@@ -96,14 +100,19 @@ export const serveCommands: CommandSpec[] = [
         faultPlan,
         models,
         minSdkVersion,
+        onRequest: ctx.values.quiet === true ? undefined : (line) => ctx.io.stdout.write(`${line}\n`),
       });
       ctx.io.stdout.write(`tinker-ts local backend listening on ${server.url}\n`);
       if (dataDir !== undefined) ctx.io.stdout.write(`data directory: ${dataDir}\n`);
       if (minSdkVersion !== undefined)
         ctx.io.stdout.write(`refusing sessions from clients below sdk_version ${minSdkVersion}\n`);
       if (faultPlan) ctx.io.stdout.write(`injecting faults from ${chaosFile} (seed ${faultPlan.seed})\n`);
+      // The accepted keys are secrets: the banner names them without printing them.
+      const keyHint = apiKeys?.length
+        ? `<your --api-key>\n  (accepting ${apiKeys.length === 1 ? "one key" : `${apiKeys.length} keys`}: ${apiKeys.map(maskedKey).join(", ")})`
+        : "tml-local";
       ctx.io.stdout.write(
-        `\nTo use it, set:\n  export TINKER_BASE_URL=${server.url} TINKER_API_KEY=${apiKeys?.[0] ?? "tml-local"}\n` +
+        `\nTo use it, set:\n  export TINKER_BASE_URL=${server.url} TINKER_API_KEY=${keyHint}\n` +
           `Its model is tinker-ts/byte-lm-tiny: byte tokens (256 = <|bos|>), random until you train it,\n` +
           `learning rate about 1e-2 (hosted models want about 1e-4). Then, in a clone: npm run quickstart\n`,
       );
@@ -117,6 +126,11 @@ export const serveCommands: CommandSpec[] = [
     },
   },
 ];
+
+/** A key as the banner shows it: its last four characters when it is long enough to spare them. */
+export function maskedKey(key: string): string {
+  return key.length >= 16 ? `${key.startsWith("tml-") ? "tml-" : ""}…${key.slice(-4)}` : "set (hidden)";
+}
 
 /** Reads and checks a fault plan file (FaultPlan of tinker-ts/local; docs/LOCAL_BACKEND.md). */
 async function readFaultPlan(file: string): Promise<FaultPlan> {

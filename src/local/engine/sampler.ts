@@ -88,10 +88,24 @@ export interface InferenceModel {
     opts: SampleOptions,
     outputs?: PromptOutputRequest,
   ): SampleAndScoreResult;
+  /**
+   * The same request as `sampleAndScore`, as steps: the generator yields between samples and every
+   * few generated tokens, and returns the same result (the draws depend on the seed and the sample
+   * index only, never on how the steps are driven). A server drives it with pauses, so that a large
+   * request cannot hold its event loop (heartbeats, health checks, other requests) for long.
+   */
+  sampleAndScoreSteps(
+    prompt: readonly number[],
+    opts: SampleOptions,
+    outputs?: PromptOutputRequest,
+  ): Generator<void, SampleAndScoreResult, void>;
   promptLogprobs(prompt: readonly number[], topK: number): PromptLogprobs;
   readonly maxSeqLen: number;
   readonly vocabSize: number;
 }
+
+/** Generated tokens between two steps of `sampleAndScoreSteps` (besides one step per sample). */
+const TOKENS_PER_STEP = 32;
 
 interface TokenChoice {
   token: number;
@@ -208,6 +222,18 @@ export class TransformerInferenceModel implements InferenceModel {
     opts: SampleOptions,
     outputs: PromptOutputRequest = {},
   ): SampleAndScoreResult {
+    const steps = this.sampleAndScoreSteps(prompt, opts, outputs);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  *sampleAndScoreSteps(
+    prompt: readonly number[],
+    opts: SampleOptions,
+    outputs: PromptOutputRequest = {},
+  ): Generator<void, SampleAndScoreResult, void> {
     validatePrompt(prompt, this.vocabSize, this.maxSeqLen);
     validateSampleOptions(opts);
     validatePromptOutputRequest(outputs, prompt.length, this.vocabSize);
@@ -237,18 +263,18 @@ export class TransformerInferenceModel implements InferenceModel {
       : {};
     const lastRow = scorePrompt ? (prompt.length - 1) * this.vocabSize : 0;
     const sequences =
-      budget === 0 ? noSequences() : this.generate(prefill, logits, lastRow, budget, opts, seed);
+      budget === 0 ? noSequences() : yield* this.generate(prefill, logits, lastRow, budget, opts, seed);
     return { sequences, prompt: scored };
   }
 
-  private generate(
+  private *generate(
     prefill: KvCache,
     prefillLogits: Float64Array,
     prefillOffset: number,
     budget: number,
     opts: SampleOptions,
     seed: Seed,
-  ): SampledSequence[] {
+  ): Generator<void, SampledSequence[], void> {
     const stopTokens = new Set([EOS_TOKEN, ...(opts.stopTokens ?? [])]);
     const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
     const topkSample = opts.topkSampleLogprobs ?? 0;
@@ -287,12 +313,14 @@ export class TransformerInferenceModel implements InferenceModel {
           }
         }
         if (tokens.length >= budget) break;
+        if (tokens.length % TOKENS_PER_STEP === 0) yield;
         logits = extendSequence(this.weights, cache, [token], false);
         offset = 0;
       }
       results.push(
         topkSample > 0 ? { tokens, logprobs, stopReason, topk } : { tokens, logprobs, stopReason },
       );
+      yield;
     }
     return results;
   }

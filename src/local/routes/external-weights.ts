@@ -5,6 +5,7 @@
 import { rest } from "../../wire/endpoints/index.js";
 import type { LocalBackend } from "../backend.js";
 import { DOWNLOAD_PREFIX, UPLOAD_PREFIX } from "../external-weights.js";
+import { checkAtMost, LOCAL_LIMITS } from "../limits.js";
 import { errorResponse, HttpError } from "../responses.js";
 import { baseUrlOf, pathParam, type Route, route } from "./router.js";
 
@@ -15,6 +16,7 @@ export function externalWeightsRoutes(backend: LocalBackend): Route[] {
     ),
     route(rest.externalWeightsUploadStart, ({ body, request }) => {
       const lora = body.lora_config;
+      checkAtMost("lora_config.rank", lora.rank, LOCAL_LIMITS.maxLoraRank);
       return backend.externalWeights.start(
         body.base_model,
         {
@@ -49,8 +51,11 @@ export function serveSignedWeightsFile(
       if (prefix === UPLOAD_PREFIX) {
         if (request.method !== "PUT")
           throw new HttpError(405, `method ${request.method} not allowed on upload URLs`);
-        const data = new Uint8Array(await request.arrayBuffer());
-        await backend.externalWeights.receive(token, pathParam(file), data);
+        await backend.externalWeights.receive(
+          token,
+          pathParam(file),
+          async () => new Uint8Array(await request.arrayBuffer()),
+        );
         return new Response(null, { status: 200 });
       }
       if (request.method !== "GET" && request.method !== "HEAD") {

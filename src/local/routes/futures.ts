@@ -21,8 +21,9 @@ export function futureRoutes(backend: LocalBackend, options: FutureRouteOptions)
     route(futures.retrieveFuture, async ({ body, request }) => {
       const requestId = body.request_id;
       if (!backend.futures.has(requestId)) throw new HttpError(404, `unknown request_id ${requestId}`);
-      // close() wakes every held poll through releaseAll(), so no per-poll abort listener is needed.
-      const outcome = await backend.futures.wait(requestId, options.longPollMs);
+      // close() wakes every held poll through releaseAll(); a client that goes away, through its
+      // signal, so thousands of abandoned polls hold nothing until their hold time ends.
+      const outcome = await backend.futures.wait(requestId, options.longPollMs, request.signal);
       if (!outcome) return { type: "try_again", request_id: requestId, queue_state: "active" };
       const wantsProtobuf = (request.headers.get("accept") ?? "").includes("application/x-protobuf");
       return answerOutcome(outcome, wantsProtobuf, body.allow_metadata_only, options.metadataThreshold);

@@ -11,6 +11,7 @@ import {
   pathParamNames,
   pathPattern,
 } from "../../wire/endpoints/define.js";
+import { jsonDeeperThan, LOCAL_LIMITS } from "../limits.js";
 import { HttpError, jsonResponse } from "../responses.js";
 
 export interface RouteInput<Body> {
@@ -58,6 +59,11 @@ export function matchRoute(routes: readonly Route[], method: string, path: strin
   return undefined;
 }
 
+/** The methods that have a route for `path` (after `api/v1/`). */
+export function allowedMethods(routes: readonly Route[], path: string): string[] {
+  return [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.endpoint.method))];
+}
+
 async function readBody(e: Endpoint, request: Request): Promise<unknown> {
   const parsed = parseBody(e, await readJson(request));
   if (!parsed.ok) throw invalid(e, parsed.issues);
@@ -76,10 +82,17 @@ function invalid(e: Endpoint, issues: { path: string; message: string }[]): Http
   return new HttpError(400, `invalid ${e.name} request: ${text}`);
 }
 
-/** The body as a JSON object; an empty body is `{}` (some clients send none). */
+/**
+ * The body as a JSON object; an empty body is `{}` (some clients send none). Nesting deeper than
+ * LOCAL_LIMITS.maxJsonDepth is refused before parsing, so no later walk over the value (a retry's
+ * fingerprint, a schema) can overflow the stack.
+ */
 export async function readJson(request: Request): Promise<Record<string, unknown>> {
   const text = await request.text();
   if (text.trim() === "") return {};
+  if (jsonDeeperThan(text, LOCAL_LIMITS.maxJsonDepth)) {
+    throw new HttpError(400, `request body nests deeper than ${LOCAL_LIMITS.maxJsonDepth} levels`);
+  }
   try {
     const value = JSON.parse(text);
     if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not an object");

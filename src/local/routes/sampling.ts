@@ -2,7 +2,8 @@
 import { sampling } from "../../wire/endpoints/index.js";
 import type { TensorData } from "../../wire/types.js";
 import type { LocalBackend } from "../backend.js";
-import { normalizeModelInput } from "./model-input.js";
+import { checkAtMost, checkTensorShape, LOCAL_LIMITS } from "../limits.js";
+import { normalizeModelInput, textTokenCount } from "./model-input.js";
 import { type Route, route } from "./router.js";
 
 export function samplingRoutes(backend: LocalBackend): Route[] {
@@ -18,12 +19,18 @@ export function samplingRoutes(backend: LocalBackend): Route[] {
     }),
     route(sampling.getSampler, ({ params }) => backend.getSampler(params.sampler_id!)),
     route(sampling.asample, ({ body }) => {
+      const prompt = normalizeModelInput(body.prompt, "prompt");
+      checkAtMost("num_samples", body.num_samples, LOCAL_LIMITS.maxNumSamples);
+      checkAtMost("prompt", textTokenCount(prompt), LOCAL_LIMITS.maxPromptTokens, " tokens");
+      if (body.target_prompt_logprobs) {
+        checkTensorShape(body.target_prompt_logprobs.shape, "target_prompt_logprobs");
+      }
       const { requestId, sequenceIds } = backend.sample({
         sampling_session_id: body.sampling_session_id ?? undefined,
         base_model: body.base_model ?? undefined,
         seq_id: body.seq_id ?? undefined,
         num_samples: body.num_samples,
-        prompt: normalizeModelInput(body.prompt, "prompt"),
+        prompt,
         sampling_params: body.sampling_params as Record<string, unknown>,
         prompt_logprobs: body.prompt_logprobs === true,
         topk_prompt_logprobs: body.topk_prompt_logprobs,

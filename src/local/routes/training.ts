@@ -7,8 +7,9 @@ import { decodeForwardBackwardRequest } from "../../wire/protobuf/index.js";
 import type { Datum, LossFnConfig } from "../../wire/types.js";
 import type { LocalBackend } from "../backend.js";
 import { DEFAULT_DIMUON_SETTINGS, type OptimizerSettings } from "../engine/index.js";
+import { checkAtMost, checkTensorShape, LOCAL_LIMITS } from "../limits.js";
 import { HttpError } from "../responses.js";
-import { normalizeModelInput } from "./model-input.js";
+import { normalizeModelInput, textTokenCount } from "./model-input.js";
 import { futureAccepted, type Route, readJson, route } from "./router.js";
 
 export function trainingRoutes(backend: LocalBackend): Route[] {
@@ -16,6 +17,7 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
   const forwardRoute = (e: Endpoint, legacyJsonKey: string, forwardOnly: boolean) =>
     route(e, async ({ request }) => {
       const input = await readForwardBackward(e, request, legacyJsonKey);
+      checkDataBounds(input.data);
       const requestId = backend.forwardBackward(
         input.modelId,
         input.seqId,
@@ -30,6 +32,7 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
   return [
     route(training.createModel, ({ body }) => {
       const lora = body.lora_config;
+      checkAtMost("lora_config.rank", lora.rank, LOCAL_LIMITS.maxLoraRank);
       const requestId = backend.createModel(
         body.session_id,
         body.model_seq_id,
@@ -121,6 +124,32 @@ export function trainingRoutes(backend: LocalBackend): Route[] {
       futureAccepted(backend.unloadModel(body.model_id), body.model_id),
     ),
   ];
+}
+
+/** Each datum's input fits the model's context and each tensor's shape is within the limits. */
+function checkDataBounds(data: readonly Datum[]): void {
+  data.forEach((datum, i) => {
+    checkAtMost(
+      `data[${i}].model_input`,
+      textTokenCount(datum.model_input),
+      LOCAL_LIMITS.maxPromptTokens,
+      " tokens",
+    );
+    const inputs = datum.loss_fn_inputs;
+    if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
+      throw new HttpError(400, `data[${i}].loss_fn_inputs must be an object`);
+    }
+    for (const [key, tensor] of Object.entries(inputs)) {
+      if (
+        typeof tensor !== "object" ||
+        tensor === null ||
+        !Array.isArray((tensor as { data?: unknown }).data)
+      ) {
+        throw new HttpError(400, `data[${i}].loss_fn_inputs.${key} must be a tensor with a data array`);
+      }
+      checkTensorShape(tensor.shape, `data[${i}].loss_fn_inputs.${key}`);
+    }
+  });
 }
 
 type OptimStepBody = BodyInput<typeof training.optimStep>;

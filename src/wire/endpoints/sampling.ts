@@ -10,7 +10,13 @@ import {
   JoinSamplingSessionResponseSchema,
 } from "../schemas.js";
 import { endpoint } from "./define.js";
-import { integer, nonEmptyString, nonNegativeInteger, TinkerPathSchema } from "./fields.js";
+import {
+  integer,
+  nonEmptyString,
+  nonNegativeInteger,
+  SamplingParamsSchema,
+  TinkerPathSchema,
+} from "./fields.js";
 
 /**
  * `POST create_sampling_session`: a sampler for a checkpoint or a base model. Transport retries
@@ -52,7 +58,7 @@ export const asample = endpoint({
   body: v.looseObject({
     num_samples: v.optional(v.pipe(integer, v.minValue(1, "must be ≥ 1")), 1),
     prompt: v.looseObject({ chunks: v.array(v.unknown()) }),
-    sampling_params: v.optional(v.looseObject({}), {}),
+    sampling_params: v.optional(SamplingParamsSchema, {}),
     sampling_session_id: v.optional(v.nullable(nonEmptyString)),
     base_model: v.optional(v.nullable(nonEmptyString)),
     model_path: v.optional(v.nullable(v.string())),
