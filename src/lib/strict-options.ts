@@ -214,6 +214,7 @@ type AnySchema = v.GenericSchema & {
   options?: readonly unknown[];
   literal?: unknown;
   entries?: Record<string, AnySchema>;
+  pipe?: readonly AnySchema[];
 };
 
 /** The rule of one valibot schema: its base type, through optional/nullable/pipe wrappers. */
@@ -255,9 +256,24 @@ function ruleOfSchema(schema: AnySchema): OptionRule {
   }
 }
 
+/**
+ * The entries of an object schema, also when it sits in a pipe (such as `plainObject`'s, which checks
+ * "a JSON object, not an array" before the object schema).
+ */
+function objectEntries(schema: AnySchema): Record<string, AnySchema> | undefined {
+  if (schema.entries) return schema.entries;
+  for (const item of schema.pipe ?? []) {
+    if (item !== schema && item.kind === "schema") {
+      const entries = objectEntries(item);
+      if (entries) return entries;
+    }
+  }
+  return undefined;
+}
+
 /** The shape of a valibot object schema: its keys, each with its base type. */
 export function shapeOfSchema(schema: v.GenericSchema): OptionShape {
-  const entries = (schema as AnySchema).entries;
+  const entries = objectEntries(schema as AnySchema);
   if (!entries) throw new Error(`shapeOfSchema: ${schema.type} is not an object schema`);
   return Object.fromEntries(Object.entries(entries).map(([key, entry]) => [key, ruleOfSchema(entry)]));
 }
