@@ -161,7 +161,8 @@ const KIND_NAMES: Record<OptionKind, string> = {
 
 /** `string "1e-2"`, `number 3`, `array [1,2]`: the type a value has, then the value. */
 function describeGot(value: unknown): string {
-  const type = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+  if (value === null || value === undefined) return String(value);
+  const type = Array.isArray(value) ? "array" : typeof value;
   const shown = describeValue(value);
   return shown.length > 60 ? type : `${type} ${shown}`;
 }
