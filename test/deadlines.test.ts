@@ -204,6 +204,39 @@ describe("once reached", () => {
     expect(logger.lines.join("\n")).not.toContain(KEY);
   });
 
+  test("logLevel debug: a poll repeated after a failed answer says why", async () => {
+    const local = createLocalTinker({ longPollMs: 2_000 });
+    closers.add(() => local.close());
+    const logger = capture();
+    let failPolls = 1;
+    const service = new ServiceClient({
+      apiKey: KEY,
+      baseURL: "http://local.tinker",
+      telemetry: false,
+      maxRetries: 0,
+      logger,
+      logLevel: "debug",
+      fetch: (request) => {
+        if (
+          request.url.endsWith("/retrieve_future") &&
+          failPolls > 0 &&
+          logger.lines.some((l) => l.includes("forward_backward"))
+        ) {
+          failPolls--;
+          return Promise.resolve(new Response("busy", { status: 503 }));
+        }
+        return local.fetch(request);
+      },
+    });
+    closers.add(() => service.close());
+    const training = await service.createLoraTrainingClient(MODEL);
+    const { question, answer } = QA[0]!;
+    await training.forwardBackward([qaDatum(question, answer)], "cross_entropy");
+    expect(logger.lines).toContainEqual(
+      expect.stringMatching(/^debug poll ForwardBackward \S+: again in \d+ ms: status 503$/),
+    );
+  });
+
   test("the default level logs no debug line", async () => {
     const logger = capture();
     const t = setup({ client: { logger } });

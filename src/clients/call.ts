@@ -20,6 +20,8 @@ export interface CallContext {
   readonly billingPauseMs: number;
   /** Told the outcome of every call and poll: the last failure, or undefined after a success. */
   noteOutcome?(failure: Error | undefined): void;
+  /** Told every event of every poll (the debug log's poll lines: queue states, retries and why). */
+  notePollEvent?(requestId: string, requestType: string, event: FutureEvent): void;
 }
 
 /** Runs `work`, telling the context how it ended. */
@@ -187,7 +189,12 @@ export function poll<Result>(
       decoder: e.result,
       roundtripSeconds: input.roundtripSeconds,
       signal: input.signal,
-      onEvent: input.onEvent,
+      onEvent: context.notePollEvent
+        ? (event) => {
+            context.notePollEvent?.(requestId, requestType, event);
+            input.onEvent?.(event);
+          }
+        : input.onEvent,
       billingPauseMs: context.billingPauseMs,
     }),
   );

@@ -33,6 +33,7 @@ import { displayUrl, logServerMessages, maskCredential } from "../core/logger.js
 import { isRetryableStatus } from "../core/retry-policy.js";
 import { type TelemetryBatch, TelemetryQueue } from "../core/telemetry.js";
 import { asVersionRefusal } from "../core/version-gate.js";
+import type { FutureEvent } from "../futures/poller.js";
 import { sleep } from "../internal/sleep.js";
 import { unrefTimer } from "../internal/timers.js";
 import { PROTOCOL_SDK_VERSION } from "../version.js";
@@ -259,6 +260,19 @@ export class Connection {
     const outcome = info.status !== undefined ? String(info.status) : `failed (${this.#lastFailure})`;
     const retry = info.retryCount > 0 ? ` [retry ${info.retryCount}]` : "";
     logger.debug(`${info.method} ${path} → ${outcome} in ${info.ms} ms${retry}`);
+  }
+
+  /** At debug level, a line per poll event: what a future waits for, and why a poll is repeated. */
+  notePollEvent(requestId: string, requestType: string, event: FutureEvent): void {
+    const logger = this.config.logger;
+    if (logger.level !== "debug") return;
+    const what = `${requestType} ${requestId}`;
+    if (event.type === "queue_state") {
+      logger.debug(`poll ${what}: ${event.queueState}${event.reason ? ` (${event.reason})` : ""}`);
+    } else if (event.type === "retry") {
+      const status = event.status === undefined ? "" : ` ${event.status}`;
+      logger.debug(`poll ${what}: again in ${Math.round(event.delayMs)} ms: ${event.reason}${status}`);
+    }
   }
 
   /**
