@@ -205,6 +205,7 @@ describe("methods and hosts over HTTP", () => {
       headers: { "x-api-key": KEY },
     });
     expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get("allow")).toBe("POST");
   });
 });
 

@@ -126,6 +126,7 @@ function noRoute(routes: readonly Route[], method: string, path: string): HttpEr
   return new HttpError(
     405,
     `method ${method} not allowed on /api/v1/${path} (allowed: ${allowed.join(", ")})`,
+    { allow: allowed.join(", ") },
   );
 }
 

@@ -5,6 +5,8 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Headers the answer needs, such as a 405's `Allow`. */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -41,5 +43,6 @@ export function protobufResponse(bytes: Uint8Array, status = 200): Response {
 
 /** FastAPI-style error body, which is what Tinker-compatible servers commonly send. */
 export function errorResponse(error: HttpError | LocalBackendError): Response {
-  return jsonResponse({ detail: error.message }, httpStatusOf(error));
+  const headers = error instanceof HttpError ? error.headers : {};
+  return jsonResponse({ detail: error.message }, httpStatusOf(error), headers);
 }
