@@ -32,7 +32,19 @@ export function withTimeout(options: CallOptions | undefined): AbortSignal | und
   const { signal, timeout } = options;
   if (timeout === undefined) return signal;
   const timer = AbortSignal.timeout(timeout);
-  return signal ? AbortSignal.any([signal, timer]) : timer;
+  return signal ? eitherSignal(signal, timer) : timer;
+}
+
+/** A signal that aborts with whichever of the two aborts first (AbortSignal.any where it exists). */
+function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === "function") return AbortSignal.any([a, b]);
+  // Runtimes without AbortSignal.any (edge-runtime): forward by hand.
+  const both = new AbortController();
+  for (const signal of [a, b]) {
+    if (signal.aborted) both.abort(signal.reason);
+    else signal.addEventListener("abort", () => both.abort(signal.reason), { once: true });
+  }
+  return both.signal;
 }
 
 /**

@@ -453,7 +453,13 @@ async function attemptOnce(
   const expire = () => deadline.abort(new AttemptTimeout(`No complete answer within ${timeoutMs} ms`));
   const startedAt = Date.now();
   let timer = setTimeout(expire, timeoutMs);
-  const attemptSignal = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
+  // The caller's abort ends the attempt too. Forwarded by hand rather than with AbortSignal.any,
+  // which some runtimes lack (edge-runtime) and which keeps a listener on the caller's signal
+  // for as long as that signal lives; this one is removed when the attempt ends.
+  const forwardAbort = () => deadline.abort(signal?.reason);
+  if (signal?.aborted) forwardAbort();
+  else signal?.addEventListener("abort", forwardAbort, { once: true });
+  const attemptSignal = deadline.signal;
   try {
     const response = await ky(url, { ...options, signal: attemptSignal });
     if (bodyTimeoutMs < timeoutMs - (Date.now() - startedAt)) {
@@ -468,6 +474,7 @@ async function attemptOnce(
     throw error;
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener("abort", forwardAbort);
   }
 }
 
