@@ -7,7 +7,7 @@ import { createLocalAuth, type LocalAuthOptions } from "./auth.js";
 import { authKeyRoutes, serveUnauthed } from "./auth-keys.js";
 import type { LocalBackend } from "./backend.js";
 import { BodyTooLargeError, LOCAL_LIMITS, limitBody } from "./limits.js";
-import { OaiError } from "./oai/requests.js";
+import { OaiError } from "./oai/errors.js";
 import { OAI_PREFIX, oaiErrorResponse, oaiRoutes } from "./oai/routes.js";
 import { errorResponse, HttpError } from "./responses.js";
 import { externalWeightsRoutes, serveSignedWeightsFile } from "./routes/external-weights.js";

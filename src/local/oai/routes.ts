@@ -9,6 +9,12 @@
 import { ValidationError } from "../../core/errors.js";
 import { ByteLevelTokenizer } from "../../lib/tokenizer/byte-level.js";
 import { baseModelName, contextLengthOf, parseModelString } from "../../openai/model-string.js";
+import {
+  type OaiRequest,
+  ParamError,
+  parseChatRequest,
+  parseCompletionRequest,
+} from "../../openai/params.js";
 import { ReplyAssembler, type SampledTokenInfo } from "../../openai/reply.js";
 import {
   type AnswerShape,
@@ -26,7 +32,7 @@ import type { LocalBackend } from "../backend.js";
 import { EngineError, type InferenceModel, type SampleOptions } from "../engine/index.js";
 import { LocalBackendError } from "../errors.js";
 import { runInSlices } from "../time-slices.js";
-import { OaiError, type OaiRequest, parseChatRequest, parseCompletionRequest } from "./requests.js";
+import { OaiError } from "./errors.js";
 
 /** The path prefix of these routes, before the route itself. */
 export const OAI_PREFIX = "/oai/api/v1/";
@@ -163,6 +169,7 @@ function resolveModel(backend: LocalBackend, model: string): { model: InferenceM
 
 function asOaiError(error: unknown): OaiError {
   if (error instanceof OaiError) return error;
+  if (error instanceof ParamError) return new OaiError(400, error.message, error.param, error.code);
   // The engine checks what the request parsing cannot know (token ids, the context).
   if (error instanceof EngineError) return new OaiError(400, error.message);
   return new OaiError(500, error instanceof Error ? error.message : String(error));

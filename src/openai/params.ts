@@ -1,27 +1,22 @@
 /**
  * The bodies of `POST /oai/api/v1/chat/completions` and `/completions`, checked and read into one
- * request form. Every refusal is a 400 naming the field (OpenAI's `param`), before anything runs.
+ * request form, by the local backend's routes (a refusal is a 400 naming the field, OpenAI's
+ * `param`) and by the native facade (a ValidationError before any request) alike.
  * Fields OpenAI clients send that change nothing here (`user`, `stream_options` without a stream)
  * are accepted; fields asking for what a Tinker sampler cannot do (tools, penalties, logit bias,
  * images) are refused rather than ignored.
  */
-import type { ChatMessage } from "../../toolkit/renderers/types.js";
+import type { ChatMessage } from "../toolkit/renderers/types.js";
 
-/** An answer in OpenAI's error form: status, message, the field concerned and a code. */
-export class OaiError extends Error {
+/** A request that cannot be served: the field concerned (OpenAI's `param`), and a code. */
+export class ParamError extends Error {
+  override name = "ParamError";
   constructor(
-    readonly status: number,
+    readonly param: string | null,
     message: string,
-    readonly param: string | null = null,
     readonly code: string | null = null,
   ) {
     super(message);
-  }
-
-  get type(): string {
-    if (this.status === 401) return "authentication_error";
-    if (this.status === 404) return "not_found_error";
-    return this.status >= 500 ? "server_error" : "invalid_request_error";
   }
 }
 
@@ -52,8 +47,8 @@ const MAX_TOP_LOGPROBS = 20;
 const MAX_COMPLETION_LOGPROBS = 5;
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
-function bad(param: string, message: string, code: string | null = null): OaiError {
-  return new OaiError(400, `${param}: ${message}`, param, code);
+function bad(param: string, message: string, code: string | null = null): ParamError {
+  return new ParamError(param, `${param}: ${message}`, code);
 }
 
 type Body = Record<string, unknown>;
@@ -130,7 +125,7 @@ function refuseUnsupported(body: Body): void {
 
 function common(body: unknown, kind: OaiRequest["kind"]): { body: Body; request: OaiRequest } {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new OaiError(400, "the request body must be a JSON object");
+    throw new ParamError(null, "the request body must be a JSON object");
   }
   const b = body as Body;
   if (typeof b.model !== "string" || b.model.trim() === "") {
@@ -222,5 +217,12 @@ export function parseCompletionRequest(input: unknown): OaiRequest {
   }
   request.echo = boolean(body, "echo");
   request.logprobs = integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS);
+  if (request.echo && request.logprobs !== undefined) {
+    throw bad(
+      "echo",
+      "with logprobs is not supported (prompt logprobs are not returned)",
+      "unsupported_parameter",
+    );
+  }
   return request;
 }
