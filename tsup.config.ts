@@ -1,6 +1,11 @@
 import { defineConfig } from "tsup";
 
-const entry = { index: "src/index.ts", local: "src/local/index.ts", toolkit: "src/toolkit/index.ts" };
+const entry = {
+  index: "src/index.ts",
+  local: "src/local/index.ts",
+  toolkit: "src/toolkit/index.ts",
+  openai: "src/openai/index.ts",
+};
 
 // Declarations are not bundled here: scripts/build-types.mjs (run after tsup by `npm run build`)
 // emits one .d.ts per module with declaration maps, for ESM (dist/types) and CommonJS

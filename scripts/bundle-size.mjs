@@ -123,6 +123,14 @@ export async function measure() {
   });
   figures["toolkit.extra.gzip"] = kb(withToolkit.eager.gzip - sdk.eager.gzip);
   figures["toolkit.extra.min"] = kb(withToolkit.eager.min - sdk.eager.min);
+  // tinker-ts/openai is its own entry too: what an app that only streams chat from it downloads
+  // (a Worker, a browser page), and what it adds on top of the whole SDK's eager entry.
+  const openai = await bundle({ file: join(root, "src/openai/index.ts") });
+  const withOpenai = await bundle({
+    contents: 'export * from "./src/index.ts"; export * from "./src/openai/index.ts";',
+  });
+  figures["openai.alone.gzip"] = kb(openai.eager.gzip);
+  figures["openai.extra.gzip"] = kb(withOpenai.eager.gzip - sdk.eager.gzip);
   return { figures, sdk, apps: appBundles };
 }
 
@@ -180,6 +188,8 @@ function report({ figures, sdk }, { target, budget }) {
     "toolkit.extra.gzip",
     "  (a separate entry: not in the SDK's figures)",
   );
+  line("tinker-ts/openai alone, gzip", "openai.alone.gzip", "  (a separate entry)");
+  line("tinker-ts/openai on top, gzip", "openai.extra.gzip");
 }
 
 async function main() {

@@ -127,6 +127,14 @@ describe.skipIf(!hasChromium)(
       expect(answers).toHaveLength(6);
       expect(answers[0]).toContain("What is the capital of France? → Paris");
       expect(await page.locator("#answers li.ok").count()).toBeGreaterThanOrEqual(4);
+
+      // The chat box streams the fine-tune's reply, piece by piece, through tinker-ts/openai.
+      await page.fill("#chat-input", "What is the capital of France?");
+      await page.click("#chat-send");
+      await page.waitForSelector('#chat-output[data-state="done"], #chat-output[data-state="error"]');
+      expect(await page.textContent("#chat-output")).toBe(" Paris");
+      expect(Number(await page.getAttribute("#chat-output", "data-pieces"))).toBeGreaterThan(1);
+      expect(errors).toEqual([]);
     });
   },
 );

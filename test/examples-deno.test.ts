@@ -29,5 +29,15 @@ describe.skipIf(!found)(
       expect(stdout).toContain("Q: What is the capital of France? A: Paris");
       expect(stdout.match(/^Q: .* A: .+$/gm)).toHaveLength(6);
     });
+
+    it("streams the fine-tune's answer to the terminal (deno task chat)", async () => {
+      const { stdout } = await promisify(execFile)("npx", ["deno", "task", "chat"], {
+        cwd: join(root, "examples/deno"),
+        env: { ...process.env, DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1", NO_COLOR: "1" },
+        timeout: 60_000,
+      });
+      expect(stdout).toContain("Q: What is the capital of France?\nA: Paris\n");
+      expect(Number(/\((\d+) pieces streamed\)/.exec(stdout)![1])).toBeGreaterThan(1);
+    });
   },
 );

@@ -1,14 +1,17 @@
 /**
  * The page script: fine-tune a LoRA adapter on the embedded backend, plot the loss after every
- * step, then answer each training question greedily.
+ * step, then answer each training question greedily. Then the box under the answers asks the
+ * fine-tune anything, its reply streamed token by token through the backend's OpenAI-compatible
+ * route (tinker-ts/openai).
  *
  * It runs on the page's main thread to stay short; each step blocks the page for a fraction of a
  * second, so a real app would move the same code into a Web Worker. Bundle it (SDK included)
- * with esbuild, as README.md shows. Outside this repository, import from "tinker-ts" and
- * "tinker-ts/local".
+ * with esbuild, as README.md shows. Outside this repository, import from "tinker-ts",
+ * "tinker-ts/local" and "tinker-ts/openai".
  */
 import { type Datum, datum, ModelInput, ServiceClient } from "tinker-ts";
-import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens } from "tinker-ts/local";
+import { BUILTIN_BASE_MODEL, createLocalTinker, decodeTokens, type LocalTinker } from "tinker-ts/local";
+import { chunkText, TinkerOpenAI } from "tinker-ts/openai";
 import { promptTokens, QA_PAIRS, supervisedExample } from "../qa-dataset.js";
 
 const STEPS = 30;
@@ -19,6 +22,9 @@ const chart = document.querySelector<SVGSVGElement>("#chart")!;
 const status = document.querySelector<HTMLElement>("#status")!;
 const answers = document.querySelector<HTMLUListElement>("#answers")!;
 const before = document.querySelector<HTMLElement>("#before")!;
+const chatForm = document.querySelector<HTMLFormElement>("#chat")!;
+const chatInput = document.querySelector<HTMLInputElement>("#chat-input")!;
+const chatOutput = document.querySelector<HTMLElement>("#chat-output")!;
 
 /** Redraws the curve; the plotted values also go to `data-losses` for anyone reading the page. */
 function plot(losses: number[]): void {
@@ -44,6 +50,7 @@ const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() 
 async function main(): Promise<void> {
   // The embedded backend is a fetch handler; the client calls it instead of the network.
   const local = createLocalTinker();
+  let chatting = false;
   const service = new ServiceClient({
     apiKey: "tml-local",
     baseURL: "http://local.tinker",
@@ -105,6 +112,10 @@ async function main(): Promise<void> {
       item.querySelector(".a")!.textContent = text;
       answers.append(item);
     }
+    // Named sampler weights: a `tinker://` path, the model string of the OpenAI-compatible route.
+    const { path } = await training.saveWeightsForSampler("browser-chat");
+    startChat(local, path);
+    chatting = true;
     status.textContent = `Done: loss ${losses[0]!.toFixed(3)} → ${losses.at(-1)!.toFixed(4)} in ${STEPS} steps.`;
     status.dataset.state = "done";
   } catch (error) {
@@ -113,8 +124,49 @@ async function main(): Promise<void> {
     throw error;
   } finally {
     await service.close();
-    local.close();
+    // The chat box keeps using the backend for as long as the page is open.
+    if (!chatting) await local.close();
   }
+}
+
+/**
+ * The chat box: each question goes to the fine-tune in the format it was trained on ("Q: …\nA:")
+ * as a streamed text completion, and the reply is shown piece by piece as the tokens are drawn.
+ */
+function startChat(local: LocalTinker, model: string): void {
+  const client = new TinkerOpenAI({
+    apiKey: "tml-local",
+    baseURL: "http://local.tinker",
+    fetch: local.fetch,
+  });
+  chatForm.hidden = false;
+  chatForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    chatOutput.textContent = "";
+    chatOutput.dataset.state = "streaming";
+    let pieces = 0;
+    try {
+      const stream = await client.completions.create({
+        model,
+        prompt: `Q: ${chatInput.value.trim()}\nA:`,
+        max_tokens: 48,
+        temperature: 0,
+        stop: ["\n"],
+        stream: true,
+      });
+      for await (const chunk of stream) {
+        const text = chunkText(chunk);
+        if (text === "") continue;
+        chatOutput.textContent += text;
+        chatOutput.dataset.pieces = String(++pieces);
+        await nextFrame(); // paint each piece
+      }
+      chatOutput.dataset.state = "done";
+    } catch (error) {
+      chatOutput.textContent = `Failed: ${error}`;
+      chatOutput.dataset.state = "error";
+    }
+  });
 }
 
 void main();

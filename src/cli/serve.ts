@@ -10,6 +10,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { createLocalTinker, type LocalTinkerOptions } from "../local/index.js";
 
 export interface ServeOptions extends LocalTinkerOptions {
@@ -117,6 +119,13 @@ async function handleNodeRequest(
   response.headers.forEach((value, name) => {
     res.setHeader(name, value);
   });
+  // An event stream (a streamed completion of the /oai routes) goes out as it is produced, and is
+  // cancelled if the client leaves; every other answer is written whole.
+  if (response.body && response.headers.get("content-type")?.startsWith("text/event-stream")) {
+    res.flushHeaders();
+    await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res).catch(() => {});
+    return;
+  }
   res.end(Buffer.from(await response.arrayBuffer()));
 }
 

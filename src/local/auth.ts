@@ -84,7 +84,8 @@ function jwtAuth(
     async check(request, path) {
       const credential = requireCredential(request);
       if (await verified(credential)) return;
-      const raw = RAW_CREDENTIAL_ENDPOINTS.has(path);
+      // The OpenAI-compatible routes take the API key itself, as OpenAI clients send it.
+      const raw = RAW_CREDENTIAL_ENDPOINTS.has(path) || path.startsWith("oai/");
       if (raw && isRawKey(credential)) return;
       if (credential.startsWith("eyJ")) throw new HttpError(401, "Invalid JWT");
       throw new HttpError(401, raw ? "invalid API key" : "a JWT from auth/token is required");

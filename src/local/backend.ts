@@ -134,6 +134,8 @@ export class LocalBackend {
   /** Session expiry's clock (monotonic, stopped during event-loop stalls) and each session's last beat on it. */
   readonly #clock = new LivenessClock();
   readonly #lastBeat = new WeakMap<Session, number>();
+  /** Inference models built from checkpoints for OpenAI-compatible requests, per stored checkpoint. */
+  readonly #checkpointModels = new WeakMap<Checkpoint, InferenceModel>();
   /** The jobs of #runLater, in order. */
   #jobLane: Promise<void> = Promise.resolve();
 
@@ -717,6 +719,63 @@ export class LocalBackend {
     this.#state.samplers.set(id, sampler);
     this.#persistence.persistSampler(sampler);
     return id;
+  }
+
+  /**
+   * The weights an OpenAI-compatible request names (src/local/oai): a base model, or the engine
+   * state of a sampler (or training) checkpoint on the base model it was trained on. With both,
+   * the base model must be the checkpoint's. `baseModel` is given without a `:peft:` suffix.
+   * Not found: an unknown checkpoint, or a base model this backend does not serve.
+   */
+  inferenceModel(spec: { baseModel?: string; checkpoint?: string }): {
+    baseModel: string;
+    model: InferenceModel;
+  } {
+    if (spec.checkpoint === undefined) {
+      const name = spec.baseModel ?? "";
+      let base: ReturnType<BaseModels["get"]>;
+      try {
+        base = this.#models.get(name);
+      } catch (error) {
+        throw new LocalBackendError("not_found", messageOf(error));
+      }
+      return { baseModel: name, model: createInferenceModel(base) };
+    }
+    const checkpoint = this.#state.checkpoints.get(spec.checkpoint);
+    if (!checkpoint) throw new LocalBackendError("not_found", `checkpoint not found: ${spec.checkpoint}`);
+    if (!holdsEngineState(checkpoint)) {
+      throw new LocalBackendError(
+        "invalid",
+        `${spec.checkpoint} is an external (PEFT) adapter; sample from sampler or training weights`,
+      );
+    }
+    if (spec.baseModel !== undefined && spec.baseModel !== checkpoint.baseModel) {
+      throw new LocalBackendError(
+        "invalid",
+        `${spec.checkpoint} was trained on ${checkpoint.baseModel}, not ${spec.baseModel}`,
+      );
+    }
+    let model = this.#checkpointModels.get(checkpoint);
+    if (!model) {
+      model = this.#models
+        .fromState(checkpoint.baseModel, checkpoint.lora, checkpoint.state, false)
+        .snapshot();
+      this.#checkpointModels.set(checkpoint, model);
+    }
+    return { baseModel: checkpoint.baseModel, model };
+  }
+
+  /**
+   * Runs `job` on the lane of the sample and training jobs, after every job submitted before it, so
+   * that work started outside the futures (a streamed completion) takes its turn like a sample.
+   */
+  runOnJobLane<T>(job: () => Promise<T>): Promise<T> {
+    const turn = this.#jobLane.then(job);
+    this.#jobLane = turn.then(
+      () => {},
+      () => {},
+    );
+    return turn;
   }
 
   getSampler(id: string): unknown {

@@ -7,6 +7,8 @@ import { createLocalAuth, type LocalAuthOptions } from "./auth.js";
 import { authKeyRoutes, serveUnauthed } from "./auth-keys.js";
 import type { LocalBackend } from "./backend.js";
 import { BodyTooLargeError, LOCAL_LIMITS, limitBody } from "./limits.js";
+import { OaiError } from "./oai/errors.js";
+import { OAI_PREFIX, oaiErrorResponse, oaiRoutes } from "./oai/routes.js";
 import { errorResponse, HttpError } from "./responses.js";
 import { externalWeightsRoutes, serveSignedWeightsFile } from "./routes/external-weights.js";
 import { futureRoutes } from "./routes/futures.js";
@@ -60,6 +62,25 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
   ];
 
   const maxBodyBytes = options.maxBodyBytes ?? LOCAL_LIMITS.maxBodyBytes;
+  const handleOai = oaiRoutes(backend);
+
+  /**
+   * `<base>/oai/api/v1/<route>`: the OpenAI-compatible routes, authenticated with the same API keys
+   * as the native ones, sent as OpenAI clients do (`Authorization: Bearer`) or as `X-API-Key`; in
+   * JWT mode too the raw key is accepted, as OpenAI clients cannot do the exchange.
+   */
+  async function dispatchOai(request: Request, route: string): Promise<Response> {
+    const bearer = /^bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim();
+    const credential = request.headers.get("x-api-key") ?? bearer;
+    const probe = new Headers(credential ? { "x-api-key": credential } : {});
+    try {
+      await auth.check(new Request(request.url, { headers: probe }), `oai/${route}`);
+    } catch (error) {
+      const message = error instanceof HttpError ? error.message : "invalid API key";
+      return oaiErrorResponse(new OaiError(401, message, null, "invalid_api_key"));
+    }
+    return handleOai(request, route);
+  }
 
   /**
    * Every request, with its body counted as it streams (413 past the limit, whoever was reading).
@@ -83,6 +104,8 @@ export function createHandler(backend: LocalBackend, options: HandlerOptions = {
 
   async function dispatch(request: Request): Promise<Response> {
     const url = new URL(request.url);
+    const oai = url.pathname.indexOf(OAI_PREFIX);
+    if (oai >= 0) return dispatchOai(request, url.pathname.slice(oai + OAI_PREFIX.length));
     const marker = url.pathname.indexOf("/api/v1/");
     // Signed archive URLs live outside /api/v1/: the token is the credential, no API key needed.
     const archive = marker < 0 ? /\/archives\/([^/]+)$/.exec(url.pathname) : null;

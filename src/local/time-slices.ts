@@ -14,17 +14,19 @@ const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 /**
  * Runs `steps` to its result, pausing between slices; undefined if `cancelled()` turns true at a
- * pause (the rest of the work is then skipped).
+ * pause (the rest of the work is then skipped). `sliceMs` 0 pauses at every step: a streamed
+ * answer steps once per token, so that each token is written before the next is computed.
  */
 export async function runInSlices<T>(
   steps: Generator<void, T, void>,
   cancelled: () => boolean = () => false,
+  sliceMs = SLICE_MS,
 ): Promise<T | undefined> {
   let sliceStart = performance.now();
   for (;;) {
     const step = steps.next();
     if (step.done) return step.value;
-    if (performance.now() - sliceStart >= SLICE_MS) {
+    if (performance.now() - sliceStart >= sliceMs) {
       await pause();
       if (cancelled()) {
         steps.return(undefined as never);

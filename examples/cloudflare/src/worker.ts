@@ -3,6 +3,8 @@
  *
  *   GET  /        the page (src/page.html)
  *   POST /sample  {"prompt": "…"} → {"text", "model", "stop_reason", "note"?}
+ *   POST /chat    {"messages": [{"role", "content"}, …]} → the reply streamed token by token as
+ *                 OpenAI chat chunks (server-sent events), through tinker-ts/openai
  *
  * With the secret TINKER_API_KEY set, it calls the Tinker service (or TINKER_BASE_URL, any
  * Tinker-compatible server such as `tinker-ts serve`). Without it, the SDK's embedded backend
@@ -15,11 +17,18 @@
  * fixed error, and the sampling parameters are fixed server-side so the page cannot spend more.
  * (The endpoint itself is public: put rate limiting or Cloudflare Access in front of a real one.)
  *
- * Wrangler bundles "tinker-ts" and "tinker-ts/local" (in this repository, tsconfig.json maps them
- * to the sources).
+ * Wrangler bundles "tinker-ts", "tinker-ts/local" and "tinker-ts/openai" (in this repository,
+ * tsconfig.json maps them to the sources).
  */
 import { ModelInput, ServiceClient } from "tinker-ts";
-import { BUILTIN_BASE_MODEL, createLocalTinker } from "tinker-ts/local";
+import { BUILTIN_BASE_MODEL, createLocalTinker, type LocalTinker } from "tinker-ts/local";
+import {
+  type ChatCompletionChunk,
+  type ChatCompletionMessageParam,
+  CompletionStream,
+  SSE_HEADERS,
+  TinkerOpenAI,
+} from "tinker-ts/openai";
 import page from "./page.html";
 
 export interface Env {
@@ -48,6 +57,7 @@ export default {
       return new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } });
     }
     if (pathname === "/sample" && request.method === "POST") return sampleRoute(request, env);
+    if (pathname === "/chat" && request.method === "POST") return chatRoute(request, env);
     return json({ error: "not found" }, 404);
   },
 };
@@ -108,4 +118,64 @@ async function sample(prompt: string, env: Env): Promise<SampleResult> {
 
 function json(value: unknown, status = 200): Response {
   return Response.json(value, { status, headers: { "cache-control": "no-store" } });
+}
+
+const MAX_MESSAGES = 20;
+/** Fixed server-side, like SAMPLING_PARAMS: the page cannot ask for more. */
+const CHAT_PARAMS = { max_tokens: 96, temperature: 0.7 };
+
+/** The conversation the page sent, or undefined when it is not a short list of short text turns. */
+function readMessages(body: unknown): ChatCompletionMessageParam[] | undefined {
+  const messages = (body as { messages?: unknown } | null)?.messages;
+  if (!Array.isArray(messages) || messages.length === 0 || messages.length > MAX_MESSAGES) return undefined;
+  const valid = messages.every(
+    (m) =>
+      (m?.role === "user" || m?.role === "assistant") &&
+      typeof m.content === "string" &&
+      m.content.length <= MAX_PROMPT_CHARS,
+  );
+  return valid ? messages.map((m) => ({ role: m.role, content: m.content })) : undefined;
+}
+
+/**
+ * The reply to a conversation, streamed: the chunks of the OpenAI-compatible route (Tinker's, or
+ * the embedded backend's), passed on to the page as server-sent events as they arrive. A failure
+ * before the stream starts is a fixed 502; one during it, a fixed error event. The key is only in
+ * the request to Tinker.
+ */
+async function chatRoute(request: Request, env: Env): Promise<Response> {
+  const messages = readMessages(await request.json().catch(() => null));
+  if (!messages) {
+    return json({ error: `send {"messages": [...]} with 1 to ${MAX_MESSAGES} user/assistant turns` }, 400);
+  }
+  const local = env.TINKER_API_KEY ? undefined : createLocalTinker();
+  const client = local
+    ? new TinkerOpenAI({ apiKey: "tml-local", baseURL: "http://local.tinker", fetch: local.fetch })
+    : new TinkerOpenAI({ apiKey: env.TINKER_API_KEY!, baseURL: env.TINKER_BASE_URL || undefined });
+  const model = env.TINKER_MODEL || (local ? BUILTIN_BASE_MODEL : "meta-llama/Llama-3.2-1B");
+  try {
+    const stream = await client.chat.completions.create({ model, messages, ...CHAT_PARAMS, stream: true });
+    return new Response(new CompletionStream(relay(stream, local)).toReadableStream(), {
+      headers: { ...SSE_HEADERS },
+    });
+  } catch (error) {
+    console.error("chat failed:", error);
+    await local?.close();
+    return json({ error: "chat failed" }, 502);
+  }
+}
+
+/** The chunks as they come; an upstream failure becomes one fixed error event. */
+async function* relay(
+  stream: AsyncIterable<ChatCompletionChunk>,
+  local: LocalTinker | undefined,
+): AsyncGenerator<ChatCompletionChunk | { error: { message: string } }> {
+  try {
+    for await (const chunk of stream) yield chunk;
+  } catch (error) {
+    console.error("chat stream failed:", error);
+    yield { error: { message: "chat failed" } };
+  } finally {
+    await local?.close();
+  }
 }

@@ -50,6 +50,7 @@ export {
   type PromptLogprobs,
   type SampleAndScoreResult,
   type SampledSequence,
+  type SampledToken,
   type SampleOptions,
   type StopReason,
 } from "./sampler.js";

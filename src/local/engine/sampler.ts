@@ -47,6 +47,21 @@ export interface SampleOptions {
   numSamples: number;
   /** topk_sample_logprobs: the k most likely [token, logprob] pairs at each generated position; 0 = none. */
   topkSampleLogprobs?: number;
+  /**
+   * Called with every token as soon as it is drawn, before the next one is computed: what a
+   * streaming answer sends on. `topk` is set when topkSampleLogprobs > 0. The draws do not depend
+   * on it.
+   */
+  onToken?: (token: SampledToken) => void;
+}
+
+/** One drawn token, as `SampleOptions.onToken` sees it. */
+export interface SampledToken {
+  sampleIndex: number;
+  token: number;
+  /** Untempered log-probability, as in SampledSequence.logprobs. */
+  logprob: number;
+  topk?: [number, number][];
 }
 
 export type StopReason = "stop" | "length";
@@ -301,6 +316,12 @@ export class TransformerInferenceModel implements InferenceModel {
           logSoftmax(logits, offset, V, logprobRow, 0);
           topk.push(topEntries(logprobRow, topkSample));
         }
+        opts.onToken?.({
+          sampleIndex,
+          token,
+          logprob,
+          ...(topkSample > 0 ? { topk: topk[topk.length - 1] } : {}),
+        });
         if (stopTokens.has(token)) {
           stopReason = "stop";
           break;
@@ -313,7 +334,8 @@ export class TransformerInferenceModel implements InferenceModel {
           }
         }
         if (tokens.length >= budget) break;
-        if (tokens.length % TOKENS_PER_STEP === 0) yield;
+        // A streamed sample steps after every token, so that each can go out before the next.
+        if (opts.onToken || tokens.length % TOKENS_PER_STEP === 0) yield;
         logits = extendSequence(this.weights, cache, [token], false);
         offset = 0;
       }
