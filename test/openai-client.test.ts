@@ -186,7 +186,10 @@ describe("createNativeFacade (the native SamplingClient + renderer)", () => {
   it("refuses bad parameters with a ValidationError before sampling", async () => {
     let sampled = 0;
     const counting = {
-      sample: (...args: Parameters<SamplingClient["sample"]>) => (sampled++, sampler.sample(...args)),
+      sample: (...args: Parameters<SamplingClient["sample"]>) => {
+        sampled++;
+        return sampler.sample(...args);
+      },
     };
     const facade = createNativeFacade(counting, renderer);
     const error = await facade.chat.completions

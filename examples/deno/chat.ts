@@ -12,6 +12,11 @@ import { BUILTIN_BASE_MODEL, createLocalTinker } from "tinker-ts/local";
 import { chunkText, TinkerOpenAI } from "tinker-ts/openai";
 import { QA_PAIRS, supervisedExample } from "../qa-dataset.js";
 
+// Deno's global, typed here so that the repository's Node typecheck reads this file too.
+const { Deno } = globalThis as unknown as {
+  Deno: { args: string[]; stdout: { write(bytes: Uint8Array): Promise<number> } };
+};
+
 const question = Deno.args[0] ?? "What is the capital of France?";
 const encoder = new TextEncoder();
 
