@@ -212,7 +212,8 @@ export class HttpClient {
     const custom = this.#options.fetch;
     const send = this.#send;
     const maxBytes = this.#maxBytes;
-    return (async (request: Request) => {
+    return (async (request: Request, init?: { attemptSignal?: AbortSignal }) => {
+      const signal = init?.attemptSignal ?? request.signal;
       const response = custom
         ? await custom(request)
         : // The runtime's fetch (or transport) gets the same request as URL and init, with the
@@ -222,11 +223,11 @@ export class HttpClient {
             method: request.method,
             headers: request.headers,
             body,
-            signal: request.signal,
+            signal,
           });
       const final =
         follow && isFollowableRedirect(response)
-          ? await followRedirects(send, request, response, body)
+          ? await followRedirects(send, request, response, body, signal)
           : response;
       // A runtime transport's answer is size-limited by the transport, as it arrives.
       return directBody(final) ? final : limitBody(final, maxBytes);
@@ -298,7 +299,10 @@ export class HttpClient {
       fetch: this.#transport(req.redirect !== "manual", body),
       retry: 0,
     };
-    if (body !== undefined) options.body = body as BodyInit;
+    // Only a caller's fetch is handed ky's Request itself, so only it needs the body inside: the
+    // runtime's fetch and transport send `body` as is, and a Request given a body wraps it in a
+    // ReadableStream that nobody would read.
+    if (body !== undefined && this.#options.fetch) options.body = body as BodyInit;
     const query = compactQuery(req.query);
     const path = this.#prefix + req.path.replace(/^\/+/, "");
     const url = query ? `${path}?${new URLSearchParams(query)}` : path;
@@ -322,6 +326,7 @@ export class HttpClient {
           timeoutMs,
           this.#options.timeoutMs,
           req.signal,
+          this.#options.fetch !== undefined,
           onHeaders,
         );
         const { status } = response;
@@ -417,12 +422,19 @@ export class HttpClient {
       fetch: this.#transport(true, body),
       retry: 0,
     };
-    if (body !== undefined) options.body = body as BodyInit;
+    if (body !== undefined && this.#options.fetch) options.body = body as BodyInit;
     for (let retry = 0; ; retry++) {
       let delayMs: number;
       try {
         const timeoutMs = this.#options.timeoutMs;
-        const response = await attemptOnce(req.url, options, timeoutMs, timeoutMs, req.signal);
+        const response = await attemptOnce(
+          req.url,
+          options,
+          timeoutMs,
+          timeoutMs,
+          req.signal,
+          this.#options.fetch !== undefined,
+        );
         if (response.status >= 200 && response.status < 300) return response;
         if (retry >= this.#options.maxRetries || !shouldRetryResponse(response.status, response.headers)) {
           throw APIError.fromResponse(response.status, response.json() ?? response.text(), response.headers);
@@ -479,15 +491,30 @@ async function attemptOnce(
   timeoutMs: number,
   bodyTimeoutMs: number,
   signal: AbortSignal | undefined,
+  requestCarriesSignal: boolean,
   onHeaders?: (response: Response) => void,
 ): Promise<HttpResponse> {
+  if (signal?.aborted) throw abortError(signal);
+  // One signal per attempt: the timeout's, which the caller's signal fires too through a listener
+  // removed at the end (AbortSignal.any would leave a dependent signal on a long-lived caller
+  // signal per attempt, released only by GC).
   const deadline = new AbortController();
+  const attemptSignal = deadline.signal;
   const expire = () => deadline.abort(new AttemptTimeout(`No complete answer within ${timeoutMs} ms`));
+  const forward = () => deadline.abort(signal!.reason);
+  signal?.addEventListener("abort", forward, { once: true });
   const startedAt = Date.now();
   let timer = setTimeout(expire, timeoutMs);
-  const attemptSignal = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
   try {
-    const response = await ky(url, { ...options, signal: attemptSignal });
+    // A caller's fetch gets ky's Request, which must carry the signal; the runtime's fetch and
+    // transport take it beside the Request (ky hands unknown options to `fetch` as its `init`), so
+    // ky does not chain signals of its own onto it.
+    const response = await ky(
+      url,
+      requestCarriesSignal
+        ? { ...options, signal: attemptSignal }
+        : ({ ...options, attemptSignal } as KyOptions),
+    );
     onHeaders?.(response);
     if (bodyTimeoutMs < timeoutMs - (Date.now() - startedAt)) {
       clearTimeout(timer);
@@ -501,6 +528,7 @@ async function attemptOnce(
     throw error;
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener("abort", forward);
   }
 }
 
@@ -663,6 +691,7 @@ async function followRedirects(
   request: Request,
   first: Response,
   body: string | Uint8Array | undefined,
+  signal: AbortSignal,
 ): Promise<Response> {
   let response = first;
   let url = request.url;
@@ -688,7 +717,7 @@ async function followRedirects(
       headers.delete("content-encoding");
     }
     url = next.href;
-    response = await send(url, { method, headers, body: payload, signal: request.signal });
+    response = await send(url, { method, headers, body: payload, signal });
   }
 }
 
