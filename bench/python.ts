@@ -54,9 +54,12 @@ async function figureOf(command: string, args: string[]): Promise<Figure> {
 }
 
 const ts = {
-  "fb-cpu": (url: string) => figureOf(process.execPath, ["bench/peers/ts_sdk.mjs", "fb-cpu", url, `${FB_COUNT}`]),
-  samples: (url: string) => figureOf(process.execPath, ["bench/peers/ts_sdk.mjs", "samples", url, `${SAMPLES}`]),
-  encode: () => figureOf(process.execPath, ["--import", "tsx", "bench/peers/ts_encode.ts", `${ENCODE_REPEATS}`]),
+  "fb-cpu": (url: string) =>
+    figureOf(process.execPath, ["bench/peers/ts_sdk.mjs", "fb-cpu", url, `${FB_COUNT}`]),
+  samples: (url: string) =>
+    figureOf(process.execPath, ["bench/peers/ts_sdk.mjs", "samples", url, `${SAMPLES}`]),
+  encode: () =>
+    figureOf(process.execPath, ["--import", "tsx", "bench/peers/ts_encode.ts", `${ENCODE_REPEATS}`]),
 };
 const py = (workload: string, url: string, n: number) =>
   figureOf(python!, ["bench/peers/python_sdk.py", workload, url, `${n}`]);
@@ -71,7 +74,8 @@ async function main(): Promise<void> {
     console.log("skipped: set TINKER_PY to a Python with the official tinker SDK (e.g. a 0.25.0 venv)");
     return;
   }
-  if (!existsSync(`${root}/dist/node.js`)) throw new Error("run `npm run build` first (the TS half runs dist/)");
+  if (!existsSync(`${root}/dist/node.js`))
+    throw new Error("run `npm run build` first (the TS half runs dist/)");
   const { stdout: version } = await promisify(execFile)(python, [
     "-c",
     "import importlib.metadata as m; print(m.version('tinker'))",
@@ -96,20 +100,15 @@ async function main(): Promise<void> {
         const field = workload === "fb-cpu" ? "cpu_us" : workload === "samples" ? "peak_rss_mb" : "ms";
         samples[key]!.ts.push(t[field]!);
         samples[key]!.py.push(p[field]!);
-        console.log(`  rep ${rep + 1} ${workload.padEnd(8)} tinker-ts ${t[field]!.toFixed(1)}  python ${p[field]!.toFixed(1)}`);
+        console.log(
+          `  rep ${rep + 1} ${workload.padEnd(8)} tinker-ts ${t[field]!.toFixed(1)}  python ${p[field]!.toFixed(1)}`,
+        );
       }
     }
   } finally {
     child.kill();
   }
-  const line = (
-    id: string,
-    key: string,
-    measure: string,
-    unit: string,
-    goal: number,
-    goalText: string,
-  ) => {
+  const line = (id: string, key: string, measure: string, unit: string, goal: number, goalText: string) => {
     const { ts: t, py: p } = samples[key]!;
     const ratio = median(t) / median(p);
     report({
@@ -121,9 +120,30 @@ async function main(): Promise<void> {
       detail: `tinker-ts ${median(t).toFixed(1)} ${unit} (${spread(t, 1)}), Python ${median(p).toFixed(1)} ${unit} (${spread(p, 1)}); goal ${goalText}; medians of ${t.length}`,
     });
   };
-  line("p1", "cpu", "client CPU per sequential forward_backward future, tinker-ts / Python SDK", "µs", 0.333, "≤ 1/3");
-  line("p2", "rss", `peak RSS of a process launching ${SAMPLES} samples at once, tinker-ts / Python SDK`, "MB", 0.5, "≤ 1/2");
-  line("p3", "encode", "build + encode a 64 × 4,096-token forward_backward request, tinker-ts / Python SDK", "ms", 0.2, "≤ 1/5");
+  line(
+    "p1",
+    "cpu",
+    "client CPU per sequential forward_backward future, tinker-ts / Python SDK",
+    "µs",
+    0.333,
+    "≤ 1/3",
+  );
+  line(
+    "p2",
+    "rss",
+    `peak RSS of a process launching ${SAMPLES} samples at once, tinker-ts / Python SDK`,
+    "MB",
+    0.5,
+    "≤ 1/2",
+  );
+  line(
+    "p3",
+    "encode",
+    "build + encode a 64 × 4,096-token forward_backward request, tinker-ts / Python SDK",
+    "ms",
+    0.2,
+    "≤ 1/5",
+  );
 }
 
 await main();

@@ -34,7 +34,11 @@ function tokenIds(seed: number): number[] {
 
 const plain = Array.from({ length: BATCH }, (_, b) => {
   const tokens = tokenIds(b + 1);
-  return { tokens, targets: [...tokens.slice(1), 0], weights: tokens.map((_, i) => (i < LENGTH / 4 ? 0 : 1)) };
+  return {
+    tokens,
+    targets: [...tokens.slice(1), 0],
+    weights: tokens.map((_, i) => (i < LENGTH / 4 ? 0 : 1)),
+  };
 });
 
 function buildAndEncode(): number {

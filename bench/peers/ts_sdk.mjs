@@ -30,7 +30,10 @@ try {
     const wall0 = performance.now();
     for (let i = 0; i < count; i++) await training.forwardBackward([one], "cross_entropy");
     const cpu = process.cpuUsage(cpu0);
-    figure({ cpu_us: (cpu.user + cpu.system) / count, wall_us: ((performance.now() - wall0) * 1000) / count });
+    figure({
+      cpu_us: (cpu.user + cpu.system) / count,
+      wall_us: ((performance.now() - wall0) * 1000) / count,
+    });
   } else if (workload === "samples") {
     const sampler = await service.createSamplingClient({ baseModel: MODEL });
     const prompt = ModelInput.fromInts([256, ...Array.from({ length: 63 }, (_, i) => 72 + (i % 26))]);
@@ -40,7 +43,11 @@ try {
     );
     const done = results.filter((r) => r.sequences.length > 0).length;
     // maxRSS is in KiB, as Python's ru_maxrss on Linux.
-    figure({ peak_rss_mb: resourceUsage().maxRSS / 1024, done, seconds: (performance.now() - started) / 1000 });
+    figure({
+      peak_rss_mb: resourceUsage().maxRSS / 1024,
+      done,
+      seconds: (performance.now() - started) / 1000,
+    });
   } else {
     throw new Error(`unknown workload ${workload}`);
   }

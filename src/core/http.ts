@@ -3,7 +3,8 @@
  * retries of PROTOCOL.md §5.1 (layer 1), every protocol header of §1.6, and maps every failure onto
  * the SDK's own error classes so that no ky type leaks into the public surface.
  */
-import ky, { isNetworkError } from "ky";
+import type { Options as KyOptions } from "ky";
+import { lazyImport } from "../internal/lazy-import.js";
 import { abortError, sleep, untilAborted } from "../internal/sleep.js";
 import { uuid4 } from "../internal/uuid.js";
 import {
@@ -152,7 +153,21 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 100 * 1024 * 1024;
 
 const decoder = new TextDecoder();
 
-type KyOptions = NonNullable<Parameters<typeof ky>[1]>;
+/**
+ * ky, imported with the first request rather than with the SDK: its module evaluation probes the
+ * runtime's Request and streams (on Node that loads undici, ~30 ms), and a browser app downloads it
+ * as its own chunk. Nothing before the first request needs it.
+ */
+let kyModule: typeof import("ky") | undefined;
+const loadKy = lazyImport(async () => {
+  kyModule = await import("ky");
+  return kyModule;
+});
+
+/** ky's NetworkError (no answer at all); none can exist before ky is loaded. */
+function isNetworkError(error: unknown): error is Error {
+  return kyModule?.isNetworkError(error) ?? false;
+}
 
 /** Thrown inside one attempt when its timeout ran out (mapped to APITimeoutError at the end). */
 class AttemptTimeout extends Error {
@@ -509,6 +524,7 @@ async function attemptOnce(
     // A caller's fetch gets ky's Request, which must carry the signal; the runtime's fetch and
     // transport take it beside the Request (ky hands unknown options to `fetch` as its `init`), so
     // ky does not chain signals of its own onto it.
+    const { default: ky } = kyModule ?? (await loadKy());
     const response = await ky(
       url,
       requestCarriesSignal
