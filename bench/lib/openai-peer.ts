@@ -5,14 +5,27 @@
  * this repository for the `tinker-ts/openai` entry, so both measure the same package.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 export const OPENAI_VERSION = "7.60.0";
 
-/** The folder whose node_modules holds openai, installing it on first use; undefined if npm fails. */
-export function openaiPeer(): string | undefined {
+/** True when `dir`/node_modules holds openai at OPENAI_VERSION. */
+function holdsOpenAI(dir: string): boolean {
+  const manifest = join(dir, "node_modules", "openai", "package.json");
+  return existsSync(manifest) && JSON.parse(readFileSync(manifest, "utf8")).version === OPENAI_VERSION;
+}
+
+/**
+ * The folder whose node_modules holds openai: the repository's own when it has that version (a
+ * devDependency) and `repository` allows it, else the cache folder, installed on first use;
+ * undefined if npm fails.
+ */
+export function openaiPeer({ repository = true } = {}): string | undefined {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  if (repository && holdsOpenAI(root)) return root;
   const dir =
     process.env.OPENAI_NODE_DIR ??
     join(
@@ -21,7 +34,7 @@ export function openaiPeer(): string | undefined {
       "peers",
       `openai-${OPENAI_VERSION}`,
     );
-  if (existsSync(join(dir, "node_modules", "openai", "package.json"))) return dir;
+  if (holdsOpenAI(dir)) return dir;
   try {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "package.json"), '{"private":true}\n');
