@@ -52,7 +52,7 @@ const heap = async () => {
 };
 
 // Warm-up: the JIT optimises functions for a while (its code is on the heap too), sockets, caches.
-await run(Math.min(2_000, count));
+await run(Math.min(3_000, count));
 const checkpoints = [{ futures: 0, heap: await heap() }];
 const step = Math.max(1, Math.floor(count / 10));
 for (let done = 0; done < count; done += step) {
