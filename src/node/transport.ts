@@ -124,10 +124,14 @@ function readAll(
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
+    let failed = false;
     const fail = (error: unknown) => {
+      // Once: destroying the message emits `aborted` at once, which must not replace the reason.
+      if (failed) return;
+      failed = true;
+      reject(request.signal.aborted ? request.signal.reason : error);
       res.destroy();
       stream.destroy();
-      reject(request.signal.aborted ? request.signal.reason : error);
     };
     stream.on("data", (chunk: Buffer) => {
       length += chunk.length;
