@@ -6,6 +6,9 @@ const entry = {
   toolkit: "src/toolkit/index.ts",
   openai: "src/openai/index.ts",
 };
+// `tinker-ts` under the `node` export condition: the same entry plus Node's keep-alive transport
+// (src/node). Its own file, so browsers and workers never see a `node:` import.
+const nodeEntry = { node: "src/node/index.ts" };
 
 // Declarations are not bundled here: scripts/build-types.mjs (run after tsup by `npm run build`)
 // emits one .d.ts per module with declaration maps, for ESM (dist/types) and CommonJS
@@ -14,22 +17,26 @@ const entry = {
 export default defineConfig([
   // ESM for every runtime: web standards only, dependencies left to the consumer's resolver.
   {
-    entry,
+    entry: { ...entry, ...nodeEntry },
     format: ["esm"],
     platform: "neutral",
     target: "es2022",
     sourcemap: true,
     clean: true,
+    external: [/^node:/],
+    removeNodeProtocol: false,
   },
   // CommonJS: ky is ESM-only and esbuild's interop breaks `require("ky")`, so it is inlined
   // (TOOLCHAIN.md §1.4). valibot ships CJS and stays external.
   {
-    entry,
+    entry: { ...entry, ...nodeEntry },
     format: ["cjs"],
     platform: "neutral",
     target: "es2022",
     sourcemap: true,
     noExternal: ["ky"],
+    external: [/^node:/],
+    removeNodeProtocol: false,
   },
   // The CLI (Node, Bun, Deno): `tinker-ts serve`.
   {

@@ -12,6 +12,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { openaiPeer } from "./lib/openai-peer.js";
 import { report } from "./lib/result.js";
 
 interface Measurement {
@@ -25,8 +26,11 @@ interface Measurement {
 const script = fileURLToPath(new URL("../scripts/bundle-size.mjs", import.meta.url));
 
 async function measure(): Promise<Measurement> {
+  // openai-node, the yardstick of issue #15, measured in the same run (installed outside the repo).
+  const peer = openaiPeer();
+  const env = peer ? { ...process.env, OPENAI_NODE_DIR: peer } : process.env;
   // --no-check: the bench reports figures; failing on the budget is the CI check's job.
-  const { stdout } = await promisify(execFile)(process.execPath, [script, "--json", "--no-check"]);
+  const { stdout } = await promisify(execFile)(process.execPath, [script, "--json", "--no-check"], { env });
   const line = stdout.split("\n").find((l) => l.startsWith("{"));
   if (!line) throw new Error(`scripts/bundle-size.mjs printed no JSON:\n${stdout}`);
   return JSON.parse(line) as Measurement;
@@ -89,3 +93,25 @@ report({
   unit: "KB",
   detail: `a separate entry, not counted in e1–e4; ${figures["toolkit.extra.min"]} KB min; ${budgetOf("toolkit.extra.gzip")}`,
 });
+const openai = figures["peer.openai-chat.gzip"];
+if (openai === undefined) {
+  console.log("openai-node could not be installed: the comparison with its minimal chat app is skipped");
+} else {
+  const firstCall = figures["app.sample-only.first-call.gzip"]!;
+  report({
+    id: `e${id++}`,
+    measure: "browser bundle, sample-only app with ky (its first call) / openai-node minimal chat app",
+    value: Number((firstCall / openai).toFixed(3)),
+    unit: "× openai",
+    target: "≤ 0.6",
+    detail: `${firstCall} KB vs ${openai} KB gzip (eager only: ${figures["app.sample-only.gzip"]} KB); same esbuild settings, same run`,
+  });
+  report({
+    id: `e${id++}`,
+    measure: "browser bundle, whole SDK / openai-node minimal chat app",
+    value: Number((figures["whole.gzip"]! / openai).toFixed(3)),
+    unit: "× openai",
+    target: "≤ 1.0",
+    detail: `${figures["whole.gzip"]} KB vs ${openai} KB gzip`,
+  });
+}

@@ -29,7 +29,7 @@ import {
   type SamplingClient,
   ServiceClient,
   type TrainingClient,
-} from "../src/index.js";
+} from "../src/node/index.js";
 import { median, report, spread } from "./lib/result.js";
 
 const MODEL = "tinker-ts/byte-lm-tiny";

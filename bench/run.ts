@@ -20,7 +20,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { BenchResult } from "./lib/result.js";
 
-const CASES = ["wire", "client", "engine", "bundle"] as const;
+const CASES = ["wire", "client", "engine", "bundle", "import", "leak", "python"] as const;
 
 interface CaseOutcome {
   name: string;

@@ -17,7 +17,8 @@
  *          --budget=<file> (another budget file), --no-check (report only).
  * 1 KB = 1024 bytes, as esbuild prints sizes.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -44,9 +45,9 @@ function origin(input) {
 }
 
 /** Bundles one entry (a file, or source code exporting part of the SDK) and sorts its outputs. */
-async function bundle({ file, contents }) {
+async function bundle({ file, contents, resolveDir = root }) {
   const result = await build({
-    ...(file ? { entryPoints: [file] } : { stdin: { contents, resolveDir: root, loader: "ts" } }),
+    ...(file ? { entryPoints: [file] } : { stdin: { contents, resolveDir, loader: "ts" } }),
     absWorkingDir: root,
     bundle: true,
     minify: true,
@@ -93,8 +94,11 @@ async function bundle({ file, contents }) {
   const sum = (list, key) => list.reduce((total, c) => total + c[key], 0);
   const eagerChunks = chunks.filter((c) => eager.has(c.name));
   const lazyChunks = chunks.filter((c) => !eager.has(c.name));
+  // What the first request adds: ky is imported with it (src/core/http.ts).
+  const firstCall = [...eagerChunks, ...lazyChunks.filter((c) => c.packages.includes("ky"))];
   return {
     eager: { min: sum(eagerChunks, "min"), gzip: sum(eagerChunks, "gzip"), chunks: eagerChunks },
+    firstCall: { gzip: sum(firstCall, "gzip") },
     lazy: lazyChunks,
     whole: { min: sum(chunks, "min"), gzip: sum(chunks, "gzip") },
   };
@@ -115,7 +119,10 @@ export async function measure() {
   };
   for (const [name, app] of Object.entries(appBundles)) {
     figures[`app.${name}.gzip`] = kb(app.eager.gzip);
+    figures[`app.${name}.first-call.gzip`] = kb(app.firstCall.gzip);
   }
+  const openai = await openaiChatApp();
+  if (openai) figures["peer.openai-chat.gzip"] = kb(openai.eager.gzip);
   // The toolkit is its own entry (tinker-ts/toolkit), so it is not in the SDK's figures; this is
   // what an app that uses all of it adds on top of the whole SDK's eager entry.
   const withToolkit = await bundle({
@@ -132,6 +139,22 @@ export async function measure() {
   figures["openai.alone.gzip"] = kb(openai.eager.gzip);
   figures["openai.extra.gzip"] = kb(withOpenai.eager.gzip - sdk.eager.gzip);
   return { figures, sdk, apps: appBundles };
+}
+
+/**
+ * The yardstick of issue #15: openai-node's minimal chat app, bundled the same way. openai is a
+ * devDependency (node_modules), or installed by the bench into OPENAI_NODE_DIR / the peers cache
+ * (bench/lib/openai-peer.ts); without either the figure is left out.
+ */
+export const OPENAI_CHAT_APP = `import OpenAI from "openai";
+const client = new OpenAI({ apiKey: "sk-…", dangerouslyAllowBrowser: true });
+export const ask = (content) => client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content }] });`;
+
+async function openaiChatApp() {
+  const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "tinker-ts", "peers");
+  const dirs = [process.env.OPENAI_NODE_DIR, root, join(cache, "openai-7.60.0")].filter(Boolean);
+  const dir = dirs.find((d) => existsSync(join(d, "node_modules", "openai", "package.json")));
+  return dir ? bundle({ contents: OPENAI_CHAT_APP, resolveDir: dir }) : undefined;
 }
 
 /** Figures over their budget, as readable lines; a budget key with no figure is an error too. */
@@ -181,6 +204,16 @@ function report({ figures, sdk }, { target, budget }) {
   line("whole SDK (eager + lazy), gzip", "whole.gzip", goal ? `  (target ≤ ${goal} KB)` : "");
   for (const name of Object.keys(apps)) {
     line(`app "${name}" eager, gzip`, `app.${name}.gzip`, `  [${apps[name].join(", ")}]`);
+    line(`app "${name}" + ky (first call), gzip`, `app.${name}.first-call.gzip`);
+  }
+  if (figures["peer.openai-chat.gzip"] !== undefined) {
+    const openai = figures["peer.openai-chat.gzip"];
+    const ratio = (key) => (figures[key] / openai).toFixed(2);
+    line("openai-node minimal chat app, gzip", "peer.openai-chat.gzip");
+    console.log(
+      `  sample-only first call ${ratio("app.sample-only.first-call.gzip")}× openai (goal ≤ 0.6), ` +
+        `whole SDK ${ratio("whole.gzip")}× (goal ≤ 1.0)`,
+    );
   }
   line("tinker-ts/toolkit on top, min", "toolkit.extra.min");
   line(

@@ -12,6 +12,10 @@
  *    scenario-toolkit.mjs) in every runtime, each in its own process, and prints one line per
  *    runtime. Exits 1 if any runtime fails.
  *
+ * Node, Deno and Bun also run runtime-tests/scenario-http.mjs: the SDK over real loopback HTTP,
+ * through the transport the export conditions select (Node: keep-alive node:http; Deno, Bun: their
+ * fetch), with a redirect and the response size limit.
+ *
  * Node runs once per supported major version (22, 24, 26: package.json's engines and the current
  * releases), each binary from the registry's `node-<platform>-<arch>@<major>` package, installed
  * once into a cache outside the repo (scripts/lib/node-binaries.mjs).
@@ -93,6 +97,9 @@ const runtimes = [
   ...NODE_MAJORS.flatMap((major) => [
     { name: `node${major}-esm`, node: major, argv: ["entry-esm.mjs", `node${major}-esm`] },
     { name: `node${major}-cjs`, node: major, argv: ["entry-cjs.cjs", `node${major}-cjs`] },
+    // Over real HTTP: the transport the `node` export condition selects (node:http keep-alive).
+    { name: `node${major}-http`, node: major, argv: ["entry-http.mjs", `node${major}-http`] },
+    { name: `node${major}-http-cjs`, node: major, argv: ["entry-http-cjs.cjs", `node${major}-http-cjs`] },
   ]),
   // BYONM: bare specifiers resolve from the app's node_modules because it has a package.json.
   // Only env access is granted (no net, no files): the scenario's fetch is in process.
@@ -110,7 +117,15 @@ const runtimes = [
     argv: ["run", "--no-lock", "entry-esm.mjs", "deno-no-env"],
     env: denoEnv,
   },
+  // Over real HTTP with Deno's own fetch (the package's `deno` condition comes before `node`).
+  {
+    name: "deno-http",
+    cmd: bin("deno"),
+    argv: ["run", "--no-lock", "--allow-env", "--allow-net=127.0.0.1", "entry-http.mjs", "deno-http"],
+    env: denoEnv,
+  },
   { name: "bun-esm", cmd: bin("bun"), argv: ["entry-esm.mjs", "bun-esm"] },
+  { name: "bun-http", cmd: bin("bun"), argv: ["entry-http.mjs", "bun-http"] },
   { name: "bun-cjs", cmd: bin("bun"), argv: ["entry-cjs.cjs", "bun-cjs"] },
   {
     name: "workerd",

@@ -7,8 +7,14 @@
  */
 import { createInterface } from "node:readline/promises";
 import { Writable } from "node:stream";
+import { registerRuntimeTransport } from "../core/transport.js";
+import { nodeTransport } from "../node/transport.js";
 import { main } from "./app.js";
 import { CliError } from "./errors.js";
+
+// What the package's `node` export condition gives an application: the keep-alive transport. Bun
+// and Deno, which also run this command, keep their own fetch (faster there than node:http).
+if (!("Bun" in globalThis) && !("Deno" in globalThis)) registerRuntimeTransport(nodeTransport);
 
 /** More than any key; a larger stdin is not a key. */
 const MAX_SECRET_BYTES = 64 * 1024;

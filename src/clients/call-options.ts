@@ -1,4 +1,5 @@
 import { ValidationError } from "../core/errors.js";
+import { eitherSignal } from "../internal/abort.js";
 import { CALL_OPTION_SHAPE, checkOptions, type OptionShape, optionShape } from "../lib/strict-options.js";
 import type { LoadTokenizerOptions } from "../lib/tokenizer/index.js";
 
@@ -33,18 +34,6 @@ export function withTimeout(options: CallOptions | undefined): AbortSignal | und
   if (timeout === undefined) return signal;
   const timer = AbortSignal.timeout(timeout);
   return signal ? eitherSignal(signal, timer) : timer;
-}
-
-/** A signal that aborts with whichever of the two aborts first (AbortSignal.any where it exists). */
-function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
-  if (typeof AbortSignal.any === "function") return AbortSignal.any([a, b]);
-  // Runtimes without AbortSignal.any (edge-runtime): forward by hand.
-  const both = new AbortController();
-  for (const signal of [a, b]) {
-    if (signal.aborted) both.abort(signal.reason);
-    else signal.addEventListener("abort", () => both.abort(signal.reason), { once: true });
-  }
-  return both.signal;
 }
 
 /**

@@ -3,7 +3,8 @@
  * retries of PROTOCOL.md §5.1 (layer 1), every protocol header of §1.6, and maps every failure onto
  * the SDK's own error classes so that no ky type leaks into the public surface.
  */
-import ky, { type AfterResponseHook, isNetworkError } from "ky";
+import type { Options as KyOptions } from "ky";
+import { lazyImport } from "../internal/lazy-import.js";
 import { abortError, sleep, untilAborted } from "../internal/sleep.js";
 import { uuid4 } from "../internal/uuid.js";
 import {
@@ -21,6 +22,7 @@ import {
   transportBackoffMs,
   UNEXPECTED_ANSWER_RETRIES,
 } from "./retry-policy.js";
+import { directBody, type RuntimeTransport, runtimeTransport } from "./transport.js";
 
 export type FetchLike = (input: Request, init?: RequestInit) => Promise<Response>;
 
@@ -151,7 +153,21 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 100 * 1024 * 1024;
 
 const decoder = new TextDecoder();
 
-type KyOptions = NonNullable<Parameters<typeof ky>[1]>;
+/**
+ * ky, imported with the first request rather than with the SDK: its module evaluation probes the
+ * runtime's Request and streams (on Node that loads undici, ~30 ms), and a browser app downloads it
+ * as its own chunk. Nothing before the first request needs it.
+ */
+let kyModule: typeof import("ky") | undefined;
+const loadKy = lazyImport(async () => {
+  kyModule = await import("ky");
+  return kyModule;
+});
+
+/** ky's NetworkError (no answer at all); none can exist before ky is loaded. */
+function isNetworkError(error: unknown): error is Error {
+  return kyModule?.isNetworkError(error) ?? false;
+}
 
 /** Thrown inside one attempt when its timeout ran out (mapped to APITimeoutError at the end). */
 class AttemptTimeout extends Error {
@@ -170,6 +186,10 @@ export class HttpClient {
   /** `defaultHeaders` with lower-case names (header names are case-insensitive; later ones win). */
   readonly #defaultHeaders: Record<string, string>;
   readonly #maxBytes: number;
+  /** The runtime transport (Node's keep-alive one), unless the caller brought its own fetch. */
+  readonly #direct: RuntimeTransport | undefined;
+  /** Sends one hop of a call, no redirect followed (a redirect's next hop goes the same way). */
+  readonly #send: Send;
 
   constructor(options: HttpClientOptions) {
     this.#options = options;
@@ -180,6 +200,21 @@ export class HttpClient {
       if (isCredentialHeader(name)) registerSecret(value);
     }
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    const custom = options.fetch;
+    const direct = custom ? undefined : runtimeTransport();
+    this.#direct = direct;
+    const maxBytes = this.#maxBytes;
+    const tooLarge = () => responseTooLarge(maxBytes);
+    this.#send = custom
+      ? (url, init) => custom(new Request(url, { ...init, body: init.body as BodyInit, redirect: "manual" }))
+      : direct
+        ? (url, init) => direct(url, { ...init, maxBytes, tooLarge })
+        : (url, init) => globalThis.fetch(url, { ...init, body: init.body as BodyInit, redirect: "manual" });
+  }
+
+  /** Which transport this client sends with: the caller's fetch, the runtime's, or Node's own. */
+  get transport(): "custom" | "fetch" | "node" {
+    return this.#options.fetch ? "custom" : this.#direct ? "node" : "fetch";
   }
 
   /**
@@ -188,24 +223,29 @@ export class HttpClient {
    * wants followed are followed here, with `body` resent when the status asks for it, so credentials
    * never go to another origin. Bodies are size-limited as they stream in.
    */
-  #transport(follow: boolean, body: BodyInit | undefined): typeof globalThis.fetch {
+  #transport(follow: boolean, body: string | Uint8Array | undefined): typeof globalThis.fetch {
     const custom = this.#options.fetch;
-    const fetch = custom ?? (globalThis.fetch as FetchLike);
+    const send = this.#send;
     const maxBytes = this.#maxBytes;
-    return (async (request: Request) => {
+    return (async (request: Request, init?: { attemptSignal?: AbortSignal }) => {
+      const signal = init?.attemptSignal ?? request.signal;
       const response = custom
         ? await custom(request)
-        : // The runtime's fetch gets the same request as URL and init, with the original body: given
-          // a Request with a body, fetch must proxy that body's stream through a TransformStream.
-          await globalThis.fetch(request.url, {
+        : // The runtime's fetch (or transport) gets the same request as URL and init, with the
+          // original body: given a Request with a body, fetch must proxy that body's stream through
+          // a TransformStream.
+          await send(request.url, {
             method: request.method,
             headers: request.headers,
             body,
-            signal: request.signal,
-            redirect: "manual",
+            signal,
           });
-      if (!follow || !isFollowableRedirect(response)) return limitBody(response, maxBytes);
-      return limitBody(await followRedirects(fetch, request, response, body), maxBytes);
+      const final =
+        follow && isFollowableRedirect(response)
+          ? await followRedirects(send, request, response, body, signal)
+          : response;
+      // A runtime transport's answer is size-limited by the transport, as it arrives.
+      return directBody(final) ? final : limitBody(final, maxBytes);
     }) as typeof globalThis.fetch;
   }
 
@@ -246,14 +286,14 @@ export class HttpClient {
     headers["x-stainless-read-timeout"] = formatSeconds(timeoutMs);
     headers.accept ??= "application/json";
 
-    let body: BodyInit | undefined;
+    let body: string | Uint8Array | undefined;
     if (req.method !== "GET") {
       // One key for every transport attempt of this call, so a server can drop duplicates.
       headers["x-idempotency-key"] = `tinker-ts-retry-${uuid4()}`;
       if (req.binary) {
         headers["content-type"] = req.binary.contentType;
         if (req.binary.contentEncoding) headers["content-encoding"] = req.binary.contentEncoding;
-        body = req.binary.bytes as Uint8Array<ArrayBuffer>;
+        body = req.binary.bytes;
       } else {
         headers["content-type"] = "application/json";
         body = req.json === undefined ? undefined : JSON.stringify(req.json);
@@ -263,7 +303,8 @@ export class HttpClient {
     // ky makes one attempt per call (`retry: 0`) and reports statuses instead of throwing; the
     // transport retries (layer 1), the attempt timeout and the body read are this loop's. ky would
     // clone the request for each call that may be retried, teeing its body stream; here every
-    // attempt builds its Request afresh from the same body.
+    // attempt builds its one Request afresh from the same body. The query is part of the URL given
+    // to ky (its `searchParams` would build the Request twice).
     const options: KyOptions = {
       method: req.method,
       headers,
@@ -273,15 +314,19 @@ export class HttpClient {
       fetch: this.#transport(req.redirect !== "manual", body),
       retry: 0,
     };
-    if (body !== undefined) options.body = body;
+    // Only a caller's fetch is handed ky's Request itself, so only it needs the body inside: the
+    // runtime's fetch and transport send `body` as is, and a Request given a body wraps it in a
+    // ReadableStream that nobody would read.
+    if (body !== undefined && this.#options.fetch) options.body = body as BodyInit;
     const query = compactQuery(req.query);
-    if (query) options.searchParams = query;
+    const path = this.#prefix + req.path.replace(/^\/+/, "");
+    const url = query ? `${path}?${new URLSearchParams(query)}` : path;
     const attempt = { count: 0 };
-    // Registered only when someone observes: ky clones every response for its afterResponse hooks,
-    // which costs a stream tee and a cancel per request.
+    // Told here, not through a ky afterResponse hook: ky clones every response for its hooks.
     const observe = this.#options.onResponse;
-    if (observe) options.hooks = { afterResponse: [observeHook(observe, attempt)] };
-    const url = this.#prefix + req.path.replace(/^\/+/, "");
+    const onHeaders = observe
+      ? (response: Response) => notifyResponse(observe, req.method, url, response, attempt.count)
+      : undefined;
     let transportRetries = 0;
     let unexpectedRetries = 0;
 
@@ -290,7 +335,15 @@ export class HttpClient {
       const sentAt = this.#options.onAttempt ? Date.now() : 0;
       let answered = false;
       try {
-        const response = await attemptOnce(url, options, timeoutMs, this.#options.timeoutMs, req.signal);
+        const response = await attemptOnce(
+          url,
+          options,
+          timeoutMs,
+          this.#options.timeoutMs,
+          req.signal,
+          this.#options.fetch !== undefined,
+          onHeaders,
+        );
         const { status } = response;
         answered = true;
         this.#notifyAttempt(req.method, url, attempt.count, sentAt, { status });
@@ -374,7 +427,7 @@ export class HttpClient {
    */
   async sendSigned(req: SignedRequest): Promise<HttpResponse> {
     const headers: Record<string, string> = { ...req.headers };
-    const body = req.body as Uint8Array<ArrayBuffer> | undefined;
+    const body = req.body;
     const options: KyOptions = {
       method: req.method,
       headers,
@@ -384,12 +437,19 @@ export class HttpClient {
       fetch: this.#transport(true, body),
       retry: 0,
     };
-    if (body !== undefined) options.body = body;
+    if (body !== undefined && this.#options.fetch) options.body = body as BodyInit;
     for (let retry = 0; ; retry++) {
       let delayMs: number;
       try {
         const timeoutMs = this.#options.timeoutMs;
-        const response = await attemptOnce(req.url, options, timeoutMs, timeoutMs, req.signal);
+        const response = await attemptOnce(
+          req.url,
+          options,
+          timeoutMs,
+          timeoutMs,
+          req.signal,
+          this.#options.fetch !== undefined,
+        );
         if (response.status >= 200 && response.status < 300) return response;
         if (retry >= this.#options.maxRetries || !shouldRetryResponse(response.status, response.headers)) {
           throw APIError.fromResponse(response.status, response.json() ?? response.text(), response.headers);
@@ -417,21 +477,19 @@ export interface SignedRequest {
   signal?: AbortSignal;
 }
 
-/** The `onResponse` observer as a ky afterResponse hook; `attempt.count` is the call's retry count. */
-function observeHook(observe: (info: ResponseInfo) => void, attempt: { count: number }): AfterResponseHook {
-  return ({ request, response }) => {
-    try {
-      observe({
-        method: request.method,
-        url: request.url,
-        status: response.status,
-        headers: response.headers,
-        retryCount: attempt.count,
-      });
-    } catch {
-      // An observer's bug must not break the call it observes.
-    }
-  };
+/** Tells the `onResponse` observer of one answer, as soon as its headers are in. */
+function notifyResponse(
+  observe: (info: ResponseInfo) => void,
+  method: string,
+  url: string,
+  response: Response,
+  retryCount: number,
+): void {
+  try {
+    observe({ method, url, status: response.status, headers: response.headers, retryCount });
+  } catch {
+    // An observer's bug must not break the call it observes.
+  }
 }
 
 /**
@@ -448,20 +506,32 @@ async function attemptOnce(
   timeoutMs: number,
   bodyTimeoutMs: number,
   signal: AbortSignal | undefined,
+  requestCarriesSignal: boolean,
+  onHeaders?: (response: Response) => void,
 ): Promise<HttpResponse> {
+  if (signal?.aborted) throw abortError(signal);
+  // One signal per attempt: the timeout's, which the caller's signal fires too through a listener
+  // removed at the end (AbortSignal.any would leave a dependent signal on a long-lived caller
+  // signal per attempt, released only by GC).
   const deadline = new AbortController();
+  const attemptSignal = deadline.signal;
   const expire = () => deadline.abort(new AttemptTimeout(`No complete answer within ${timeoutMs} ms`));
+  const forward = () => deadline.abort(signal!.reason);
+  signal?.addEventListener("abort", forward, { once: true });
   const startedAt = Date.now();
   let timer = setTimeout(expire, timeoutMs);
-  // The caller's abort ends the attempt too. Forwarded by hand rather than with AbortSignal.any,
-  // which some runtimes lack (edge-runtime) and which keeps a listener on the caller's signal
-  // for as long as that signal lives; this one is removed when the attempt ends.
-  const forwardAbort = () => deadline.abort(signal?.reason);
-  if (signal?.aborted) forwardAbort();
-  else signal?.addEventListener("abort", forwardAbort, { once: true });
-  const attemptSignal = deadline.signal;
   try {
-    const response = await ky(url, { ...options, signal: attemptSignal });
+    // A caller's fetch gets ky's Request, which must carry the signal; the runtime's fetch and
+    // transport take it beside the Request (ky hands unknown options to `fetch` as its `init`), so
+    // ky does not chain signals of its own onto it.
+    const { default: ky } = kyModule ?? (await loadKy());
+    const response = await ky(
+      url,
+      requestCarriesSignal
+        ? { ...options, signal: attemptSignal }
+        : ({ ...options, attemptSignal } as KyOptions),
+    );
+    onHeaders?.(response);
     if (bodyTimeoutMs < timeoutMs - (Date.now() - startedAt)) {
       clearTimeout(timer);
       timer = setTimeout(expire, bodyTimeoutMs);
@@ -474,7 +544,7 @@ async function attemptOnce(
     throw error;
   } finally {
     clearTimeout(timer);
-    signal?.removeEventListener("abort", forwardAbort);
+    signal?.removeEventListener("abort", forward);
   }
 }
 
@@ -483,6 +553,16 @@ async function attemptOnce(
  * pending read even when the stream (a custom fetch's) does not follow the request's signal.
  */
 async function readBody(response: Response, signal: AbortSignal): Promise<Uint8Array> {
+  // A runtime transport's body: already being read, under the same signal (no web stream).
+  const direct = directBody(response);
+  if (direct) {
+    try {
+      return await direct;
+    } catch (error) {
+      if (signal.aborted || error instanceof TinkerError) throw error;
+      throw new BodyReadFailure(`The answer's body could not be read: ${describe(error)}`, { cause: error });
+    }
+  }
   if (!response.body) return new Uint8Array();
   const reader = response.body.getReader();
   const onAbort = () => void reader.cancel(signal.reason).catch(() => {});
@@ -607,6 +687,12 @@ function isCredentialHeader(name: string): boolean {
 
 const MAX_REDIRECTS = 20;
 
+/** One hop of a request, sent without following a redirect (HttpClient's transport). */
+type Send = (
+  url: string,
+  init: { method: string; headers: Headers; body: string | Uint8Array | undefined; signal: AbortSignal },
+) => Promise<Response>;
+
 function isFollowableRedirect(response: Response): boolean {
   return response.status >= 300 && response.status < 400 && response.headers.has("location");
 }
@@ -617,10 +703,11 @@ function isFollowableRedirect(response: Response): boolean {
  * request's stream is spent), resent on 307/308 and dropped where fetch turns the call into a GET.
  */
 async function followRedirects(
-  fetch: FetchLike,
+  send: Send,
   request: Request,
   first: Response,
-  body: BodyInit | undefined,
+  body: string | Uint8Array | undefined,
+  signal: AbortSignal,
 ): Promise<Response> {
   let response = first;
   let url = request.url;
@@ -646,9 +733,7 @@ async function followRedirects(
       headers.delete("content-encoding");
     }
     url = next.href;
-    response = await fetch(
-      new Request(url, { method, headers, body: payload, redirect: "manual", signal: request.signal }),
-    );
+    response = await send(url, { method, headers, body: payload, signal });
   }
 }
 

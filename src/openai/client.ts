@@ -9,6 +9,7 @@ import { DEFAULT_BASE_URL } from "../core/config.js";
 import { ValidationError } from "../core/errors.js";
 import { type FetchLike, HttpClient } from "../core/http.js";
 import { registerSecret } from "../core/redact.js";
+import { eitherSignal } from "../internal/abort.js";
 import { parseModelString } from "./model-string.js";
 import { CompletionStream } from "./stream.js";
 import { openEventStream } from "./transport.js";
@@ -108,9 +109,7 @@ export class TinkerOpenAI implements OpenAIShapedClient {
     const post = async (path: string, params: object, request: RequestOptions = {}) => {
       if ((params as { stream?: unknown }).stream === true) {
         const controller = new AbortController();
-        const signal = request.signal
-          ? AbortSignal.any([request.signal, controller.signal])
-          : controller.signal;
+        const signal = request.signal ? eitherSignal(request.signal, controller.signal) : controller.signal;
         const body = await openEventStream({
           url: `${this.baseURL}/${path}`,
           headers: { authorization },

@@ -13,6 +13,7 @@
  * usage counts what it generated). A text completion sends its stop strings to the sampler.
  */
 import { ValidationError } from "../core/errors.js";
+import { eitherSignal } from "../internal/abort.js";
 import { ModelInput } from "../lib/model-input.js";
 import type { Renderer } from "../toolkit/renderers/types.js";
 import type { SampleResponse, SamplingParams, ModelInput as WireModelInput } from "../wire/types.js";
@@ -124,7 +125,7 @@ export function createNativeFacade(
       }
       const controller = new AbortController();
       const signal = requestOptions.signal
-        ? AbortSignal.any([requestOptions.signal, controller.signal])
+        ? eitherSignal(requestOptions.signal, controller.signal)
         : controller.signal;
       const answered = answer(request, signal);
       async function* chunks() {

@@ -8,6 +8,7 @@ import ky from "ky";
 import { APIConnectionError, APIError, APITimeoutError, APIUserAbortError } from "../core/errors.js";
 import type { FetchLike } from "../core/http.js";
 import { registerSecret } from "../core/redact.js";
+import { eitherSignal } from "../internal/abort.js";
 import { SSE_HEADERS } from "./sse.js";
 
 export interface EventStreamRequest {
@@ -25,7 +26,7 @@ export async function openEventStream(request: EventStreamRequest): Promise<Read
   for (const value of Object.values(request.headers)) registerSecret(value);
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), request.timeoutMs);
-  const signal = AbortSignal.any([request.signal, timeout.signal]);
+  const signal = eitherSignal(request.signal, timeout.signal);
   let response: Response;
   try {
     response = await ky(request.url, {
