@@ -121,8 +121,8 @@ export async function measure() {
     figures[`app.${name}.gzip`] = kb(app.eager.gzip);
     figures[`app.${name}.first-call.gzip`] = kb(app.firstCall.gzip);
   }
-  const openai = await openaiChatApp();
-  if (openai) figures["peer.openai-chat.gzip"] = kb(openai.eager.gzip);
+  const openaiNode = await openaiChatApp();
+  if (openaiNode) figures["peer.openai-chat.gzip"] = kb(openaiNode.eager.gzip);
   // The toolkit is its own entry (tinker-ts/toolkit), so it is not in the SDK's figures; this is
   // what an app that uses all of it adds on top of the whole SDK's eager entry.
   const withToolkit = await bundle({
@@ -132,11 +132,11 @@ export async function measure() {
   figures["toolkit.extra.min"] = kb(withToolkit.eager.min - sdk.eager.min);
   // tinker-ts/openai is its own entry too: what an app that only streams chat from it downloads
   // (a Worker, a browser page), and what it adds on top of the whole SDK's eager entry.
-  const openai = await bundle({ file: join(root, "src/openai/index.ts") });
+  const ours = await bundle({ file: join(root, "src/openai/index.ts") });
   const withOpenai = await bundle({
     contents: 'export * from "./src/index.ts"; export * from "./src/openai/index.ts";',
   });
-  figures["openai.alone.gzip"] = kb(openai.eager.gzip);
+  figures["openai.alone.gzip"] = kb(ours.eager.gzip);
   figures["openai.extra.gzip"] = kb(withOpenai.eager.gzip - sdk.eager.gzip);
   return { figures, sdk, apps: appBundles };
 }

@@ -164,6 +164,11 @@ const loadKy = lazyImport(async () => {
   return kyModule;
 });
 
+/** ky itself, loaded on first use (for the few modules that send through ky outside HttpClient). */
+export async function lazyKy(): Promise<typeof import("ky").default> {
+  return (kyModule ?? (await loadKy())).default;
+}
+
 /** ky's NetworkError (no answer at all); none can exist before ky is loaded. */
 function isNetworkError(error: unknown): error is Error {
   return kyModule?.isNetworkError(error) ?? false;

@@ -4,9 +4,8 @@
  * request, makes one attempt (a stream cannot be retried halfway), and maps failures onto the SDK's
  * errors, with the credential masked in whatever the server said.
  */
-import ky from "ky";
 import { APIConnectionError, APIError, APITimeoutError, APIUserAbortError } from "../core/errors.js";
-import type { FetchLike } from "../core/http.js";
+import { type FetchLike, lazyKy } from "../core/http.js";
 import { registerSecret } from "../core/redact.js";
 import { eitherSignal } from "../internal/abort.js";
 import { SSE_HEADERS } from "./sse.js";
@@ -29,6 +28,7 @@ export async function openEventStream(request: EventStreamRequest): Promise<Read
   const signal = eitherSignal(request.signal, timeout.signal);
   let response: Response;
   try {
+    const ky = await lazyKy();
     response = await ky(request.url, {
       method: "POST",
       headers: { ...request.headers, accept: SSE_HEADERS["content-type"]!.split(";")[0]! },
