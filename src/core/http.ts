@@ -164,9 +164,15 @@ const loadKy = lazyImport(async () => {
   return kyModule;
 });
 
+/**
+ * ky's call, typed without ky's own types: the published CommonJS declarations cannot name an
+ * ES module's types (TS1542), and this one is public through core/http.d.ts.
+ */
+export type KyCall = (url: string, options: Record<string, unknown>) => Promise<Response>;
+
 /** ky itself, loaded on first use (for the few modules that send through ky outside HttpClient). */
-export async function lazyKy(): Promise<typeof import("ky").default> {
-  return (kyModule ?? (await loadKy())).default;
+export async function lazyKy(): Promise<KyCall> {
+  return (kyModule ?? (await loadKy())).default as unknown as KyCall;
 }
 
 /** ky's NetworkError (no answer at all); none can exist before ky is loaded. */
