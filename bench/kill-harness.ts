@@ -15,42 +15,21 @@
  * ends before its kill is still checked). The server's warnings are scanned for skipped (damaged)
  * records: a torn record would show there.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type ServeChild, spawnServe } from "../scripts/lib/serve-child.js";
 import { type Datum, datum, ModelInput, ServiceClient, TinkerError } from "../src/index.js";
+import { mulberry32 } from "../src/internal/random.js";
 
 const MODEL = "tinker-ts/byte-lm-tiny";
 
 /** A running `tinker-ts serve` child. */
-export interface ServerProcess {
-  url: string;
-  child: ChildProcess;
-  /** Everything it printed (stdout and stderr) so far. */
-  output(): string;
-}
+export type ServerProcess = ServeChild;
 
 /** Starts `tinker-ts serve` on `port` (0: a free one) with `dataDir`; resolves once it listens. */
-export async function startServer(port: number, dataDir: string): Promise<ServerProcess> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "serve", "--port", String(port), "--data-dir", dataDir],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let output = "";
-  child.stderr!.on("data", (chunk) => {
-    output += String(chunk);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on("data", (chunk) => {
-      output += String(chunk);
-      const match = /export TINKER_BASE_URL=(\S+)/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`serve exited with ${code}: ${output}`)));
-  });
-  return { url, child, output: () => output };
+export function startServer(port: number, dataDir: string): Promise<ServerProcess> {
+  return spawnServe(["--port", String(port), "--data-dir", dataDir]);
 }
 
 /** SIGKILL, and wait until the process is gone. */
@@ -202,18 +181,6 @@ export function skippedRecords(output: string): string[] {
   return output.split("\n").filter((line) => /skipping/.test(line));
 }
 
-/** A small seeded generator (mulberry32) for the kill moments. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 export interface HarnessOptions {
   /** Kills in all. */
   kills: number;
@@ -241,7 +208,7 @@ export interface HarnessSummary {
  * previous restart).
  */
 export async function runHarness(options: HarnessOptions): Promise<HarnessSummary> {
-  const random = seededRandom(options.seed);
+  const random = mulberry32(options.seed);
   const { log } = options;
   const dirs: string[] = [];
   const tempDir = async () => {

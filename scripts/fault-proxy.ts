@@ -25,6 +25,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { mulberry32 } from "../src/internal/random.js";
 
 export const FAULT_KINDS = [
   "html_500",
@@ -91,18 +92,6 @@ interface Answer {
   requestId?: string;
 }
 
-/** Seeded PRNG (mulberry32): the same seed draws the same faults for the same request sequence. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
@@ -117,7 +106,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const target = options.target.replace(/\/+$/, "");
   const rate = options.rate ?? 0.15;
   const kinds = options.kinds ?? FAULT_KINDS;
-  const random = prng(options.seed ?? 7);
+  const random = mulberry32(options.seed ?? 7);
   const stallMs = options.stallMs ?? 120_000;
   const lateMs = options.lateMs ?? 1_000;
   const log: InjectedFault[] = [];

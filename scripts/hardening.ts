@@ -8,11 +8,11 @@
  *
  * The quick variant of every case is test/hardening.test.ts.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { parseArgs } from "node:util";
 import { ENDPOINTS, pathOf } from "../src/wire/endpoints/index.js";
+import { type ServeChild, spawnServe } from "./lib/serve-child.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -27,41 +27,22 @@ const responses: string[] = [];
 const fiveHundreds: string[] = [];
 const problems: string[] = [];
 
-interface Server {
-  url: string;
-  child: ChildProcess;
-  output: () => string;
+interface Server extends ServeChild {
   rssMiB: () => number;
   crashed: () => boolean;
 }
 
 async function startServe(extra: string[]): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "0", "--api-key", KEY, ...extra],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let output = "";
+  const { url, child, output } = await spawnServe(["--port", "0", "--api-key", KEY, ...extra]);
   let exited = false;
   child.once("exit", () => {
     exited = true;
-  });
-  child.stderr!.on("data", (c) => {
-    output += String(c);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on("data", (c) => {
-      output += String(c);
-      const match = /export TINKER_BASE_URL=(\S+)/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
   });
   const rssMiB = () => {
     const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
     return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
   };
-  return { url, child, output: () => output, rssMiB, crashed: () => exited };
+  return { url, child, output, rssMiB, crashed: () => exited };
 }
 
 async function stop(server: Server): Promise<void> {

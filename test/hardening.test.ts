@@ -4,9 +4,9 @@
  * sizes (1 GiB bodies, 10,000 polls) is scripts/hardening.ts. docs/RELIABILITY.md ("Hostile input")
  * lists each case with its test.
  */
-import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
+import { spawnServe } from "../scripts/lib/serve-child.js";
 import { type RunningServer, serve } from "../src/cli/serve.js";
 import { ServiceClient, ValidationError } from "../src/index.js";
 import { createLocalTinker, type LocalTinker, type LocalTinkerOptions } from "../src/local/index.js";
@@ -511,25 +511,7 @@ describe("load", () => {
 describe("serve's output", () => {
   it("masks the API key in the banner, logs one line per request without headers, query or key, and --quiet silences it", async () => {
     const run = async (extra: string[]) => {
-      const child = spawn(
-        process.execPath,
-        ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "0", "--api-key", KEY, ...extra],
-        {
-          stdio: ["ignore", "pipe", "pipe"],
-        },
-      );
-      let output = "";
-      child.stderr!.on("data", (c) => {
-        output += String(c);
-      });
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stdout!.on("data", (c) => {
-          output += String(c);
-          const match = /export TINKER_BASE_URL=(\S+)/.exec(output);
-          if (match) resolve(match[1]!);
-        });
-        child.once("exit", (code) => reject(new Error(`serve exited ${code}: ${output}`)));
-      });
+      const { url, child, output } = await spawnServe(["--port", "0", "--api-key", KEY, ...extra]);
       await fetch(`${url}/api/v1/healthz?token=${KEY}`, { headers: { "x-api-key": KEY } });
       await fetch(`${url}/api/v1/healthz`, { headers: { "x-api-key": "tml-wrong" } });
       await fetch(`${url}/archives/${KEY}`);
@@ -537,7 +519,7 @@ describe("serve's output", () => {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
       await exited;
-      return output;
+      return output();
     };
     const logged = await run([]);
     expect(logged).not.toContain(KEY);

@@ -8,6 +8,7 @@ import { mkdtemp, readdir, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { type ServeChild, spawnServe } from "../scripts/lib/serve-child.js";
 import {
   ModelInput,
   NotFoundError,
@@ -50,25 +51,10 @@ async function forwardLogprobs(training: TrainingClient): Promise<unknown> {
   return out.loss_fn_outputs;
 }
 
-/** `tinker-ts serve` as a child process; resolves once it prints the environment to paste. */
-async function startServer(
-  args: string[],
-): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stderr!.on("data", (chunk) => {
-    output += String(chunk);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on("data", (chunk) => {
-      output += String(chunk);
-      const match = /export TINKER_BASE_URL=(\S+)/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`serve exited with ${code}: ${output}`)));
-  });
+/** `tinker-ts serve` as a child process, killed after the test if it still runs. */
+async function startServer(args: string[]): Promise<ServeChild> {
+  const server = await spawnServe(args);
+  const { child } = server;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   cleanups.push(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -76,7 +62,7 @@ async function startServer(
       await exited;
     }
   });
-  return { url, child, output: () => output };
+  return server;
 }
 
 async function kill(child: ChildProcess): Promise<void> {

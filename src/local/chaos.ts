@@ -4,6 +4,8 @@
  * This is how the SDK's retry and polling logic is tested against real behaviour.
  */
 
+import { mulberry32 } from "../internal/random.js";
+
 export interface ChaosRule {
   /** Endpoint after `/api/v1/`, e.g. `retrieve_future` or `asample`. */
   endpoint: string;
@@ -206,18 +208,6 @@ function endpointOf(request: Request): string {
   const pathname = new URL(request.url).pathname;
   const marker = pathname.indexOf("/api/v1/");
   return marker < 0 ? "" : pathname.slice(marker + "/api/v1/".length);
-}
-
-/** A small seeded PRNG (mulberry32): uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Waits like a slow server, but gives up when the client aborts, as a real connection would. */
