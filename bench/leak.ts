@@ -8,27 +8,15 @@
  *
  *   node --import tsx bench/leak.ts [--quick]
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { startBuiltServer } from "./lib/built-server.js";
 import { report } from "./lib/result.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const FUTURES = process.argv.includes("--quick") ? 1_000 : 5_000;
-
-async function startServer(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["dist/cli.js", "serve", "--port", "0", "--host", "127.0.0.1"], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  for await (const line of createInterface({ input: child.stdout! })) {
-    const match = /listening on (\S+)/.exec(line);
-    if (match) return { url: match[1]!, child };
-  }
-  throw new Error("tinker-ts serve exited before listening");
-}
 
 /** Least-squares slope of heap bytes over futures. */
 function slope(points: { futures: number; heap: number }[]): number {
@@ -45,7 +33,7 @@ function slope(points: { futures: number; heap: number }[]): number {
 }
 
 if (!existsSync(`${root}/dist/node.js`)) throw new Error("run `npm run build` first");
-const { url, child } = await startServer();
+const { url, child } = await startBuiltServer();
 try {
   let id = 1;
   for (const mode of ["node", "fetch", "fetch-ignoring-signal"]) {

@@ -17,11 +17,11 @@
  *   p2  peak RSS of a process that launches 2,000 sample calls at once       goal: ≤ 1/2 of Python's
  *   p3  building + encoding a 64 × 4,096-token forward_backward request    goal: ≤ 1/5 of Python's
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { startBuiltServer } from "./lib/built-server.js";
 import { median, report, spread } from "./lib/result.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -31,18 +31,6 @@ const FB_COUNT = quick ? 50 : 300;
 const SAMPLES = quick ? 200 : 2_000;
 const ENCODE_REPEATS = quick ? 2 : 5;
 const python = process.env.TINKER_PY;
-
-async function startServer(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["dist/cli.js", "serve", "--port", "0", "--host", "127.0.0.1"], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  for await (const line of createInterface({ input: child.stdout! })) {
-    const match = /listening on (\S+)/.exec(line);
-    if (match) return { url: match[1]!, child };
-  }
-  throw new Error("tinker-ts serve exited before listening");
-}
 
 type Figure = Record<string, number>;
 
@@ -81,7 +69,7 @@ async function main(): Promise<void> {
     "import importlib.metadata as m; print(m.version('tinker'))",
   ]);
   console.log(`Python SDK tinker ${version.trim()} (${python}); ${REPS} interleaved repetitions`);
-  const { url, child } = await startServer();
+  const { url, child } = await startBuiltServer();
   const samples: Record<string, { ts: number[]; py: number[] }> = {
     cpu: { ts: [], py: [] },
     rss: { ts: [], py: [] },
