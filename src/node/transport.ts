@@ -1,8 +1,9 @@
 /**
- * The Node transport (src/core/transport.ts): one request over `node:http`/`node:https` with
- * keep-alive agents, for ky's `fetch`. Node's own fetch (undici) builds a second Request from ky's,
- * and hands the body back through web streams: about 0.5–0.9 ms of CPU per request on a small JSON
- * answer, against ~0.2–0.35 ms here. Loaded only under the package's `node` export condition.
+ * The Node transport (src/core/transport.ts): one request over the keep-alive HTTP/1.1 client of
+ * ./http1.ts, for ky's `fetch`. Node's own fetch (undici) builds a second Request from ky's and hands
+ * the body back through web streams, and `node:http` wraps each exchange in streams and agent
+ * bookkeeping: about 0.5–0.9 and 0.2–0.35 ms of CPU per small JSON request on the bench machine,
+ * against ~0.1 ms here. Loaded only under the package's `node` export condition.
  *
  * It behaves as fetch with `redirect: "manual"` does for the SDK: no redirect followed (the HTTP
  * layer follows them itself, on every transport), bodies decoded by their Content-Encoding (gzip,
@@ -11,140 +12,115 @@
  * body over `maxBytes` refused as it arrives. Proxies are not spoken: with a proxy variable set the
  * HTTP layer uses the runtime's fetch instead (transport.ts).
  */
-import http from "node:http";
-import https from "node:https";
-import type { Readable } from "node:stream";
+import { constants } from "node:buffer";
 import zlib from "node:zlib";
 import type { RuntimeTransport, TransportRequest } from "../core/transport.js";
 import { withDirectBody } from "../core/transport.js";
-
-// Free sockets are unref'd by Node's Agent, so an idle pool never keeps a process alive.
-const httpAgent = new http.Agent({ keepAlive: true });
-const httpsAgent = new https.Agent({ keepAlive: true });
+import { exchange, type Http1Head } from "./http1.js";
 
 /** fetch's own words for a request that got no answer; ky and the SDK recognise it. */
 function fetchFailed(cause: unknown): TypeError {
   return new TypeError("fetch failed", { cause });
 }
 
-export const nodeTransport: RuntimeTransport = (url, request) => send(new URL(url), request, true);
-
-function send(url: URL, request: TransportRequest, mayRepeat: boolean): Promise<Response> {
+export const nodeTransport: RuntimeTransport = async (url, request) => {
   const { signal } = request;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  const secure = url.protocol === "https:";
-  if (!secure && url.protocol !== "http:") {
-    return Promise.reject(fetchFailed(new Error(`unsupported protocol ${url.protocol}`)));
+  if (signal.aborted) throw signal.reason;
+  const target = new URL(url);
+  const secure = target.protocol === "https:";
+  if (!secure && target.protocol !== "http:")
+    throw fetchFailed(new Error(`unsupported protocol ${target.protocol}`));
+
+  let headerLines = "";
+  let acceptsEncoding = false;
+  for (const [name, value] of request.headers) {
+    // The Host and the body's length are the exchange's own; fetch refuses them from callers too.
+    if (name === "host" || name === "content-length" || name === "connection" || name === "transfer-encoding")
+      continue;
+    if (name === "accept-encoding") acceptsEncoding = true;
+    headerLines += `${name}: ${value}\r\n`;
   }
-  const headers: Record<string, string> = {};
-  for (const [name, value] of request.headers) headers[name] = value;
-  headers["accept-encoding"] ??= "gzip, deflate, br";
-  const body = request.body;
-  if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+  if (!acceptsEncoding) headerLines += "accept-encoding: gzip, deflate, br\r\n";
 
-  return new Promise<Response>((resolve, reject) => {
-    let answered = false;
-    const req = (secure ? https : http).request(url, {
-      method: request.method,
-      headers,
-      agent: secure ? httpsAgent : httpAgent,
-    });
-    const onAbort = () => req.destroy(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    const done = () => signal.removeEventListener("abort", onAbort);
+  let head: Http1Head;
+  try {
+    head = await exchange(
+      { secure, hostname: target.hostname, port: Number(target.port) || (secure ? 443 : 80) },
+      {
+        method: request.method,
+        host: target.host,
+        target: `${target.pathname}${target.search}`,
+        headerLines,
+        body: request.body,
+        signal,
+        maxBodyBytes: request.maxBytes,
+        tooLarge: request.tooLarge,
+      },
+    );
+  } catch (error) {
+    throw signal.aborted ? signal.reason : fetchFailed(error);
+  }
 
-    req.on("error", (error) => {
-      if (answered) return; // the body's own reader reports it
-      done();
-      if (signal.aborted) return reject(signal.reason);
-      // A kept-alive socket the server closed while idle: the request never reached it. Sent again
-      // once on a fresh connection, as undici does.
-      if (mayRepeat && req.reusedSocket && (error as NodeJS.ErrnoException).code === "ECONNRESET") {
-        send(url, request, false).then(resolve, reject);
-        return;
-      }
-      reject(fetchFailed(error));
-    });
-    req.on("response", (res) => {
-      answered = true;
-      const bytes = readAll(decoded(res), request, res).finally(done);
-      bytes.catch(() => {}); // read or not, a failed body must not become an unhandled rejection
-      const responseHeaders = new Headers();
-      const raw = res.rawHeaders;
-      for (let i = 0; i < raw.length; i += 2) responseHeaders.append(raw[i]!, raw[i + 1]!);
-      const declared = Number(res.headers["content-length"]);
-      if (Number.isFinite(declared) && declared > request.maxBytes) {
-        res.destroy();
-        return reject(request.tooLarge());
-      }
-      let response: Response;
-      try {
-        response = new Response(null, {
-          status: res.statusCode ?? 0,
-          statusText: res.statusMessage ?? "",
-          headers: responseHeaders,
-        });
-      } catch (error) {
-        res.destroy();
-        return reject(fetchFailed(error));
-      }
-      resolve(withDirectBody(response, bytes));
-    });
-    req.end(body);
-  });
-}
+  const raw = head.headers;
+  let encoding = "";
+  let declared = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === "content-encoding") encoding = raw[i + 1]!;
+    else if (name === "content-length") declared = Number(raw[i + 1]);
+  }
+  if (declared > request.maxBytes) {
+    const error = request.tooLarge();
+    head.cancel(error);
+    throw error;
+  }
+  let response: Response;
+  try {
+    const headers = new Headers();
+    for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+    response = new Response(null, { status: head.status, statusText: head.statusText, headers });
+  } catch (error) {
+    // A header value or status that fetch would refuse too.
+    head.cancel(error);
+    throw fetchFailed(error);
+  }
+  return withDirectBody(
+    response,
+    head.body.then((chunks) => decode(chunks, encoding, request)),
+  );
+};
 
-/** The body stream with its Content-Encoding undone, as fetch does. */
-function decoded(res: http.IncomingMessage): Readable {
-  const encoding = String(res.headers["content-encoding"] ?? "")
-    .trim()
-    .toLowerCase();
-  const decoder =
-    encoding === "gzip" || encoding === "x-gzip"
-      ? zlib.createGunzip()
-      : encoding === "deflate"
-        ? zlib.createInflate()
-        : encoding === "br"
-          ? zlib.createBrotliDecompress()
-          : undefined;
-  if (!decoder) return res;
-  res.on("error", (error) => decoder.destroy(error));
-  return res.pipe(decoder);
-}
+type Decoder = (
+  bytes: Buffer,
+  options: { maxOutputLength: number },
+  callback: (error: Error | null, out: Buffer) => void,
+) => void;
 
-/**
- * Every byte of `stream`, or a rejection: the signal (send's listener destroys the request, which
- * ends the stream), a reset, a bad encoding, too many bytes.
- */
-function readAll(
-  stream: Readable,
+/** The codings fetch undoes. */
+const DECODERS = new Map<string, Decoder>([
+  ["gzip", zlib.gunzip],
+  ["x-gzip", zlib.gunzip],
+  ["deflate", zlib.inflate],
+  ["br", zlib.brotliDecompress],
+]);
+
+/** The body's bytes with its Content-Encoding undone, as fetch does; the limit holds after decoding. */
+function decode(
+  chunks: Buffer[],
+  encoding: string,
   request: TransportRequest,
-  res: http.IncomingMessage,
-): Promise<Uint8Array> {
+): Promise<Uint8Array> | Uint8Array {
+  const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  const inflate = DECODERS.get(encoding.trim().toLowerCase());
+  if (!inflate) return new Uint8Array(all.buffer, all.byteOffset, all.byteLength);
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    let failed = false;
-    const fail = (error: unknown) => {
-      // Once: destroying the message emits `aborted` at once, which must not replace the reason.
-      if (failed) return;
-      failed = true;
-      reject(request.signal.aborted ? request.signal.reason : error);
-      res.destroy();
-      stream.destroy();
-    };
-    stream.on("data", (chunk: Buffer) => {
-      length += chunk.length;
-      if (length > request.maxBytes) return fail(request.tooLarge());
-      chunks.push(chunk);
-    });
-    stream.on("error", fail);
-    // A connection that closes before the declared length is `aborted` on the message.
-    res.on("aborted", () => fail(new Error("the connection closed before the whole body arrived")));
-    stream.on("end", () => {
-      if (!res.complete) return fail(new Error("the connection closed before the whole body arrived"));
-      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-      resolve(new Uint8Array(all.buffer, all.byteOffset, all.byteLength));
-    });
+    inflate(
+      all,
+      { maxOutputLength: Math.max(1, Math.min(request.maxBytes, constants.MAX_LENGTH)) },
+      (error, out) => {
+        if (!error) return resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+        reject((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE" ? request.tooLarge() : error);
+      },
+    );
   });
 }
