@@ -2,7 +2,8 @@
  * Writers of the little-endian binary arrays (token ids, tensor values) straight into a
  * `SizedWriter`, from plain arrays or typed arrays.
  *
- * Plain arrays are checked and stored value by value in one tight loop. A typed array whose
+ * Plain arrays are checked and stored value by value in one tight loop, through a small staging
+ * block that is then copied whole (see `staging`). A typed array whose
  * element type is the wire's is copied whole on a little-endian host: its bytes already are the
  * wire bytes. Other typed arrays (Int32Array for int64, Uint32Array for int32) take a loop that
  * widens or range-checks each value. Each loop handles one kind of array only, so that the
@@ -54,6 +55,37 @@ export function checkFloat32Values(values: unknown, what: string): asserts value
  */
 export type ValueRules = "wire" | "training";
 
+// ---- staging ----
+
+/**
+ * Plain-array values are checked and stored into a typed array of this many elements, then copied
+ * whole to the output: a typed-array store costs a fraction of a DataView write at the output's
+ * unaligned offset (protobuf puts a tag and a length before each array), so two passes over a small
+ * block that stays in cache beat one pass of DataView writes, about 2× on 262k tokens.
+ */
+const STAGED_VALUES = 16_384;
+
+interface Staging {
+  int32: Int32Array;
+  float32: Float32Array;
+  bytes: Uint8Array;
+}
+
+let stagingArea: Staging | undefined;
+
+/** The staging block (128 KiB, for up to STAGED_VALUES int64s), made on first use. */
+function staging(): Staging {
+  if (!stagingArea) {
+    const buffer = new ArrayBuffer(STAGED_VALUES * 8);
+    stagingArea = {
+      int32: new Int32Array(buffer),
+      float32: new Float32Array(buffer),
+      bytes: new Uint8Array(buffer),
+    };
+  }
+  return stagingArea;
+}
+
 // ---- int32 ----
 
 export function writeInt32s(
@@ -96,13 +128,29 @@ function int32sFromTypedArray(view: DataView, at: number, values: Int32Array | U
 
 /** Returns the end position, or `-(i + 1)` for the first value `i` that is not an int32 ≥ `min`. */
 function int32sFromNumbers(view: DataView, at: number, values: readonly number[], min: number): number {
+  if (!LITTLE_ENDIAN_HOST) {
+    let pos = at;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      if (typeof value !== "number" || (value | 0) !== value || value < min) return -(i + 1);
+      view.setInt32(pos, value, true);
+      pos += 4;
+    }
+    return pos;
+  }
+  const { int32, bytes } = staging();
+  const out = bytesOf(view);
   let pos = at;
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i]!;
-    // `value | 0` is the value itself exactly for int32 numbers (NaN and fractions fail).
-    if (typeof value !== "number" || (value | 0) !== value || value < min) return -(i + 1);
-    view.setInt32(pos, value, true);
-    pos += 4;
+  for (let start = 0; start < values.length; start += STAGED_VALUES) {
+    const end = Math.min(values.length, start + STAGED_VALUES);
+    for (let i = start; i < end; i++) {
+      const value = values[i]!;
+      // `value | 0` is the value itself exactly for int32 numbers (NaN and fractions fail).
+      if (typeof value !== "number" || (value | 0) !== value || value < min) return -(i + 1);
+      int32[i - start] = value;
+    }
+    out.set(bytes.subarray(0, (end - start) * 4), pos);
+    pos += (end - start) * 4;
   }
   return pos;
 }
@@ -145,22 +193,36 @@ function int64sFromInt32Array(view: DataView, at: number, values: Int32Array): n
 
 /** Returns the end position, or `-(i + 1)` for the first value `i` that is not a safe integer. */
 function int64sFromNumbers(view: DataView, at: number, values: readonly number[]): number {
+  const staged = LITTLE_ENDIAN_HOST ? staging() : undefined;
+  const out = bytesOf(view);
   let pos = at;
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i]!;
-    if (typeof value !== "number") return -(i + 1);
-    if ((value | 0) === value) {
-      // Fast path (token ids, indices): the high word is the sign extension.
-      view.setInt32(pos, value, true);
-      view.setInt32(pos + 4, value >> 31, true);
-    } else if (Number.isSafeInteger(value)) {
-      const [lo, hi] = splitInt64(value);
-      view.setUint32(pos, lo, true);
-      view.setUint32(pos + 4, hi, true);
-    } else {
-      return -(i + 1);
+  for (let start = 0; start < values.length; start += STAGED_VALUES) {
+    const end = Math.min(values.length, start + STAGED_VALUES);
+    for (let i = start; i < end; i++) {
+      const value = values[i]!;
+      if (typeof value !== "number") return -(i + 1);
+      let lo: number;
+      let hi: number;
+      if ((value | 0) === value) {
+        // Fast path (token ids, indices): the high word is the sign extension.
+        lo = value;
+        hi = value >> 31;
+      } else if (Number.isSafeInteger(value)) {
+        [lo, hi] = splitInt64(value);
+      } else {
+        return -(i + 1);
+      }
+      if (staged) {
+        // An Int32Array store keeps the low 32 bits, which is what the wire wants of a uint32 too.
+        staged.int32[2 * (i - start)] = lo;
+        staged.int32[2 * (i - start) + 1] = hi;
+      } else {
+        view.setUint32(pos + 8 * (i - start), lo >>> 0, true);
+        view.setUint32(pos + 8 * (i - start) + 4, hi >>> 0, true);
+      }
     }
-    pos += 8;
+    if (staged) out.set(staged.bytes.subarray(0, (end - start) * 8), pos);
+    pos += (end - start) * 8;
   }
   return pos;
 }
@@ -192,12 +254,28 @@ export function writeFloat32s(
 
 /** Returns the end position, or `-(i + 1)` for the first value `i` that is not a number (or is NaN). */
 function float32sFromNumbers(view: DataView, at: number, values: readonly number[], noNaN: boolean): number {
+  if (!LITTLE_ENDIAN_HOST) {
+    let pos = at;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      if (typeof value !== "number" || (noNaN && Number.isNaN(value))) return -(i + 1);
+      view.setFloat32(pos, value, true);
+      pos += 4;
+    }
+    return pos;
+  }
+  const { float32, bytes } = staging();
+  const out = bytesOf(view);
   let pos = at;
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i]!;
-    if (typeof value !== "number" || (noNaN && Number.isNaN(value))) return -(i + 1);
-    view.setFloat32(pos, value, true);
-    pos += 4;
+  for (let start = 0; start < values.length; start += STAGED_VALUES) {
+    const end = Math.min(values.length, start + STAGED_VALUES);
+    for (let i = start; i < end; i++) {
+      const value = values[i]!;
+      if (typeof value !== "number" || (noNaN && Number.isNaN(value))) return -(i + 1);
+      float32[i - start] = value;
+    }
+    out.set(bytes.subarray(0, (end - start) * 4), pos);
+    pos += (end - start) * 4;
   }
   return pos;
 }
