@@ -124,10 +124,11 @@ function decodeDirect<Result>(e: Endpoint<unknown, Result>, response: HttpRespon
  * made), with the request type each belongs to. A submission answered with one of them is a
  * replayed answer, not the server's answer to this request: the server gives a new request its
  * own id, and a repeated `seq_id` the id of that same request, which this client never received.
- * Bounded: a replay comes from a recent answer.
+ * Bounded to the most recent ids: a replay comes from a recent answer (a proxy or cache handing back
+ * what it saw last), and a long training loop must not grow the client by one entry per step.
  */
 const heldRequestIds = new WeakMap<HttpClient, Map<string, string>>();
-const MAX_HELD_REQUEST_IDS = 100_000;
+const MAX_HELD_REQUEST_IDS = 4_096;
 
 /** The immediate answer of a future endpoint, checked and recorded. */
 function readSubmission(e: Endpoint, response: HttpResponse, ledger: Map<string, string>): UntypedAPIFuture {

@@ -53,6 +53,10 @@ const MAX_HEAD_BYTES = 64 * 1024;
 /** A socket idle for longer is not reused: servers close idle ones after 5 s (Node's default). */
 const IDLE_REUSE_MS = 4_000;
 const CRLFCRLF = Buffer.from("\r\n\r\n");
+/** Where plain-TCP reads land (see Connection); one for all connections, as reads run one at a time. */
+const readBuffer = Buffer.allocUnsafe(64 * 1024);
+/** Head lines without bytes past ASCII, which then go out in one write with a UTF-8 body. */
+const ASCII = /^[\x00-\x7f]*$/;
 
 type Framing =
   | { kind: "length"; remaining: number }
@@ -83,7 +87,7 @@ interface Exchange {
 }
 
 class Connection {
-  readonly socket: net.Socket;
+  readonly socket: net.Socket | tls.TLSSocket;
   exchange: Exchange | undefined;
   /** Exchanges completed on this socket; a reused socket may have been closed while idle. */
   completed = 0;
@@ -95,16 +99,24 @@ class Connection {
     origin: Origin,
   ) {
     const host = origin.hostname.startsWith("[") ? origin.hostname.slice(1, -1) : origin.hostname;
-    this.socket = origin.secure
-      ? tls.connect({
-          host,
-          port: origin.port,
-          servername: net.isIP(host) ? undefined : host,
-          ALPNProtocols: ["http/1.1"],
-        })
-      : net.connect({ host, port: origin.port });
+    if (origin.secure) {
+      this.socket = tls.connect({
+        host,
+        port: origin.port,
+        servername: net.isIP(host) ? undefined : host,
+        ALPNProtocols: ["http/1.1"],
+      });
+      this.socket.on("data", (data: Buffer) => this.onData(data));
+    } else {
+      // `onread` hands each read over in one shared buffer, without the Readable stream machinery;
+      // the bytes are copied out before the next read can land there.
+      this.socket = net.connect({
+        host,
+        port: origin.port,
+        onread: { buffer: readBuffer, callback: (size, buffer) => this.onData(Buffer.from(buffer.subarray(0, size))) },
+      });
+    }
     this.socket.setNoDelay(true);
-    this.socket.on("data", (data: Buffer) => this.onData(data));
     this.socket.on("end", () => this.onEnd());
     this.socket.on("error", (error) => this.onClose(error));
     this.socket.on("close", () => this.onClose(new Error("the connection closed")));
@@ -120,13 +132,15 @@ class Connection {
       head += `content-length: ${typeof body === "string" ? Buffer.byteLength(body) : body.byteLength}\r\n`;
     }
     head += "\r\n";
-    // One writev for head and body, as node:http does.
-    this.socket.cork();
-    this.socket.write(head, "latin1");
-    if (body !== undefined && (typeof body === "string" ? body.length > 0 : body.byteLength > 0)) {
-      this.socket.write(body);
+    if (typeof body === "string" && ASCII.test(head)) {
+      this.socket.write(head + body);
+    } else {
+      // Headers are bytes (latin1); one writev for head and body, as node:http does.
+      this.socket.cork();
+      this.socket.write(head, "latin1");
+      if (body !== undefined && body.length > 0) this.socket.write(body);
+      this.socket.uncork();
     }
-    this.socket.uncork();
   }
 
   private onData(data: Buffer): void {
