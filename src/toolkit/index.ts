@@ -7,5 +7,7 @@ export * from "./checkpoints.js";
 export * from "./datum.js";
 export * from "./evaluation.js";
 export * from "./loop.js";
+export * from "./preference/dpo.js";
 export * from "./renderers/index.js";
 export * from "./rl.js";
+export * from "./supervised.js";
