@@ -51,62 +51,71 @@ export async function* readJsonl(
   source: JsonlSource,
   options: ReadJsonlOptions = {},
 ): AsyncGenerator<JsonlRecord> {
-  const chunks = chunksOf(source);
   const decoder = new TextDecoder("utf-8", { fatal: true });
+  const encoder = new TextEncoder();
   let line = 0;
-  let pending = "";
-  const parse = (text: string): JsonlRecord | undefined => {
+  // Lines are cut on the bytes, before decoding: a newline byte never occurs inside a multi-byte
+  // UTF-8 character, and a line decoded on its own pins an encoding error to its line.
+  const parse = (bytes: Uint8Array): JsonlRecord | undefined => {
     line++;
-    let body = text.endsWith("\r") ? text.slice(0, -1) : text;
-    if (line === 1 && body.startsWith("\uFEFF")) body = body.slice(1);
-    if (body.trim() === "") return undefined;
+    let text: string;
     try {
-      return { line, value: JSON.parse(body) };
+      text = decoder.decode(bytes);
+    } catch {
+      throw new ValidationError([{ path: `line ${line}`, message: "is not valid UTF-8" }]);
+    }
+    if (text.endsWith("\r")) text = text.slice(0, -1);
+    if (text.trim() === "") return undefined;
+    try {
+      return { line, value: JSON.parse(text) };
     } catch (error) {
       throw new ValidationError([
         { path: `line ${line}`, message: `is not valid JSON (${(error as Error).message})` },
       ]);
     }
   };
-  const decode = (chunk: Uint8Array | string, stream: boolean): string => {
-    if (typeof chunk === "string") return chunk;
-    try {
-      return decoder.decode(chunk, { stream });
-    } catch {
-      // The bad bytes are on the line being read: the one after the last complete line.
-      throw new ValidationError([{ path: `line ${line + 1}`, message: "is not valid UTF-8" }]);
+  /** The current line's bytes from earlier chunks, joined once its newline arrives. */
+  let carried: Uint8Array[] = [];
+  const take = (tail: Uint8Array): Uint8Array => {
+    if (carried.length === 0) return tail;
+    const parts = [...carried, tail];
+    carried = [];
+    const joined = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      joined.set(part, at);
+      at += part.length;
     }
+    return joined;
   };
-  for await (const chunk of chunks) {
+  for await (const chunk of chunksOf(source)) {
     options.signal?.throwIfAborted();
     if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
       throw new ValidationError([
         { path: "source", message: `must yield strings or Uint8Arrays, got ${describe(chunk)}` },
       ]);
     }
+    const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
     if (options.linePerChunk) {
-      const text = decode(chunk, false);
-      const record = parse(text.endsWith("\n") ? text.slice(0, -1) : text);
+      const record = parse(bytes.at(-1) === NEWLINE ? bytes.subarray(0, -1) : bytes);
       if (record) yield record;
       continue;
     }
-    pending += decode(chunk, true);
-    let newline = pending.indexOf("\n");
-    while (newline >= 0) {
-      const record = parse(pending.slice(0, newline));
-      pending = pending.slice(newline + 1);
+    let start = 0;
+    for (let newline = bytes.indexOf(NEWLINE); newline >= 0; newline = bytes.indexOf(NEWLINE, start)) {
+      const record = parse(take(bytes.subarray(start, newline)));
+      start = newline + 1;
       if (record) yield record;
-      newline = pending.indexOf("\n");
     }
+    if (start < bytes.length) carried.push(bytes.slice(start));
   }
-  if (!options.linePerChunk) {
-    pending += decode(new Uint8Array(0), false);
-    if (pending !== "") {
-      const record = parse(pending);
-      if (record) yield record;
-    }
+  if (carried.length > 0) {
+    const record = parse(take(new Uint8Array(0)));
+    if (record) yield record;
   }
 }
+
+const NEWLINE = 0x0a;
 
 function describe(value: unknown): string {
   return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
