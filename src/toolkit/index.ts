@@ -1,6 +1,7 @@
 /**
  * tinker-ts/toolkit: the training toolkit on top of the SDK — chat renderers, datum builders,
- * evaluation, the pipelined training loop, checkpoint housekeeping and RL plumbing. A separate entry
+ * evaluation, the pipelined training loop, checkpoint housekeeping, RL plumbing, supervised
+ * fine-tuning (datasets, schedules, the `trainSupervised` driver) and DPO. A separate entry
  * so that apps which only sample or train pay nothing for it; web standards only, like the SDK.
  */
 export * from "./checkpoints.js";
