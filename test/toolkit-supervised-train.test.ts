@@ -268,7 +268,7 @@ describe("trainSupervised", () => {
   });
 
   it("saveOnAbort: false leaves the last periodic checkpoint as the latest", async () => {
-    const { service, rest } = setup();
+    const { service, rest, paths } = setup();
     const training = await newRun(service);
     const controller = new AbortController();
     const result = await trainSupervised({
@@ -287,5 +287,18 @@ describe("trainSupervised", () => {
     });
     expect(result).toMatchObject({ aborted: true, step: 3 });
     expect((await resumeFromLatest(service, rest, training.modelId))?.step).toBe(2);
+
+    // Aborted before the start: nothing is sent.
+    const sent = paths.length;
+    const early = await trainSupervised({
+      trainingClient: training,
+      dataset: DATA.train,
+      evalDataset: DATA.heldOut,
+      learningRate: 1e-2,
+      checkpoints: { rest },
+      signal: AbortSignal.abort(),
+    });
+    expect(early).toMatchObject({ aborted: true, step: 0, evaluations: [], checkpoints: [] });
+    expect(paths.length).toBe(sent);
   });
 });

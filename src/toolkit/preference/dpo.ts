@@ -235,8 +235,11 @@ export function dpoLoss(
 }
 
 export interface DpoStepOptions {
+  /** DPO's β: how strongly the log-ratios are compared (the cookbook's default is 0.1). */
   beta: number;
+  /** The step's AdamW settings (`optimStep`). */
   adam: AdamParams;
+  /** Checked before anything is sent, and cancels the custom pass while it runs. */
   signal?: AbortSignal;
 }
 

@@ -190,8 +190,18 @@ export function promptCompletionFromRecord(value: unknown): PromptCompletion {
 
 export type JsonlDatasetOptions = ReadJsonlOptions &
   (
-    | ({ format: "conversations"; renderer: Renderer } & ConversationDatasetOptions)
-    | ({ format: "prompt_completion"; tokenizer: Tokenizer } & PromptCompletionDatasetOptions)
+    | ({
+        /** `{ "messages": [...] }` lines, rendered with `renderer`. */
+        format: "conversations";
+        /** Renders the conversations (e.g. `getRenderer("role_colon", tokenizer)`). */
+        renderer: Renderer;
+      } & ConversationDatasetOptions)
+    | ({
+        /** `{ "prompt": "...", "completion": "..." }` lines, encoded with `tokenizer`. */
+        format: "prompt_completion";
+        /** Encodes prompts and completions. */
+        tokenizer: Tokenizer;
+      } & PromptCompletionDatasetOptions)
   );
 
 /**

@@ -19,6 +19,7 @@ export const LR_SCHEDULE_KINDS = ["constant", "linear", "cosine"] as const;
 export type LRScheduleKind = (typeof LR_SCHEDULE_KINDS)[number];
 
 export interface LRScheduleOptions {
+  /** `constant`, `linear` (decay) or `cosine` (decay); each with optional warmup. */
   kind: LRScheduleKind;
   /** The rate after warmup (the peak of the decays). */
   baseLR: number;

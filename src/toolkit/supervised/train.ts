@@ -50,6 +50,7 @@ export interface TrainSupervisedOptions {
    * and batch.
    */
   resume?: { training: TrainingClient; step: number };
+  /** The training data: its batches, in its (seeded) order, epoch after epoch. */
   dataset: SupervisedDataset;
   /** Passes over the dataset (default 1). The run has epochs × dataset.batchesPerEpoch steps. */
   epochs?: number;
@@ -177,14 +178,16 @@ export async function trainSupervised(options: TrainSupervisedOptions): Promise<
 
   let lastSaved = startStep;
 
-  await evaluate(startStep);
-  if (startStep >= totalSteps) {
+  // Stopped before it started: nothing is sent, not even the starting evaluation.
+  const stoppedEarly = signal?.aborted ?? false;
+  if (!stoppedEarly) await evaluate(startStep);
+  if (stoppedEarly || startStep >= totalSteps) {
     return {
       training,
       startStep,
       step: startStep,
       totalSteps,
-      aborted: false,
+      aborted: stoppedEarly,
       evaluations,
       checkpoints: saved,
     };
