@@ -103,7 +103,10 @@ export interface SupervisedStepMetrics {
   inputTokens: number;
   /** Datums in the batch. */
   examples: number;
-  /** Wall time since the previous step was read (or since training started), in seconds. */
+  /**
+   * Seconds from the end of the previous step's reporting (or the start) to this step's result: the
+   * wait for training, without the evaluations, checkpoints and `onMetrics` of the step before.
+   */
   stepSeconds: number;
   /** Held-out NLL after this step, when it was an evaluation step. */
   evalNll?: number;
@@ -196,7 +199,7 @@ export async function trainSupervised(options: TrainSupervisedOptions): Promise<
   const info = new Map<number, BatchInfo>();
   function* batches(): Generator<Datum[]> {
     for (const { step, epoch, batch, data } of dataset.batches(startStep, totalSteps)) {
-      info.set(step, { epoch, batch, ...batchSize(data) });
+      info.set(step, { epoch, batch, ...batchCounts(data) });
       yield data;
     }
   }
@@ -262,7 +265,7 @@ export async function trainSupervised(options: TrainSupervisedOptions): Promise<
   return result;
 }
 
-function batchSize(data: readonly Datum[]): Omit<BatchInfo, "epoch" | "batch"> {
+function batchCounts(data: readonly Datum[]): Omit<BatchInfo, "epoch" | "batch"> {
   let lossTokens = 0;
   let inputTokens = 0;
   for (const datum of data) {
