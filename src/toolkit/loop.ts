@@ -16,6 +16,7 @@ import type { APIFuture } from "../futures/api-future.js";
 import { validateAdamParams } from "../lib/validate.js";
 import type { OptimStepResponse } from "../wire/schemas.js";
 import type { AdamParams, Datum, DatumInput, ForwardBackwardOutput, LossFnType } from "../wire/types.js";
+import { type LRSchedule, lrSchedule, scheduledAdam } from "./supervised/schedules.js";
 
 export interface TrainStepResult {
   /** The step's index: `startStep` for the loop's first batch, then +1 per batch. */
@@ -337,28 +338,24 @@ export interface LinearWarmupCosineOptions {
 /**
  * A learning-rate schedule for `trainLoop`'s `adam`: linear warmup to `peak` over `warmupSteps`
  * (step 0 gets `peak / warmupSteps`, never 0, so the first step is not wasted), then cosine decay to
- * `floor` at `totalSteps`.
+ * `floor` at `totalSteps`. The `cosine` kind of `lrSchedule` (supervised/schedules.ts), under the
+ * names this function has always had.
  */
 export function linearWarmupCosine(options: LinearWarmupCosineOptions): (step: number) => AdamParams {
   const { peak, totalSteps, warmupSteps = 0, floor = 0, adam = {} } = options;
-  const issues = [];
-  if (!(Number.isFinite(peak) && peak >= 0)) issues.push({ path: "peak", message: "must be a number ≥ 0" });
-  if (!(Number.isInteger(totalSteps) && totalSteps >= 1))
-    issues.push({ path: "totalSteps", message: "must be an integer ≥ 1" });
-  if (!(Number.isInteger(warmupSteps) && warmupSteps >= 0 && warmupSteps <= totalSteps))
-    issues.push({ path: "warmupSteps", message: "must be an integer in [0, totalSteps]" });
-  if (!(Number.isFinite(floor) && floor >= 0 && floor <= peak))
-    issues.push({ path: "floor", message: "must be a number in [0, peak]" });
-  if (issues.length > 0) throw new ValidationError(issues);
-  return (step) => {
-    let learningRate: number;
-    if (step < warmupSteps) learningRate = (peak * (step + 1)) / warmupSteps;
-    else if (step >= totalSteps) learningRate = floor;
-    else {
-      const decaySteps = totalSteps - warmupSteps;
-      const progress = (step - warmupSteps) / decaySteps;
-      learningRate = floor + ((peak - floor) * (1 + Math.cos(Math.PI * progress))) / 2;
-    }
-    return { ...adam, learning_rate: learningRate };
-  };
+  let schedule: LRSchedule;
+  try {
+    schedule = lrSchedule({ kind: "cosine", baseLR: peak, minLR: floor, totalSteps, warmupSteps });
+  } catch (error) {
+    // Report the problems under this function's own option names.
+    if (!(error instanceof ValidationError)) throw error;
+    const names: Record<string, string> = { baseLR: "peak", minLR: "floor" };
+    throw new ValidationError(
+      error.issues.map((issue) => ({
+        path: names[issue.path] ?? issue.path,
+        message: issue.message.replace("baseLR", "peak"),
+      })),
+    );
+  }
+  return scheduledAdam(schedule, adam);
 }
