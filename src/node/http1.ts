@@ -55,8 +55,8 @@ const IDLE_REUSE_MS = 4_000;
 const CRLFCRLF = Buffer.from("\r\n\r\n");
 /** Where plain-TCP reads land (see Connection); one for all connections, as reads run one at a time. */
 const readBuffer = Buffer.allocUnsafe(64 * 1024);
-/** Head lines without bytes past ASCII, which then go out in one write with a UTF-8 body. */
-const ASCII = /^[\x00-\x7f]*$/;
+/** A character past ASCII: a head without one goes out in one write with a UTF-8 body. */
+const NON_ASCII = /[\u0080-\uffff]/;
 
 type Framing =
   | { kind: "length"; remaining: number }
@@ -113,7 +113,13 @@ class Connection {
       this.socket = net.connect({
         host,
         port: origin.port,
-        onread: { buffer: readBuffer, callback: (size, buffer) => this.onData(Buffer.from(buffer.subarray(0, size))) },
+        onread: {
+          buffer: readBuffer,
+          callback: (size: number, buffer: Uint8Array) => {
+            this.onData(Buffer.from(buffer.subarray(0, size)));
+            return true; // keep reading
+          },
+        },
       });
     }
     this.socket.setNoDelay(true);
@@ -132,7 +138,7 @@ class Connection {
       head += `content-length: ${typeof body === "string" ? Buffer.byteLength(body) : body.byteLength}\r\n`;
     }
     head += "\r\n";
-    if (typeof body === "string" && ASCII.test(head)) {
+    if (typeof body === "string" && !NON_ASCII.test(head)) {
       this.socket.write(head + body);
     } else {
       // Headers are bytes (latin1); one writev for head and body, as node:http does.
