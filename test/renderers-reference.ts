@@ -47,6 +47,12 @@ export function renderTemplate(source: string, items: Record<string, unknown>): 
     True: true,
     False: false,
     None: null,
+    range: (start: number, stop?: number, step = 1) => {
+      const [from, to] = stop === undefined ? [0, start] : [start, stop];
+      const out: number[] = [];
+      for (let i = from; step > 0 ? i < to : i > to; i += step) out.push(i);
+      return out;
+    },
     raise_exception: (message: string) => {
       throw new Error(`template: ${message}`);
     },
