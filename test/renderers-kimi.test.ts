@@ -49,7 +49,7 @@ const SPECIAL = [
 ];
 
 /** A small tiktoken-style tokenizer: all 256 bytes, some merges, Kimi's special tokens from 163584. */
-function kimiTokenizer(): Tokenizer {
+function kimiTokenizer(): Promise<Tokenizer> {
   const toBase64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
   const lines = Array.from({ length: 256 }, (_, b) => `${btoa(String.fromCharCode(b))} ${b}`);
   ["th", "he", "in", "er", " t", " the", "re", "on", "at", "es"].forEach((merge, i) => {
@@ -65,8 +65,8 @@ function kimiTokenizer(): Tokenizer {
 }
 
 let tokenizer: Tokenizer;
-beforeAll(() => {
-  tokenizer = kimiTokenizer();
+beforeAll(async () => {
+  tokenizer = await kimiTokenizer();
 });
 const encode = (text: string) => tokenizer.encode(text, { addSpecialTokens: false });
 
