@@ -420,13 +420,18 @@ describe("recommendedRendererName", () => {
     ["Qwen/Qwen3-235B-A22B-Instruct-2507", "qwen3_instruct"],
     ["Qwen/Qwen3-4B-Instruct-2507", "qwen3_instruct"],
     ["meta-llama/Llama-3.1-8B-Instruct", "llama3"],
-    ["meta-llama/Llama-3.2-1B", "llama3"],
+    // Base models have no chat template: the cookbook trains them with role_colon.
+    ["meta-llama/Llama-3.2-1B", "role_colon"],
+    ["Qwen/Qwen3-8B-Base", "role_colon"],
     ["deepseek-ai/DeepSeek-V3.1", "deepseek_v3"],
     ["openai/gpt-oss-20b", "gpt_oss"],
     ["tinker-ts/byte-lm-tiny", "role_colon"],
-    ["some-org/some-model", "role_colon"],
   ])("%s → %s", (model, name) => {
     expect(recommendedRendererName(model)).toBe(name);
+  });
+
+  it("an unknown model is a ValidationError, not role_colon", () => {
+    expect(() => recommendedRendererName("some-org/some-model")).toThrow(ValidationError);
   });
 
   it("getRenderer refuses unknown names and points chat_template to its async factory", () => {

@@ -8,7 +8,7 @@ import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import { datum, ModelInput } from "../lib/model-input.js";
 import type { Tokenizer } from "../lib/tokenizer/index.js";
 import type { Datum } from "../wire/types.js";
-import type { ChatMessage, Renderer, TrainOnWhat } from "./renderers/index.js";
+import type { MultimodalMessage, Renderer, ToolSpec, TrainOnWhat } from "./renderers/index.js";
 
 export interface DatumFromTokensOptions {
   /**
@@ -104,18 +104,20 @@ function firstIssue(
 export interface DatumFromConversationOptions extends DatumFromTokensOptions {
   /** Which tokens carry weight 1 (the renderer's default when unset, normally the last assistant turn). */
   trainOnWhat?: TrainOnWhat;
+  /** Tools declared to the model, for the families that declare them. */
+  tools?: readonly ToolSpec[];
 }
 
 /** The datum of a conversation rendered by `renderer`, weighted as `trainOnWhat` says. */
 export function datumFromConversation(
   renderer: Renderer,
-  messages: readonly ChatMessage[],
+  messages: readonly MultimodalMessage[],
   options: DatumFromConversationOptions = {},
 ): Datum {
-  const { trainOnWhat, ...rest } = options;
+  const { trainOnWhat, tools, ...rest } = options;
   const example = renderer.buildSupervisedExample(
     messages,
-    trainOnWhat === undefined ? undefined : { trainOnWhat },
+    trainOnWhat === undefined && tools === undefined ? undefined : { trainOnWhat, tools },
   );
   return datumFromTokensAndWeights(example.tokens, example.weights, rest);
 }

@@ -13,10 +13,18 @@
 import { ValidationError } from "../../core/errors.js";
 import { lazyImport } from "../../internal/lazy-import.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { assistantMessage, checkMessages, cutAtStop } from "./common.js";
+import { assistantMessage, checkMessages, checkTools, cutAtStop } from "./common.js";
 import { pyLstrip, pyRstrip, pyStrip } from "./text.js";
 import { commonPrefixLength } from "./token-builder.js";
-import type { ChatMessage, ParsedResponse, Renderer, SupervisedExample, TrainOnWhat } from "./types.js";
+import type {
+  MultimodalMessage,
+  ParsedResponse,
+  Renderer,
+  RenderOptions,
+  SupervisedExample,
+  SupervisedOptions,
+  ToolSpec,
+} from "./types.js";
 import { checkTrainOnWhat, trainedMessages } from "./weights.js";
 
 export interface ChatTemplateRendererOptions {
@@ -197,41 +205,51 @@ class ChatTemplateRenderer implements Renderer {
     return [...this.#stopTokens];
   }
 
-  /** The template's text for `messages`. */
-  renderText(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
+  /**
+   * The template's text for `messages`; `tools` go in as apply_chat_template's `tools`, each as an
+   * OpenAI tool (`{"type": "function", "function": spec}`).
+   */
+  renderText(
+    messages: readonly MultimodalMessage[],
+    addGenerationPrompt: boolean,
+    tools: readonly ToolSpec[] = [],
+  ): string {
     return this.#render({
       ...this.#globals,
       messages: messages.map(templateMessage),
       add_generation_prompt: addGenerationPrompt,
+      ...(tools.length > 0 ? { tools: tools.map((spec) => ({ type: "function", function: spec })) } : {}),
     });
   }
 
-  buildGenerationPrompt(messages: readonly ChatMessage[]): number[] {
+  buildGenerationPrompt(messages: readonly MultimodalMessage[], options: RenderOptions = {}): number[] {
+    const tools = checkTools(options.tools, this.name, true);
     checkMessages(messages, this.name);
-    return this.#encode(this.renderText(messages, true));
+    return this.#encode(this.renderText(messages, true, tools));
   }
 
   buildSupervisedExample(
-    messages: readonly ChatMessage[],
-    options: { trainOnWhat?: TrainOnWhat } = {},
+    messages: readonly MultimodalMessage[],
+    options: SupervisedOptions = {},
   ): SupervisedExample {
     const trainOnWhat = checkTrainOnWhat(options.trainOnWhat);
+    const tools = checkTools(options.tools, this.name, true);
     checkMessages(messages, this.name);
-    const full = this.renderText(messages, false);
+    const full = this.renderText(messages, false, tools);
     const tokens = this.#encode(full);
     if (trainOnWhat === "all_tokens") return { tokens, weights: tokens.map(() => 1) };
     const trained = trainedMessages(messages, trainOnWhat);
     const weights = tokens.map(() => 0);
     // Token index of a character position of `full`: the shared token prefix of its encoding.
     const tokenAt = (chars: number) => commonPrefixLength(this.#encode(full.slice(0, chars)), tokens);
-    const starts = messages.map((_, k) => this.#agreement(messages.slice(0, k), false, full));
+    const starts = messages.map((_, k) => this.#agreement(messages.slice(0, k), false, full, tools));
     for (let k = 0; k < messages.length; k++) {
       if (!trained(k)) continue;
       const start = starts[k]!;
       let from = start;
       let to = k + 1 < messages.length ? Math.max(start, starts[k + 1]!) : full.length;
       if (messages[k]!.role === "assistant") {
-        from = Math.max(start, this.#agreement(messages.slice(0, k), true, full));
+        from = Math.max(start, this.#agreement(messages.slice(0, k), true, full, tools));
         to = this.#endOfTurn(full, from) ?? to;
       }
       const last = tokenAt(to);
@@ -259,10 +277,15 @@ class ChatTemplateRenderer implements Renderer {
   }
 
   /** How many leading characters the rendering of `prefix` shares with `full`. */
-  #agreement(prefix: readonly ChatMessage[], addGenerationPrompt: boolean, full: string): number {
+  #agreement(
+    prefix: readonly MultimodalMessage[],
+    addGenerationPrompt: boolean,
+    full: string,
+    tools: readonly ToolSpec[],
+  ): number {
     let text: string;
     try {
-      text = this.renderText(prefix, addGenerationPrompt);
+      text = this.renderText(prefix, addGenerationPrompt, tools);
     } catch {
       return 0; // some templates cannot render an empty conversation
     }
@@ -281,7 +304,7 @@ class ChatTemplateRenderer implements Renderer {
 }
 
 /** A message as templates expect it: Qwen reads `reasoning_content`, gpt-oss reads `thinking`. */
-function templateMessage(message: ChatMessage): Record<string, unknown> {
+function templateMessage(message: MultimodalMessage): Record<string, unknown> {
   const out: Record<string, unknown> = { role: message.role, content: message.content };
   if (message.thinking !== undefined) {
     out.thinking = message.thinking;

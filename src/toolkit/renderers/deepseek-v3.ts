@@ -6,9 +6,9 @@
  */
 
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { checkMessages, LabelledRenderer, requireToken } from "./common.js";
+import { checkTextMessages, LabelledRenderer, requireToken } from "./common.js";
 import { content, header, type RenderedTokens, TokenBuilder } from "./token-builder.js";
-import type { ChatMessage } from "./types.js";
+import type { MultimodalMessage } from "./types.js";
 
 export class DeepSeekV3Renderer extends LabelledRenderer {
   readonly name = "deepseek_v3";
@@ -37,8 +37,8 @@ export class DeepSeekV3Renderer extends LabelledRenderer {
     return [this.#eos];
   }
 
-  protected render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): RenderedTokens {
-    checkMessages(messages, this.name, ["system", "user", "assistant", "tool"]);
+  protected render(input: readonly MultimodalMessage[], addGenerationPrompt: boolean): RenderedTokens {
+    const messages = checkTextMessages(input, this.name, ["system", "user", "assistant", "tool"]);
     const out = new TokenBuilder(this.tokenizer);
     out.special(this.#bos);
     let firstSystem = true;

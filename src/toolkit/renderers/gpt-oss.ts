@@ -15,9 +15,9 @@
 
 import { ValidationError } from "../../core/errors.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { assistantMessage, checkMessages, cutAtStop, LabelledRenderer, requireToken } from "./common.js";
+import { assistantMessage, checkTextMessages, cutAtStop, LabelledRenderer, requireToken } from "./common.js";
 import { content, header, type RenderedTokens, TokenBuilder } from "./token-builder.js";
-import type { ChatMessage, ParsedResponse, RendererOptions } from "./types.js";
+import type { MultimodalMessage, ParsedResponse, RendererOptions } from "./types.js";
 
 const DEFAULT_IDENTITY = "You are ChatGPT, a large language model trained by OpenAI.";
 const REASONING_EFFORTS = ["low", "medium", "high"] as const;
@@ -67,8 +67,8 @@ export class GptOssRenderer extends LabelledRenderer {
     return [this.#return, this.#call];
   }
 
-  protected render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): RenderedTokens {
-    checkMessages(messages, this.name, ["system", "developer", "user", "assistant"]);
+  protected render(input: readonly MultimodalMessage[], addGenerationPrompt: boolean): RenderedTokens {
+    const messages = checkTextMessages(input, this.name, ["system", "developer", "user", "assistant"]);
     messages.forEach((message, i) => {
       if (i > 0 && (message.role === "system" || message.role === "developer")) {
         // The template silently drops these; refusing is kinder than losing the instructions.

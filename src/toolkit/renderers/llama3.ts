@@ -5,10 +5,10 @@
  */
 
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { checkMessages, LabelledRenderer, requireToken } from "./common.js";
+import { checkTextMessages, LabelledRenderer, requireToken } from "./common.js";
 import { pyStrip } from "./text.js";
 import { content, header, type RenderedTokens, TokenBuilder } from "./token-builder.js";
-import type { ChatMessage } from "./types.js";
+import type { MultimodalMessage } from "./types.js";
 
 export class Llama3Renderer extends LabelledRenderer {
   readonly name = "llama3";
@@ -29,8 +29,8 @@ export class Llama3Renderer extends LabelledRenderer {
     return [this.#eot];
   }
 
-  protected render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): RenderedTokens {
-    checkMessages(messages, this.name);
+  protected render(input: readonly MultimodalMessage[], addGenerationPrompt: boolean): RenderedTokens {
+    const messages = checkTextMessages(input, this.name);
     const out = new TokenBuilder(this.tokenizer);
     messages.forEach((message, i) => {
       // The template puts the BOS in front of the first message only (none for an empty conversation).

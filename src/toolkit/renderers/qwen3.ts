@@ -14,10 +14,10 @@
  */
 
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { assistantMessage, checkMessages, cutAtStop, LabelledRenderer, requireToken } from "./common.js";
+import { assistantMessage, checkTextMessages, cutAtStop, LabelledRenderer, requireToken } from "./common.js";
 import { pyLstrip, pyRstrip, pyStrip } from "./text.js";
 import { content, header, type RenderedTokens, TokenBuilder } from "./token-builder.js";
-import type { ChatMessage, ParsedResponse } from "./types.js";
+import type { ChatMessage, MultimodalMessage, ParsedResponse } from "./types.js";
 
 const EMPTY_THINK = "<think>\n\n</think>\n\n";
 
@@ -42,8 +42,8 @@ export class Qwen3Renderer extends LabelledRenderer {
     return [this.#imEnd];
   }
 
-  protected render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): RenderedTokens {
-    checkMessages(messages, this.name, ["system", "user", "assistant", "tool"]);
+  protected render(input: readonly MultimodalMessage[], addGenerationPrompt: boolean): RenderedTokens {
+    const messages = checkTextMessages(input, this.name, ["system", "user", "assistant", "tool"]);
     const out = new TokenBuilder(this.tokenizer);
     const lastQuery = lastQueryIndex(messages);
     messages.forEach((message, i) => {

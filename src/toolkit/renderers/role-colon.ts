@@ -10,9 +10,9 @@
 
 import { ValidationError } from "../../core/errors.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { checkMessages, LabelledRenderer } from "./common.js";
+import { checkTextMessages, LabelledRenderer } from "./common.js";
 import { content, header, type RenderedTokens, TokenBuilder } from "./token-builder.js";
-import type { ChatMessage } from "./types.js";
+import type { ChatMessage, MultimodalMessage } from "./types.js";
 
 const ROLE_NAMES: Readonly<Record<ChatMessage["role"], string>> = {
   system: "System",
@@ -45,8 +45,8 @@ export class RoleColonRenderer extends LabelledRenderer {
     return [this.#eos];
   }
 
-  protected render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): RenderedTokens {
-    checkMessages(messages, this.name);
+  protected render(input: readonly MultimodalMessage[], addGenerationPrompt: boolean): RenderedTokens {
+    const messages = checkTextMessages(input, this.name);
     const out = new TokenBuilder(this.tokenizer);
     if (this.tokenizer.bosTokenId !== null) out.special(this.tokenizer.bosTokenId);
     messages.forEach((message, i) => {

@@ -54,6 +54,13 @@ export class TokenBuilder {
     return this;
   }
 
+  /** Appends token ids as they are (an image's chunk). */
+  ids(ids: readonly number[], label: TokenLabel = STRUCTURE): this {
+    this.flush();
+    for (const id of ids) this.#push(id, label);
+    return this;
+  }
+
   /** Appends text; it is encoded together with the text around it, up to the next special token. */
   text(text: string, label: TokenLabel = STRUCTURE): this {
     if (text.length === 0) return this;

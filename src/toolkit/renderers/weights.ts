@@ -6,7 +6,7 @@
 
 import { ValidationError } from "../../core/errors.js";
 import type { RenderedTokens } from "./token-builder.js";
-import type { ChatMessage, SupervisedExample, TrainOnWhat } from "./types.js";
+import type { MultimodalMessage, SupervisedExample, TrainOnWhat } from "./types.js";
 
 const TRAIN_ON_WHAT: readonly TrainOnWhat[] = [
   "last_assistant_message",
@@ -30,7 +30,7 @@ export function checkTrainOnWhat(value: unknown): TrainOnWhat {
 
 /** Which messages' content is trained, as a predicate over message indices. */
 export function trainedMessages(
-  messages: readonly ChatMessage[],
+  messages: readonly MultimodalMessage[],
   trainOnWhat: TrainOnWhat,
 ): (index: number) => boolean {
   if (trainOnWhat === "all_messages" || trainOnWhat === "all_tokens") return () => true;
@@ -47,7 +47,7 @@ export function trainedMessages(
 
 export function supervisedExampleOf(
   rendered: RenderedTokens,
-  messages: readonly ChatMessage[],
+  messages: readonly MultimodalMessage[],
   trainOnWhat: TrainOnWhat,
 ): SupervisedExample {
   const tokens = rendered.tokens;
