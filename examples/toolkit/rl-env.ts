@@ -21,9 +21,11 @@
  * a large learning rate, async runs here can lock both answers onto the same digit at reward 0.5).
  *
  * What to expect (measured, seed 0, 30 steps of 8 groups × 16 episodes, lr 5e-3, first 5 → last 5
- * steps): sync 0.12 → 0.96 mean reward, async 0.05 → 0.99 (its rise starts two or three steps
- * later: each step learns from the weights of the step before). The policy learns two constants —
- * one digit for `a:`, another for `b:` — which is all the reward asks for.
+ * steps): sync 0.19 → 0.97 mean reward, async 0.04 → 0.99 (its rise starts two or three steps
+ * later: each step learns from rollouts of the weights one step older); about 18 s each on two
+ * shared cores. The policy learns two constants — one digit for `a:`, another for `b:` — which is
+ * all the reward asks for; a shorter or hotter run (lr 1e-2) can also settle at 0.5 with the same
+ * digit twice, which no group then contradicts.
  */
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
