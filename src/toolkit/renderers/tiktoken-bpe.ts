@@ -22,12 +22,15 @@ export interface TiktokenTokenizerOptions {
   specialTokens?: Readonly<Record<string, number>>;
   /** The pre-tokenizer: text between special tokens is cut into this pattern's matches (use the `u` flag). */
   pattern: RegExp;
-  /** Special tokens that are the BOS, EOS and padding tokens, when the model has them. */
+  /** The special token that begins a sequence, when the model has one. */
   bosToken?: string;
+  /** The special token that ends a sequence (what sampling stops at), when the model has one. */
   eosToken?: string;
+  /** The special token used for padding, when the model has one. */
   padToken?: string;
   /** Put the BOS in front when `encode` is asked to add special tokens. Default false. */
   addBosToken?: boolean;
+  /** The model's chat template, for `chat_template` renderers over this tokenizer; none by default. */
   chatTemplate?: ChatTemplate | null;
 }
 
