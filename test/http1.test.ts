@@ -16,11 +16,14 @@ let server: net.Server;
 let base: string;
 let reply: Reply;
 let connections = 0;
+let open = 0;
 const requests: string[] = [];
 
 beforeAll(async () => {
   server = net.createServer((socket) => {
     connections++;
+    open++;
+    socket.on("close", () => open--);
     let pending = "";
     socket.on("data", (data) => {
       pending += data.toString("latin1");
@@ -169,6 +172,21 @@ describe("the Node transport's HTTP/1.1 client", () => {
     await expect(pending).rejects.toThrow("stop waiting");
     reply = (socket) => socket.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     expect((await send("/later")).text).toBe("ok");
+  });
+
+  it("keeps at most 256 idle sockets per origin after a burst of calls", async () => {
+    let waiting: net.Socket[] = [];
+    // Answer only once all 300 requests are in, so that each holds a connection of its own.
+    reply = (socket) => {
+      waiting.push(socket);
+      if (waiting.length < 300) return;
+      for (const s of waiting) s.write("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nx");
+      waiting = [];
+    };
+    await Promise.all(Array.from({ length: 300 }, () => send("/burst")));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(open).toBeLessThanOrEqual(256);
+    expect(open).toBeGreaterThan(200);
   });
 
   it("a refused connection fails with fetch's words", async () => {

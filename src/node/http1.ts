@@ -52,6 +52,8 @@ export interface Origin {
 const MAX_HEAD_BYTES = 64 * 1024;
 /** A socket idle for longer is not reused: servers close idle ones after 5 s (Node's default). */
 const IDLE_REUSE_MS = 4_000;
+/** Idle sockets kept per origin (node:http's Agent keeps 256): a burst of calls leaves no more open. */
+const MAX_IDLE_PER_ORIGIN = 256;
 const CRLFCRLF = Buffer.from("\r\n\r\n");
 /** Where plain-TCP reads land (see Connection); one for all connections, as reads run one at a time. */
 const readBuffer = Buffer.allocUnsafe(64 * 1024);
@@ -369,8 +371,9 @@ class Pool {
     // An idle socket never keeps the process alive.
     connection.socket.unref();
     const list = this.idle.get(connection.key);
-    if (list) list.push(connection);
-    else this.idle.set(connection.key, [connection]);
+    if (!list) this.idle.set(connection.key, [connection]);
+    else if (list.length < MAX_IDLE_PER_ORIGIN) list.push(connection);
+    else connection.socket.destroy();
   }
 
   forget(connection: Connection): void {
