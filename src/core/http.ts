@@ -234,7 +234,11 @@ export class HttpClient {
    * wants followed are followed here, with `body` resent when the status asks for it, so credentials
    * never go to another origin. Bodies are size-limited as they stream in.
    */
-  #transport(follow: boolean, body: string | Uint8Array | undefined): typeof globalThis.fetch {
+  #transport(
+    follow: boolean,
+    body: string | Uint8Array | undefined,
+    headers: Readonly<Record<string, string>>,
+  ): typeof globalThis.fetch {
     const custom = this.#options.fetch;
     const send = this.#send;
     const maxBytes = this.#maxBytes;
@@ -243,14 +247,10 @@ export class HttpClient {
       const response = custom
         ? await custom(request)
         : // The runtime's fetch (or transport) gets the same request as URL and init, with the
-          // original body: given a Request with a body, fetch must proxy that body's stream through
-          // a TransformStream.
-          await send(request.url, {
-            method: request.method,
-            headers: request.headers,
-            body,
-            signal,
-          });
+          // original body (given a Request with a body, fetch must proxy that body's stream through
+          // a TransformStream) and the headers ky's Request was made from (and checked by: reading
+          // them back from its Headers would copy and sort them once more).
+          await send(request.url, { method: request.method, headers, body, signal });
       const final =
         follow && isFollowableRedirect(response)
           ? await followRedirects(send, request, response, body, signal)
@@ -322,7 +322,7 @@ export class HttpClient {
       timeout: false,
       throwHttpErrors: false,
       redirect: "manual",
-      fetch: this.#transport(req.redirect !== "manual", body),
+      fetch: this.#transport(req.redirect !== "manual", body, headers),
       retry: 0,
     };
     // Only a caller's fetch is handed ky's Request itself, so only it needs the body inside: the
@@ -445,7 +445,7 @@ export class HttpClient {
       timeout: false,
       throwHttpErrors: false,
       redirect: "manual",
-      fetch: this.#transport(true, body),
+      fetch: this.#transport(true, body, headers),
       retry: 0,
     };
     if (body !== undefined && this.#options.fetch) options.body = body as BodyInit;
@@ -701,7 +701,12 @@ const MAX_REDIRECTS = 20;
 /** One hop of a request, sent without following a redirect (HttpClient's transport). */
 type Send = (
   url: string,
-  init: { method: string; headers: Headers; body: string | Uint8Array | undefined; signal: AbortSignal },
+  init: {
+    method: string;
+    headers: Headers | Readonly<Record<string, string>>;
+    body: string | Uint8Array | undefined;
+    signal: AbortSignal;
+  },
 ) => Promise<Response>;
 
 function isFollowableRedirect(response: Response): boolean {

@@ -11,7 +11,8 @@
 
 export interface TransportRequest {
   method: string;
-  headers: Headers;
+  /** A Headers object, or (the SDK's own calls) the plain lower-case record ky's Request was made from. */
+  headers: Headers | Readonly<Record<string, string>>;
   /** The call's body as given (a JSON string or bytes), resent as is on a 307/308. */
   body: string | Uint8Array | undefined;
   /** Aborts the request and the body read. */

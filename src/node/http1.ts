@@ -21,7 +21,7 @@ export interface Http1Request {
   host: string;
   /** Path and query. */
   target: string;
-  /** `name: value\r\n` lines, already validated (they come from a Headers object). */
+  /** `name: value\r\n` lines, already checked: no line break or NUL inside a name or value. */
   headerLines: string;
   body: string | Uint8Array | undefined;
   signal: AbortSignal;

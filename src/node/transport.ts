@@ -18,6 +18,8 @@ import type { RuntimeTransport, TransportRequest } from "../core/transport.js";
 import { withDirectBody } from "../core/transport.js";
 import { exchange, type Http1Head } from "./http1.js";
 
+const BREAKS_HEADER = /[\r\n\0]/;
+
 /** fetch's own words for a request that got no answer; ky and the SDK recognise it. */
 function fetchFailed(cause: unknown): TypeError {
   return new TypeError("fetch failed", { cause });
@@ -33,13 +35,24 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
 
   let headerLines = "";
   let acceptsEncoding = false;
-  for (const [name, value] of request.headers) {
-    // The Host and the body's length are the exchange's own; fetch refuses them from callers too.
-    if (name === "host" || name === "content-length" || name === "connection" || name === "transfer-encoding")
-      continue;
-    if (name === "accept-encoding") acceptsEncoding = true;
-    headerLines += `${name}: ${value}\r\n`;
-  }
+  const add = (value: string, name: string) => {
+    const lower = name.toLowerCase();
+    // The Host and the body's framing are the exchange's own; fetch refuses them from callers too.
+    if (
+      lower === "host" ||
+      lower === "content-length" ||
+      lower === "connection" ||
+      lower === "transfer-encoding"
+    )
+      return;
+    if (lower === "accept-encoding") acceptsEncoding = true;
+    // What a Headers object refuses: a line break or NUL would end the header (or the head) early.
+    if (BREAKS_HEADER.test(value) || BREAKS_HEADER.test(name)) throw new TypeError(`invalid header ${name}`);
+    headerLines += `${lower}: ${value}\r\n`;
+  };
+  const { headers } = request;
+  if (headers instanceof Headers) headers.forEach(add);
+  else for (const name in headers) add(headers[name]!, name);
   if (!acceptsEncoding) headerLines += "accept-encoding: gzip, deflate, br\r\n";
 
   let head: Http1Head;
@@ -76,8 +89,14 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
   }
   let response: Response;
   try {
-    const headers = new Headers();
-    for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+    // A record, which the Response turns into its Headers in one go (a Headers object given here
+    // would be copied); a repeated name is joined with ", " as Headers.get joins it.
+    const headers: Record<string, string> = Object.create(null);
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      const earlier = headers[name];
+      headers[name] = earlier === undefined ? raw[i + 1]! : `${earlier}, ${raw[i + 1]!}`;
+    }
     response = new Response(null, { status: head.status, statusText: head.statusText, headers });
   } catch (error) {
     // A header value or status that fetch would refuse too.
