@@ -1,5 +1,5 @@
 /**
- * Bench case (l): no growth. 5,000 futures (forward and sample alternating, 16 in flight; 1,000 with
+ * Bench case (l): no growth. 5,000 futures after 5,000 of warm-up (forward and sample alternating, 16 in flight; 1,000 with
  * --quick) through each transport against `tinker-ts serve` in its own process: Node's keep-alive
  * transport, the runtime's fetch, and a caller's fetch that ignores the request's signal. The heap
  * after a full GC is taken at every tenth of the run; the figure is the least-squares slope in
