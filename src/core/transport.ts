@@ -1,6 +1,6 @@
 /**
  * The runtime transport: the fastest way this runtime has to send one HTTP request, when it is not
- * its own `fetch`. On Node that is a keep-alive `node:http`/`node:https` client (src/node), which the
+ * its own `fetch`. On Node that is a keep-alive HTTP/1.1 client on `node:net`/`node:tls` (src/node), which the
  * package's `node` export condition registers before anything else runs; every other runtime
  * (browsers, workers, Deno, Bun) has none and uses its fetch. Web standards only: this module is on
  * the main entry's path, the Node code is not.

@@ -1,5 +1,5 @@
 /**
- * `tinker-ts` under the `node` export condition: the main entry, with the keep-alive `node:http`
+ * `tinker-ts` under the `node` export condition: the main entry, with the keep-alive HTTP/1.1
  * transport registered for every client this process makes (src/core/transport.ts). Browsers,
  * workers, Deno and Bun resolve the plain entry and never load this module.
  */
