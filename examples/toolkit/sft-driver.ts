@@ -32,7 +32,8 @@
  * Flags: --base-url URL (a `tinker-ts serve`; default: the embedded backend, in process),
  * --epochs N (3), --lr X (0.01), --seed S (0: the LoRA init, the held-out draw, the shuffles);
  * demonstration: --stop-after N (10), --interrupt abort|crash (abort);
- * one run: --state FILE, --resume (continue the job in FILE), --stall-at-step N (stop making
+ * one run: --state FILE, --resume (continue the job in FILE; the embedded backend's checkpoints die
+ * with the process, so across processes that needs --base-url), --stall-at-step N (stop making
  * progress after step N and wait to be killed: a known point for a test to kill at).
  */
 import { createReadStream } from "node:fs";
