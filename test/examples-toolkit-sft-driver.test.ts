@@ -9,40 +9,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { lrSchedule } from "../src/toolkit/index.js";
+import { stepLines } from "./sft-driver.helpers.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const EPOCHS = 2;
 const LR = 0.01;
 const STOP_AFTER = 8;
-
-interface StepLine {
-  step: number;
-  epoch: number;
-  batch: number;
-  lr: string;
-  trainNll: number;
-  heldOutNll?: number;
-  checkpoint?: string;
-}
-
-const STEP =
-  /^step +(\d+) epoch (\d+) batch (\d+) lr (\S+) train_nll (\S+) tokens \d+ time \d+ms(?: held_out_nll (\S+))?(?: checkpoint (\S+))?$/;
-
-function stepLines(text: string): StepLine[] {
-  return text
-    .split("\n")
-    .map((line) => STEP.exec(line))
-    .filter((m) => m !== null)
-    .map((m) => ({
-      step: Number(m[1]),
-      epoch: Number(m[2]),
-      batch: Number(m[3]),
-      lr: m[4]!,
-      trainNll: Number(m[5]),
-      ...(m[6] === undefined ? {} : { heldOutNll: Number(m[6]) }),
-      ...(m[7] === undefined ? {} : { checkpoint: m[7] }),
-    }));
-}
 
 /** The output between a `run X` line and the next one. */
 function section(stdout: string, run: "A" | "B" | "C"): string {

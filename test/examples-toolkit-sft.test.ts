@@ -3,82 +3,16 @@
  * with SIGKILL after a checkpoint and two more steps (one more already submitted), the server killed
  * and restarted too, then resumed with --resume: the final weights equal an uninterrupted run's.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { type Cleanups, restartServer, runScript, startScript, startServer } from "./processes.helpers.js";
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-interface Child {
-  child: ChildProcess;
-  output: () => string;
-  /** Resolves with the first stdout line matching `pattern`. */
-  waitFor: (pattern: RegExp) => Promise<RegExpExecArray>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function start(args: string[]): Child {
-  const child = spawn(process.execPath, ["--import", "tsx", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const waiters: { pattern: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
-  const check = () => {
-    for (const waiter of [...waiters]) {
-      const match = waiter.pattern.exec(output);
-      if (match) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(match);
-      }
-    }
-  };
-  child.stdout!.on("data", (chunk) => {
-    output += String(chunk);
-    check();
-  });
-  child.stderr!.on("data", (chunk) => {
-    output += String(chunk);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGKILL");
-      await exited;
-    }
-  });
-  return {
-    child,
-    output: () => output,
-    exited,
-    waitFor: (pattern) =>
-      new Promise((resolve, reject) => {
-        waiters.push({ pattern, resolve });
-        check();
-        exited.then(({ code, signal }) =>
-          reject(new Error(`exited (${code ?? signal}) before printing ${pattern}:\n${output}`)),
-        );
-      }),
-  };
-}
-
-async function startServer(dataDir: string, port = "0"): Promise<{ server: Child; url: string }> {
-  const server = start(["src/cli/main.ts", "serve", "--port", port, "--data-dir", dataDir]);
-  const [, url] = await server.waitFor(/export TINKER_BASE_URL=(\S+)/);
-  return { server, url: url! };
-}
-
-/** Runs the example to completion and returns its output. */
-async function runExample(args: string[]): Promise<string> {
-  const example = start(["examples/toolkit/sft-chat.ts", ...args]);
-  const { code } = await example.exited;
-  if (code !== 0) throw new Error(`sft-chat exited with ${code}:\n${example.output()}`);
-  return example.output();
-}
 
 function fingerprintOf(output: string): string {
   const match = /^fingerprint ([0-9a-f]{64})$/m.exec(output);
@@ -91,23 +25,22 @@ describe("examples/toolkit/sft-chat.ts", () => {
     const dir = await mkdtemp(join(tmpdir(), "tinker-ts-sft-"));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const dataDir = join(dir, "data");
-    let { server, url } = await startServer(dataDir);
+    let { server, url } = await startServer(dataDir, cleanups);
     const common = ["--base-url", url, "--steps", "12", "--every", "4", "--seed", "3"];
 
-    const uninterrupted = await runExample([...common, "--state", join(dir, "a.json")]);
+    const uninterrupted = await runScript(
+      ["examples/toolkit/sft-chat.ts", ...common, "--state", join(dir, "a.json")],
+      cleanups,
+    );
     const fingerprintA = fingerprintOf(uninterrupted);
     expect(uninterrupted).toMatch(/^run \S+ from step 0$/m);
 
     // Second run: stalls after step 6 (step 7 is already submitted by then), then is killed.
     const stateB = join(dir, "b.json");
-    const crashed = start([
-      "examples/toolkit/sft-chat.ts",
-      ...common,
-      "--state",
-      stateB,
-      "--stall-at-step",
-      "6",
-    ]);
+    const crashed = startScript(
+      ["examples/toolkit/sft-chat.ts", ...common, "--state", stateB, "--stall-at-step", "6"],
+      cleanups,
+    );
     await crashed.waitFor(/^stalled after step 6$/m);
     expect(crashed.output()).toMatch(/^checkpoint step 4 \S+$/m);
     expect(crashed.output()).not.toMatch(/^checkpoint step 8/m);
@@ -116,12 +49,12 @@ describe("examples/toolkit/sft-chat.ts", () => {
     const crashedRun = /^run (\S+) from step 0$/m.exec(crashed.output())![1];
 
     // The server goes down too, and comes back on the same port with the same data directory.
-    const port = new URL(url).port;
-    server.child.kill("SIGKILL");
-    await server.exited;
-    ({ server, url } = await startServer(dataDir, port));
+    ({ server, url } = await restartServer(server, url, dataDir, cleanups));
 
-    const resumed = await runExample([...common, "--state", stateB, "--resume"]);
+    const resumed = await runScript(
+      ["examples/toolkit/sft-chat.ts", ...common, "--state", stateB, "--resume"],
+      cleanups,
+    );
     expect(resumed).toMatch(/^run \S+ from step 4$/m);
     expect(resumed).not.toMatch(/^step [1-4] /m);
     expect(resumed).toMatch(/^step 5 /m);

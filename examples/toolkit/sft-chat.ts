@@ -23,26 +23,24 @@
  *   state file, so a crash between a save and a state write cannot make them disagree;
  * - the checkpoint holds the Adam moments too (`createTrainingClientFromStateWithOptimizer`).
  *
- * The state file is the CheckpointManager's ledger, stored as JSON (the file store below): the
+ * The state file is the CheckpointManager's ledger, stored as JSON (lib/file-store.ts): the
  * job's runs (a resume creates a new run), the metrics keep-best compares, the pins. It is written
  * to a temporary file and renamed, so a kill never leaves half a file.
  */
 import { createHash } from "node:crypto";
-import { readFile, rename, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { type Datum, ModelInput, type RestClient, ServiceClient, type TrainingClient } from "tinker-ts";
 import { BUILTIN_BASE_MODEL, createLocalTinker } from "tinker-ts/local";
 import {
   type ChatMessage,
-  type CheckpointLedger,
   CheckpointManager,
-  type CheckpointStore,
   datumFromConversation,
   getRenderer,
   resumeFromLatest,
   trainLoop,
 } from "tinker-ts/toolkit";
+import { fileState, memoryState, type RunState } from "./lib/file-store.js";
 
 /** A dozen short user → assistant chats; a few carry a system prompt. */
 export const CHATS: readonly (readonly ChatMessage[])[] = [
@@ -329,54 +327,6 @@ async function greedyAnswers(
       return { question: chat.at(-2)!.content, answer };
     }),
   );
-}
-
-interface RunState {
-  store: CheckpointStore;
-  setRunId(runId: string): Promise<void>;
-}
-
-function memoryState(): RunState {
-  let ledger: CheckpointLedger | undefined;
-  return {
-    store: {
-      load: () => ledger,
-      save: (next) => {
-        ledger = next;
-      },
-    },
-    setRunId: async () => {},
-  };
-}
-
-/**
- * The file store: `{ runId, ledger }` as JSON, replaced atomically (write a temporary file, then
- * rename) so that a kill mid-write leaves the previous version.
- */
-async function fileState(file: string): Promise<RunState> {
-  let contents: { runId?: string; ledger?: CheckpointLedger } = {};
-  try {
-    contents = JSON.parse(await readFile(file, "utf8"));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
-  const write = async () => {
-    await writeFile(`${file}.tmp`, `${JSON.stringify(contents, null, 2)}\n`);
-    await rename(`${file}.tmp`, file);
-  };
-  return {
-    store: {
-      load: () => contents.ledger,
-      save: async (ledger) => {
-        contents = { ...contents, ledger };
-        await write();
-      },
-    },
-    setRunId: async (runId) => {
-      contents = { ...contents, runId };
-      await write();
-    },
-  };
 }
 
 async function main(): Promise<void> {

@@ -8,7 +8,7 @@
  *
  * Where the ledger lives is the caller's choice through a `CheckpointStore`: in memory by default
  * (enough for a process that never restarts), a JSON file in a Node script (see
- * examples/toolkit/sft-chat.ts), `localStorage` or a KV namespace elsewhere. It is small: one entry
+ * examples/toolkit/lib/file-store.ts), `localStorage` or a KV namespace elsewhere. It is small: one entry
  * per live checkpoint.
  */
 import { ValidationError } from "../../core/errors.js";
