@@ -132,6 +132,9 @@ describe("persistence across a real restart", () => {
     expect(await forwardLogprobs(training)).toEqual(logprobsBefore);
     const reference = await service.createTrainingClientFromStateWithOptimizer(currentPath);
     expect(await train(training, 2)).toEqual(await train(reference, 2));
+    // Closed while the server is up: the cleanups kill the server first, and a close against a dead
+    // server spends its connection-retry budget (half a minute) finishing the session.
+    await service.close();
   });
 });
 
