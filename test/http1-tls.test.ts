@@ -17,7 +17,7 @@ const fixture = (name: string) => readFileSync(new URL(`./fixtures/tls/${name}`,
 
 let server: https.Server;
 let port: number;
-const seen: { servername: string | false; socket: Socket }[] = [];
+const seen: { servername: string | false | null; socket: Socket }[] = [];
 
 beforeAll(async () => {
   server = https.createServer({ cert: fixture("cert.pem"), key: fixture("key.pem") }, (req, res) => {

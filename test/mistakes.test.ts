@@ -52,6 +52,11 @@ const MISTAKES: Mistake[] = [
   },
   { what: "base URL of another scheme", run: (w) => w.client({ baseURL: "ws://localhost:8000" }) },
   { what: "API key of another service", run: (w) => w.client({ apiKey: "sk-proj-0123" }) },
+  {
+    what: "a header value with a line break (a pasted token)",
+    run: (w) => w.client({ defaultHeaders: { "x-team": "research\n" } }),
+  },
+  { what: "a header name with a space", run: (w) => w.client({ defaultHeaders: { "x team": "research" } }) },
   { what: "option spelled `baseUrl`", run: (w) => w.client({ baseUrl: BASE_URL }) },
   { what: "option spelled `api_key` (Python)", run: (w) => w.client({ api_key: KEY }) },
   { what: "timeout in the wrong option", run: (w) => w.client({ timeoutMs: 5_000 }) },

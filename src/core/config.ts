@@ -10,6 +10,7 @@ import { type CredentialSources, userCredentialSource } from "./auth/sources.js"
 import { credentialCommand } from "./credential-command.js";
 import { readEnv } from "./env.js";
 import { ValidationError } from "./errors.js";
+import { headerIssues } from "./header-check.js";
 import type { FetchLike, ResponseInfo, RetryInfo } from "./http.js";
 import {
   consoleLogger,
@@ -168,6 +169,9 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
   }
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
   checkDelay(heartbeatIntervalMs, "heartbeatIntervalMs");
+  const defaultHeaders = { ...cloudflareAccessHeaders(), ...options.defaultHeaders };
+  const badHeaders = headerIssues(defaultHeaders, "defaultHeaders");
+  if (badHeaders.length > 0) throw new ValidationError(badHeaders);
   const logger = resolveLogger(options);
   return {
     apiKey: credentials.apiKey ?? "",
@@ -177,7 +181,7 @@ export function resolveConfig(options: ClientOptions): ResolvedConfig {
     fetch: options.fetch,
     maxRetries,
     timeoutMs,
-    defaultHeaders: { ...cloudflareAccessHeaders(), ...options.defaultHeaders },
+    defaultHeaders,
     projectId: options.projectId ?? readEnv("TINKER_PROJECT_ID"),
     tags: options.tags ?? parseTags(readEnv("TINKER_TAGS")),
     userMetadata: options.userMetadata ?? {},

@@ -248,12 +248,12 @@ export class HttpClient {
         ? await custom(request)
         : // The runtime's fetch (or transport) gets the same request as URL and init, with the
           // original body (given a Request with a body, fetch must proxy that body's stream through
-          // a TransformStream) and the headers ky's Request was made from (and checked by: reading
-          // them back from its Headers would copy and sort them once more).
+          // a TransformStream) and the SDK's own header record (ky's Request carries headers only
+          // for a caller's fetch, which reads them from it).
           await send(request.url, { method: request.method, headers, body, signal });
       const final =
         follow && isFollowableRedirect(response)
-          ? await followRedirects(send, request, response, body, signal)
+          ? await followRedirects(send, request, headers, response, body, signal)
           : response;
       // A runtime transport's answer is size-limited by the transport, as it arrives.
       return directBody(final) ? final : limitBody(final, maxBytes);
@@ -318,17 +318,20 @@ export class HttpClient {
     // to ky (its `searchParams` would build the Request twice).
     const options: KyOptions = {
       method: req.method,
-      headers,
       timeout: false,
       throwHttpErrors: false,
       redirect: "manual",
       fetch: this.#transport(req.redirect !== "manual", body, headers),
       retry: 0,
     };
-    // Only a caller's fetch is handed ky's Request itself, so only it needs the body inside: the
-    // runtime's fetch and transport send `body` as is, and a Request given a body wraps it in a
-    // ReadableStream that nobody would read.
-    if (body !== undefined && this.#options.fetch) options.body = body as BodyInit;
+    // Only a caller's fetch is handed ky's Request itself, so only it needs the body and the headers
+    // inside: the runtime's fetch and transport send `body` and `headers` as they are. A Request
+    // given a body wraps it in a ReadableStream that nobody would read, and ky copies headers into
+    // three Headers objects per request (its merge, a content-type check, the Request's own).
+    if (this.#options.fetch) {
+      options.headers = headers;
+      if (body !== undefined) options.body = body as BodyInit;
+    }
     const query = compactQuery(req.query);
     const path = this.#prefix + req.path.replace(/^\/+/, "");
     const url = query ? `${path}?${new URLSearchParams(query)}` : path;
@@ -441,14 +444,16 @@ export class HttpClient {
     const body = req.body;
     const options: KyOptions = {
       method: req.method,
-      headers,
       timeout: false,
       throwHttpErrors: false,
       redirect: "manual",
       fetch: this.#transport(true, body, headers),
       retry: 0,
     };
-    if (body !== undefined && this.#options.fetch) options.body = body as BodyInit;
+    if (this.#options.fetch) {
+      options.headers = headers;
+      if (body !== undefined) options.body = body as BodyInit;
+    }
     for (let retry = 0; ; retry++) {
       let delayMs: number;
       try {
@@ -721,6 +726,7 @@ function isFollowableRedirect(response: Response): boolean {
 async function followRedirects(
   send: Send,
   request: Request,
+  sentHeaders: Readonly<Record<string, string>>,
   first: Response,
   body: string | Uint8Array | undefined,
   signal: AbortSignal,
@@ -729,7 +735,7 @@ async function followRedirects(
   let url = request.url;
   let method = request.method;
   let payload = body;
-  const headers = new Headers(request.headers);
+  const headers = new Headers(sentHeaders);
   for (let hop = 1; ; hop++) {
     const location = response.headers.get("location");
     if (response.status < 300 || response.status >= 400 || location === null) return response;

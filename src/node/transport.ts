@@ -14,11 +14,11 @@
  */
 import { constants } from "node:buffer";
 import zlib from "node:zlib";
+import { ValidationError } from "../core/errors.js";
+import { isHeaderName, isHeaderValue } from "../core/header-check.js";
 import type { RuntimeTransport, TransportRequest } from "../core/transport.js";
 import { withDirectBody } from "../core/transport.js";
 import { exchange, type Http1Head } from "./http1.js";
-
-const BREAKS_HEADER = /[\r\n\0]/;
 
 /** fetch's own words for a request that got no answer; ky and the SDK recognise it. */
 function fetchFailed(cause: unknown): TypeError {
@@ -46,8 +46,12 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
     )
       return;
     if (lower === "accept-encoding") acceptsEncoding = true;
-    // What a Headers object refuses: a line break or NUL would end the header (or the head) early.
-    if (BREAKS_HEADER.test(value) || BREAKS_HEADER.test(name)) throw new TypeError(`invalid header ${name}`);
+    // What a Headers object refuses would end the header, or the head, early. Client options are
+    // checked when the client is made; this catches a credential that arrives later (a JWT, a
+    // credential command's output), as a typed error rather than a connection failure to retry.
+    if (!isHeaderName(name) || !isHeaderValue(value)) {
+      throw new ValidationError([{ path: `headers.${name}`, message: "is not a valid HTTP header" }]);
+    }
     headerLines += `${lower}: ${value}\r\n`;
   };
   const { headers } = request;
