@@ -9,8 +9,9 @@
  *    Chromium) and one IIFE (edge-runtime). Chromium also loads the unbundled dist through an
  *    import map.
  * 3. Runs runtime-tests/scenario.mjs (SDK + local backend, then the toolkit part in
- *    scenario-toolkit.mjs) in every runtime, each in its own process, and prints one line per
- *    runtime. Exits 1 if any runtime fails.
+ *    scenario-toolkit.mjs with its cookbook-parity checks in scenario-toolkit-cookbook.mjs) in every
+ *    runtime, each in its own process, and prints one line per runtime. Exits 1 if any runtime
+ *    fails (a toolkit check that failed or is missing fails it too).
  *
  * Node, Deno and Bun also run runtime-tests/scenario-http.mjs: the SDK over real loopback HTTP,
  * through the transport the export conditions select (Node: keep-alive node:http; Deno, Bun: their
