@@ -9,8 +9,15 @@
  * `createChatTemplateRenderer` without the optional peer `@huggingface/jinja` installed rejects with
  * the install hint instead of breaking the module graph.
  *
+ * Then the cookbook-parity checks (scenario-toolkit-cookbook.mjs): the Qwen3.5 and Kimi K2.5
+ * renderers with tool calls, JSONL → `datasetFromConversations` → `trainSupervised` with a
+ * learning-rate schedule and held-out evaluation, and `trainRL` over a one-step `Env`. Each reports
+ * `{ ok, problems, … }` under its own key; their problems are the part's problems too.
+ *
  * `toolkit` is the entry's namespace; `sdk` the main entry's (for ModelInput and the error classes).
  */
+import { renderersCheck, rlCheck, supervisedCheck } from "./scenario-toolkit-cookbook.mjs";
+
 export async function toolkitScenario(sdk, toolkit, service) {
   const started = Date.now();
   const { ModelInput, ValidationError } = sdk;
@@ -112,6 +119,13 @@ export async function toolkitScenario(sdk, toolkit, service) {
   if (crossEntryError !== "ValidationError") problems.push(`toolkit error: ${crossEntryError}`);
   if (jinja.startsWith("unexpected")) problems.push(`createChatTemplateRenderer: ${jinja}`);
 
+  const renderers = await renderersCheck(sdk, toolkit);
+  const supervised = await supervisedCheck(sdk, toolkit, service, renderer);
+  const rl = await rlCheck(toolkit, service, tokenizer);
+  for (const [name, part] of Object.entries({ renderers, supervised, rl })) {
+    for (const problem of part.problems) problems.push(`${name}: ${problem}`);
+  }
+
   return {
     ok: problems.length === 0,
     problems,
@@ -123,6 +137,9 @@ export async function toolkitScenario(sdk, toolkit, service) {
     termination: parsed.termination,
     tokens,
     jinja,
+    renderers,
+    supervised,
+    rl,
     ms: Date.now() - started,
   };
 }

@@ -9,8 +9,9 @@
  *    Chromium) and one IIFE (edge-runtime). Chromium also loads the unbundled dist through an
  *    import map.
  * 3. Runs runtime-tests/scenario.mjs (SDK + local backend, then the toolkit part in
- *    scenario-toolkit.mjs) in every runtime, each in its own process, and prints one line per
- *    runtime. Exits 1 if any runtime fails.
+ *    scenario-toolkit.mjs with its cookbook-parity checks in scenario-toolkit-cookbook.mjs) in every
+ *    runtime, each in its own process, and prints one line per runtime. Exits 1 if any runtime
+ *    fails (a toolkit check that failed or is missing fails it too).
  *
  * Node, Deno and Bun also run runtime-tests/scenario-http.mjs: the SDK over real loopback HTTP,
  * through the transport the export conditions select (Node: keep-alive node:http; Deno, Bun: their
@@ -172,14 +173,44 @@ const oneLine = (problems) => {
   return joined.length > 400 ? `${joined.slice(0, 400)}…` : joined;
 };
 
-/** `toolkit ok: 3 steps, ckpt step-000002, nll 1.13, reply "." (stop), jinja absent, 90ms`. */
+/** The cookbook-parity checks of the toolkit part (runtime-tests/scenario-toolkit-cookbook.mjs). */
+const TOOLKIT_CHECKS = {
+  // The same call from every renderer prints once.
+  renderers: (r) =>
+    `${r.calls.map((c) => c.renderer).join("+")} ${[...new Set(r.calls.map((c) => c.call))].join(" / ")}, ` +
+    `unknown model ${r.unknownModel}`,
+  supervised: (s) =>
+    `jsonl lines ${s.jsonlLines.join(",")} bad ${s.badLine}, sft ${s.steps} steps ` +
+    `lr ${s.learningRates.map((lr) => lr.toPrecision(2)).join("→")}, held-out nll ${s.evalNll.map(fmt).join("→")}`,
+  rl: (r) => `${r.steps} steps reward ${r.rewards.map(fmt).join(",")}`,
+};
+
+/**
+ * The toolkit part's summary and whether it passed: `toolkit ok: 3 steps, ckpt step-000002, nll
+ * 1.13, reply "." (stop), jinja absent; renderers qwen3_5+kimi_k25 get_weather({"city":"Paris"}),
+ * …; supervised jsonl …, sft 4 steps lr …; rl 2 steps reward …; 300ms`. A check that is missing or
+ * failed is printed as such and fails the runtime, whatever the scenario's own `ok` says.
+ */
 const toolkitSummary = (t) => {
-  if (!t) return "toolkit MISSING";
-  if (t.steps === undefined) return "toolkit FAILED";
-  return (
-    `toolkit ${t.ok ? "ok" : "FAILED"}: ${t.steps} steps, ckpt ${t.checkpoint}, nll ${fmt(t.nll)}, ` +
-    `reply ${JSON.stringify(t.reply)} (${t.termination}), jinja ${t.jinja}, ${t.ms}ms`
-  );
+  if (!t) return { ok: false, text: "toolkit MISSING" };
+  if (t.steps === undefined) return { ok: false, text: "toolkit FAILED" };
+  let ok = t.ok === true;
+  const checks = Object.entries(TOOLKIT_CHECKS).map(([name, describe]) => {
+    const part = t[name];
+    if (!part) {
+      ok = false;
+      return `${name} MISSING`;
+    }
+    if (!part.ok) {
+      ok = false;
+      return `${name} FAILED`;
+    }
+    return `${name} ${describe(part)}`;
+  });
+  const text =
+    `toolkit ${ok ? "ok" : "FAILED"}: ${t.steps} steps, ckpt ${t.checkpoint}, nll ${fmt(t.nll)}, ` +
+    `reply ${JSON.stringify(t.reply)} (${t.termination}), jinja ${t.jinja}; ${checks.join("; ")}; ${t.ms}ms`;
+  return { ok, text };
 };
 
 let failed = 0;
@@ -230,12 +261,14 @@ if (!failed) {
       };
     }
     const seconds = (performance.now() - t0) / 1000;
-    const ok = result.ok === true && result.runtime === runtime.name;
+    // The full scenario (the one with losses) has the toolkit part, whose checks must all pass.
+    const toolkit = result.losses ? toolkitSummary(result.toolkit) : undefined;
+    const ok = result.ok === true && result.runtime === runtime.name && (toolkit?.ok ?? true);
     if (!ok) failed++;
     const detail = result.losses
       ? `loss ${result.losses.map(fmt).join("→")}  sample [${result.tokens}]  runs ${result.runs}` +
         `  errors ${result.errors.join(",")}  randomUUID ${result.randomUUID ? "yes" : "no"}  (${result.engine})` +
-        `  ${toolkitSummary(result.toolkit)}` +
+        `  ${toolkit.text}` +
         (result.problems?.length ? `  PROBLEMS ${oneLine(result.problems)}` : "")
       : result.summary && ok
         ? result.summary
