@@ -1,7 +1,7 @@
 /**
  * The SDK over real loopback HTTP, for the runtimes that have `node:http` (Node, Bun, Deno): the
  * embedded backend behind a node:http server, reached through whatever transport the package's
- * export conditions give the runtime (Node: the keep-alive node:http transport; Bun and Deno:
+ * export conditions give the runtime (Node: the keep-alive HTTP/1.1 transport; Bun and Deno:
  * their fetch). Checks that training and sampling work over it, that a 307 redirect is followed
  * with the body resent (the base URL is under a prefix the server moves), and that an answer over
  * `maxResponseBytes` fails with APIError. Reports which transport carried the requests: the
@@ -86,8 +86,8 @@ export async function httpScenario(sdk, runtime) {
     server.closeAllConnections?.();
     server.close();
   }
-  const transport = fetched === 0 ? "node:http" : fetched === seen.requests ? "fetch" : "mixed";
-  const expected = runtime.startsWith("node") ? "node:http" : "fetch";
+  const transport = fetched === 0 ? "node" : fetched === seen.requests ? "fetch" : "mixed";
+  const expected = runtime.startsWith("node") ? "node" : "fetch";
   if (transport !== expected) problems.push(`transport ${transport}, expected ${expected}`);
   return {
     runtime,

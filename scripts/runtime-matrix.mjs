@@ -14,7 +14,7 @@
  *    fails (a toolkit check that failed or is missing fails it too).
  *
  * Node, Deno and Bun also run runtime-tests/scenario-http.mjs: the SDK over real loopback HTTP,
- * through the transport the export conditions select (Node: keep-alive node:http; Deno, Bun: their
+ * through the transport the export conditions select (Node: its keep-alive HTTP/1.1 client; Deno, Bun: their
  * fetch), with a redirect and the response size limit.
  *
  * Node runs once per supported major version (22, 24, 26: package.json's engines and the current
@@ -98,7 +98,7 @@ const runtimes = [
   ...NODE_MAJORS.flatMap((major) => [
     { name: `node${major}-esm`, node: major, argv: ["entry-esm.mjs", `node${major}-esm`] },
     { name: `node${major}-cjs`, node: major, argv: ["entry-cjs.cjs", `node${major}-cjs`] },
-    // Over real HTTP: the transport the `node` export condition selects (node:http keep-alive).
+    // Over real HTTP: the transport the `node` export condition selects (its keep-alive HTTP/1.1 client).
     { name: `node${major}-http`, node: major, argv: ["entry-http.mjs", `node${major}-http`] },
     { name: `node${major}-http-cjs`, node: major, argv: ["entry-http-cjs.cjs", `node${major}-http-cjs`] },
   ]),
