@@ -34,8 +34,11 @@ export interface Http1Request {
 export interface Http1Head {
   status: number;
   statusText: string;
-  /** Raw name/value pairs, in order. */
-  headers: string[];
+  /**
+   * Lower-case names to values, without a prototype; a repeated name's values joined with ", " as
+   * Headers.get joins them (a repeated Content-Length, which must repeat the same value, kept once).
+   */
+  headers: Record<string, string>;
   /** Every body byte, as framed (not decoded); rejects on a reset, an abort or a short body. */
   body: Promise<Buffer[]>;
   /** Abandons the body (its promise rejects with `reason`) and closes the connection. */
@@ -198,7 +201,7 @@ class Connection {
     if (!status)
       throw new ProtocolError(`not an HTTP/1.x status line: ${JSON.stringify(lines[0]!.slice(0, 80))}`);
     const code = Number(status[2]);
-    const headers: string[] = [];
+    const headers: Record<string, string> = Object.create(null);
     let length: string | undefined;
     let chunked = false;
     let connection = "";
@@ -209,12 +212,14 @@ class Connection {
         throw new ProtocolError(`a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
       const name = line.slice(0, colon);
       const value = line.slice(colon + 1).trim();
-      headers.push(name, value);
       const lower = name.toLowerCase();
+      const earlier = headers[lower];
+      headers[lower] = earlier === undefined ? value : `${earlier}, ${value}`;
       if (lower === "content-length") {
         if (length !== undefined && length !== value)
           throw new ProtocolError("two different Content-Length values");
         length = value;
+        headers[lower] = value;
       } else if (lower === "transfer-encoding") {
         chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
         if (!chunked) throw new ProtocolError(`unsupported Transfer-Encoding ${value}`);

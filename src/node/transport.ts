@@ -78,30 +78,17 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
     throw signal.aborted ? signal.reason : fetchFailed(error);
   }
 
-  const raw = head.headers;
-  let encoding = "";
-  let declared = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === "content-encoding") encoding = raw[i + 1]!;
-    else if (name === "content-length") declared = Number(raw[i + 1]);
-  }
-  if (declared > request.maxBytes) {
+  const answer = head.headers;
+  if (Number(answer["content-length"] ?? 0) > request.maxBytes) {
     const error = request.tooLarge();
     head.cancel(error);
     throw error;
   }
   let response: Response;
   try {
-    // A record, which the Response turns into its Headers in one go (a Headers object given here
-    // would be copied); a repeated name is joined with ", " as Headers.get joins it.
-    const headers: Record<string, string> = Object.create(null);
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toLowerCase();
-      const earlier = headers[name];
-      headers[name] = earlier === undefined ? raw[i + 1]! : `${earlier}, ${raw[i + 1]!}`;
-    }
-    response = new Response(null, { status: head.status, statusText: head.statusText, headers });
+    // The record becomes the Response's Headers in one go (a Headers object given here would be
+    // copied).
+    response = new Response(null, { status: head.status, statusText: head.statusText, headers: answer });
   } catch (error) {
     // A header value or status that fetch would refuse too.
     head.cancel(error);
@@ -109,7 +96,7 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
   }
   return withDirectBody(
     response,
-    head.body.then((chunks) => decode(chunks, encoding, request)),
+    head.body.then((chunks) => decode(chunks, answer["content-encoding"] ?? "", request)),
   );
 };
 
