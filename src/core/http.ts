@@ -260,6 +260,34 @@ export class HttpClient {
     }) as typeof globalThis.fetch;
   }
 
+  /**
+   * ky's options for one call: one attempt, statuses reported rather than thrown, redirects left to
+   * `#transport`. Only a caller's fetch is handed ky's Request itself, so only it needs the body and
+   * the headers inside: the runtime's fetch and transport send `body` and `headers` as they are. A
+   * Request given a body wraps it in a ReadableStream that nobody would read, and ky copies headers
+   * into three Headers objects per request (its merge, a content-type check, the Request's own).
+   */
+  #kyOptions(
+    method: string,
+    follow: boolean,
+    body: string | Uint8Array | undefined,
+    headers: Record<string, string>,
+  ): KyOptions {
+    const options: KyOptions = {
+      method,
+      timeout: false,
+      throwHttpErrors: false,
+      redirect: "manual",
+      fetch: this.#transport(follow, body, headers),
+      retry: 0,
+    };
+    if (this.#options.fetch) {
+      options.headers = headers;
+      if (body !== undefined) options.body = body as BodyInit;
+    }
+    return options;
+  }
+
   get baseURL(): string {
     return this.#options.baseURL;
   }
@@ -316,22 +344,7 @@ export class HttpClient {
     // clone the request for each call that may be retried, teeing its body stream; here every
     // attempt builds its one Request afresh from the same body. The query is part of the URL given
     // to ky (its `searchParams` would build the Request twice).
-    const options: KyOptions = {
-      method: req.method,
-      timeout: false,
-      throwHttpErrors: false,
-      redirect: "manual",
-      fetch: this.#transport(req.redirect !== "manual", body, headers),
-      retry: 0,
-    };
-    // Only a caller's fetch is handed ky's Request itself, so only it needs the body and the headers
-    // inside: the runtime's fetch and transport send `body` and `headers` as they are. A Request
-    // given a body wraps it in a ReadableStream that nobody would read, and ky copies headers into
-    // three Headers objects per request (its merge, a content-type check, the Request's own).
-    if (this.#options.fetch) {
-      options.headers = headers;
-      if (body !== undefined) options.body = body as BodyInit;
-    }
+    const options = this.#kyOptions(req.method, req.redirect !== "manual", body, headers);
     const query = compactQuery(req.query);
     const path = this.#prefix + req.path.replace(/^\/+/, "");
     const url = query ? `${path}?${new URLSearchParams(query)}` : path;
@@ -442,18 +455,7 @@ export class HttpClient {
   async sendSigned(req: SignedRequest): Promise<HttpResponse> {
     const headers: Record<string, string> = { ...req.headers };
     const body = req.body;
-    const options: KyOptions = {
-      method: req.method,
-      timeout: false,
-      throwHttpErrors: false,
-      redirect: "manual",
-      fetch: this.#transport(true, body, headers),
-      retry: 0,
-    };
-    if (this.#options.fetch) {
-      options.headers = headers;
-      if (body !== undefined) options.body = body as BodyInit;
-    }
+    const options = this.#kyOptions(req.method, true, body, headers);
     for (let retry = 0; ; retry++) {
       let delayMs: number;
       try {

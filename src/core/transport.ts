@@ -1,7 +1,7 @@
 /**
  * The runtime transport: the fastest way this runtime has to send one HTTP request, when it is not
- * its own `fetch`. On Node that is a keep-alive HTTP/1.1 client on `node:net`/`node:tls` (src/node), which the
- * package's `node` export condition registers before anything else runs; every other runtime
+ * its own `fetch`. On Node that is a keep-alive HTTP/1.1 client on `node:net`/`node:tls` (src/node),
+ * which the package's `node` export condition registers before anything else runs; every other runtime
  * (browsers, workers, Deno, Bun) has none and uses its fetch. Web standards only: this module is on
  * the main entry's path, the Node code is not.
  *
@@ -11,7 +11,7 @@
 
 export interface TransportRequest {
   method: string;
-  /** A Headers object, or (the SDK's own calls) the plain lower-case record ky's Request was made from. */
+  /** A Headers object (a redirect's next hop), or the SDK's own header record for the call. */
   headers: Headers | Readonly<Record<string, string>>;
   /** The call's body as given (a JSON string or bytes), resent as is on a 307/308. */
   body: string | Uint8Array | undefined;
