@@ -36,6 +36,7 @@ import {
   type ChatMessage,
   CheckpointManager,
   datumFromConversation,
+  emptyLedger,
   getRenderer,
   resumeFromLatest,
   trainLoop,
@@ -232,7 +233,7 @@ async function startOrResume(
     if (resumed) return { training: resumed.training, startStep: resumed.step };
     throw new Error("--resume: the state file names no run with a checkpoint to resume from");
   }
-  await state.store.save({ version: 1, runs: [], metrics: {}, pinned: [] });
+  await state.store.save(emptyLedger());
   const training = await service.createLoraTrainingClient(BUILTIN_BASE_MODEL, { rank: 8, seed });
   return { training, startStep: 0 };
 }

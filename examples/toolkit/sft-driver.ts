@@ -46,6 +46,7 @@ import {
   type BuiltDataset,
   type CheckpointStore,
   datasetFromJsonl,
+  emptyLedger,
   getRenderer,
   memoryCheckpointStore,
   type ResumedTraining,
@@ -220,7 +221,7 @@ export async function runSftDriverOnce(options: SftDriverRunOptions): Promise<Sf
         throw new Error(`--resume: ${options.stateFile} names no run with a checkpoint to resume from`);
       }
     } else {
-      await state.store.save({ version: 1, runs: [], metrics: {}, pinned: [] });
+      await state.store.save(emptyLedger());
     }
     const training = resumed?.training ?? (await newRun());
     const startStep = resumed?.step ?? 0;

@@ -13,9 +13,9 @@
 import type { TrainingClient } from "../clients/training.js";
 import { ValidationError } from "../core/errors.js";
 import type { APIFuture } from "../futures/api-future.js";
-import { validateAdamParams } from "../lib/validate.js";
 import type { OptimStepResponse } from "../wire/schemas.js";
 import type { AdamParams, Datum, DatumInput, ForwardBackwardOutput, LossFnType } from "../wire/types.js";
+import { validateGivenAdam } from "./adam.js";
 import { type LRSchedule, lrSchedule, scheduledAdam } from "./supervised/schedules.js";
 
 export interface TrainStepResult {
@@ -108,8 +108,7 @@ function checkAdam(adam: AdamParams, step: number): void {
   if (typeof adam !== "object" || adam === null) {
     throw new ValidationError([{ path: `adam (step ${step})`, message: "must be an AdamParams object" }]);
   }
-  const given = Object.fromEntries(Object.entries(adam).filter(([, value]) => value !== undefined));
-  validateAdamParams(given);
+  validateGivenAdam(adam);
 }
 
 function totalWeight(data: readonly (Datum | DatumInput)[]): number {

@@ -20,9 +20,9 @@ import { ValidationError, type ValidationIssue } from "../../core/errors.js";
 import type { CustomGradientFn } from "../../lib/custom-loss.js";
 import { ModelInput } from "../../lib/model-input.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { validateAdamParams } from "../../lib/validate.js";
 import type { OptimStepResponse } from "../../wire/schemas.js";
 import type { AdamParams, Datum, ForwardBackwardOutput } from "../../wire/types.js";
+import { validateGivenAdam } from "../adam.js";
 import {
   type DatumFromPromptCompletionOptions,
   type DatumFromTokensOptions,
@@ -261,9 +261,7 @@ export async function dpoStep(
   options: DpoStepOptions,
 ): Promise<DpoStepResult> {
   const loss = dpoLoss(examples, options);
-  validateAdamParams(
-    Object.fromEntries(Object.entries(options.adam ?? {}).filter(([, v]) => v !== undefined)),
-  );
+  validateGivenAdam(options.adam ?? {});
   options.signal?.throwIfAborted();
   const backward = training.forwardBackwardCustom(dpoData(examples), loss, { signal: options.signal });
   await backward.requestId;

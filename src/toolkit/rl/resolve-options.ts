@@ -5,8 +5,9 @@
  */
 import { ValidationError, type ValidationIssue } from "../../core/errors.js";
 import { parseTinkerPath } from "../../lib/tinker-path.js";
-import { validateAdamParams } from "../../lib/validate.js";
 import type { AdamParams } from "../../wire/types.js";
+import { validateGivenAdam } from "../adam.js";
+import { nameOf } from "../checkpoints/listing.js";
 import { stepFromCheckpointName, validatePrefix } from "../checkpoints/names.js";
 import type { RLDataset } from "./env.js";
 import type { RLLossFn, TrainRLOptions } from "./options.js";
@@ -237,7 +238,7 @@ function checkAdam(adam: AdamParams, path: string): void {
     throw new ValidationError([{ path, message: "must be an AdamParams object" }]);
   }
   try {
-    validateAdamParams(Object.fromEntries(Object.entries(adam).filter(([, v]) => v !== undefined)));
+    validateGivenAdam(adam);
   } catch (error) {
     if (!(error instanceof ValidationError)) throw error;
     // validateAdamParams names fields `adam_params.<field>`; report them under this option's path.
@@ -278,7 +279,7 @@ function resumeTarget(
     }
     return { path, step: resumeFrom.step };
   }
-  const name = parsed.checkpointId.slice(parsed.checkpointId.indexOf("/") + 1);
+  const name = nameOf(parsed.checkpointId);
   const step = stepFromCheckpointName(name, prefix);
   if (step === undefined) {
     issue("resumeFrom", `names no step (expected ${prefix}step-N); pass { path, step } instead`);

@@ -18,13 +18,13 @@
 import type { TrainingClient } from "../../clients/training.js";
 import { ValidationError, type ValidationIssue } from "../../core/errors.js";
 import { ModelInput } from "../../lib/model-input.js";
-import { validateAdamParams } from "../../lib/validate.js";
 import type { AdamParams, Datum } from "../../wire/types.js";
+import { validateGivenAdam } from "../adam.js";
 import { CheckpointManager, type CheckpointManagerOptions } from "../checkpoints/manager.js";
 import { evaluateForward } from "../evaluation.js";
 import { trainLoop } from "../loop.js";
 import type { SupervisedDataset } from "./dataset.js";
-import { LR_SCHEDULE_KINDS, type LRScheduleKind, lrSchedule } from "./schedules.js";
+import { LR_SCHEDULE_KINDS, type LRScheduleKind, lrSchedule, scheduledAdam } from "./schedules.js";
 
 /**
  * The learning-rate schedule, scaled to `learningRate` and to the run's length (epochs × batches
@@ -207,7 +207,7 @@ export async function trainSupervised(options: TrainSupervisedOptions): Promise<
   let lastRead = performance.now();
   let last: SupervisedStepMetrics | undefined;
   const outcome = await trainLoop(training, batches(), {
-    adam: (index) => ({ ...adam, learning_rate: lrAt(index) }),
+    adam: scheduledAdam({ lrAt }, adam),
     inFlight: options.inFlight ?? 2,
     startStep,
     signal,
@@ -367,7 +367,7 @@ function checkOptions(options: TrainSupervisedOptions): Plan {
   if (issues.length > 0) throw new ValidationError(issues);
 
   // The AdamW settings with the first step's rate; later rates are checked as each step is sent.
-  validateAdamParams(withoutUndefined({ ...options.adam, learning_rate: lrAt(startStep) }));
+  validateGivenAdam({ ...options.adam, learning_rate: lrAt(startStep) });
   // The manager checks its own options (rest, keepLast, …) when it is made, still before any request.
   const manager =
     options.checkpoints === undefined
@@ -422,8 +422,4 @@ function isTrainingClient(value: unknown): value is TrainingClient {
     typeof (value as TrainingClient).forwardBackward === "function" &&
     typeof (value as TrainingClient).optimStep === "function"
   );
-}
-
-function withoutUndefined(adam: AdamParams): AdamParams {
-  return Object.fromEntries(Object.entries(adam).filter(([, value]) => value !== undefined));
 }
