@@ -279,8 +279,12 @@ class RLDriver {
     this.#version = step + 1;
 
     let checkpoint: SaveResult | undefined;
-    if (this.#manager && this.#isDue(step + 1)) {
-      checkpoint = await this.#manager.save(step + 1, {
+    const due = this.#isDue(step + 1);
+    // Decisions up to this step are spent: neither map grows with the run. (maybeSave follows the
+    // manager's remembered answer, which is the one cached here, and forgets the steps up to it.)
+    for (const c of this.#due.keys()) if (c <= step + 1) this.#due.delete(c);
+    if (this.#manager && due) {
+      checkpoint = await this.#manager.maybeSave(step + 1, {
         "reward/mean": mean(trained.flatMap((g) => g.group.totalRewards)),
       });
     }
