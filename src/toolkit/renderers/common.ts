@@ -26,7 +26,8 @@ export interface MessageFeatures {
   toolCalls?: boolean;
 }
 
-const fail = (path: string, message: string): never => {
+/** Throws a ValidationError with one issue. */
+export const fail = (path: string, message: string): never => {
   throw new ValidationError([{ path, message }]);
 };
 

@@ -26,9 +26,15 @@
  * renderer refuses a last turn that reasoned.
  */
 
-import { ValidationError } from "../../core/errors.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { assistantMessage, checkMessages, cutAtStop, LabelledRenderer, requireToken } from "./common.js";
+import {
+  assistantMessage,
+  checkMessages,
+  cutAtStop,
+  fail,
+  LabelledRenderer,
+  requireToken,
+} from "./common.js";
 import { pieces, writePieces } from "./content-parts.js";
 import { kimiToolDeclaration } from "./kimi-tool-declaration.js";
 import { pyJson } from "./python-format.js";
@@ -99,9 +105,7 @@ export class KimiK25Renderer extends LabelledRenderer {
     });
     messages.forEach((message, i) => {
       if (message.role === "tool" && !message.toolCallId) {
-        throw new ValidationError([
-          { path: `messages[${i}].toolCallId`, message: "a Kimi tool result names the call it answers" },
-        ]);
+        fail(`messages[${i}].toolCallId`, "a Kimi tool result names the call it answers");
       }
     });
     const last = messages.length - 1;
@@ -139,12 +143,10 @@ export class KimiK25Renderer extends LabelledRenderer {
         const reasoning = message.thinking ?? "";
         if (i === target) {
           if (!this.#thinking && reasoning !== "") {
-            throw new ValidationError([
-              {
-                path: `messages[${i}].thinking`,
-                message: `${this.name} closes the think block in its prompt; it cannot train a last turn that reasoned`,
-              },
-            ]);
+            fail(
+              `messages[${i}].thinking`,
+              `${this.name} closes the think block in its prompt; it cannot train a last turn that reasoned`,
+            );
           }
           out.special(this.#id("<think>"), h);
           if (this.#thinking) out.text(reasoning, c).special(this.#id("</think>"), c);

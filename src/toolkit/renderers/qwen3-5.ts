@@ -30,6 +30,7 @@ import {
   checkMessages,
   contentText,
   cutAtStop,
+  fail,
   LabelledRenderer,
   requireToken,
 } from "./common.js";
@@ -283,8 +284,4 @@ export class Qwen35Renderer extends LabelledRenderer {
     if (unparsed.length > 0) result.unparsedToolCalls = unparsed;
     return result;
   }
-}
-
-function fail(path: string, message: string): never {
-  throw new ValidationError([{ path, message }]);
 }
