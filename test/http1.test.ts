@@ -7,7 +7,7 @@
  */
 import net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { directBody } from "../src/core/transport.js";
+import { answerHeader, directBody } from "../src/core/transport.js";
 import { nodeTransport } from "../src/node/transport.js";
 
 type Reply = (socket: net.Socket, request: string) => void;
@@ -162,6 +162,33 @@ describe("the Node transport's HTTP/1.1 client", () => {
     expect(error).toBeInstanceOf(TypeError);
     expect((error as TypeError).message).toBe("fetch failed");
     expect(String((error as TypeError).cause)).toMatch(/not an HTTP\/1\.x status line/);
+  });
+
+  it("refuses, as fetch does, a header a Headers object would not take and a status no Response has", async () => {
+    for (const [answer, why] of [
+      ["HTTP/1.1 200 OK\r\nbad name: 1\r\ncontent-length: 0\r\n\r\n", /malformed header line/],
+      ["HTTP/1.1 200 OK\r\nx-nul: a\u0000b\r\ncontent-length: 0\r\n\r\n", /malformed header line/],
+      ["HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n", /status 600 is outside 200–599/],
+    ] as const) {
+      reply = (socket) => socket.write(answer, "latin1");
+      const error = await send("/odd").catch((e: unknown) => e as TypeError);
+      expect((error as TypeError).message).toBe("fetch failed");
+      expect(String((error as TypeError).cause)).toMatch(why);
+    }
+  });
+
+  it("answers with a stand-in Response that ky accepts, building Headers only when asked", async () => {
+    reply = (socket) =>
+      socket.write(
+        "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nx-b: 1\r\nx-b: 2\r\ncontent-length: 2\r\n\r\n{}",
+      );
+    const { response, text } = await send("/lite");
+    expect(Object.prototype.toString.call(response)).toBe("[object Response]");
+    expect([response.ok, response.status, response.statusText, text]).toEqual([true, 201, "Created", "{}"]);
+    expect(answerHeader(response, "content-type")).toBe("application/json");
+    expect(response.headers).toBeInstanceOf(Headers);
+    expect(response.headers.get("x-b")).toBe("1, 2");
+    expect(await response.clone().json()).toEqual({});
   });
 
   it("an abort while waiting for the head rejects with the signal's reason and frees nothing twice", async () => {

@@ -22,7 +22,7 @@ import {
   transportBackoffMs,
   UNEXPECTED_ANSWER_RETRIES,
 } from "./retry-policy.js";
-import { directBody, type RuntimeTransport, runtimeTransport } from "./transport.js";
+import { answerHeader, directBody, type RuntimeTransport, runtimeTransport } from "./transport.js";
 
 export type FetchLike = (input: Request, init?: RequestInit) => Promise<Response>;
 
@@ -66,6 +66,8 @@ export interface HttpResponse {
   status: number;
   headers: Headers;
   body: Uint8Array;
+  /** The Content-Type header, lower-cased; "" when there is none. */
+  contentType: string;
   /** True when the response declares `application/x-protobuf`. */
   isProtobuf: boolean;
   /** The body parsed as JSON; undefined when empty or not JSON. */
@@ -555,7 +557,7 @@ async function attemptOnce(
       timer = setTimeout(expire, bodyTimeoutMs);
     }
     const body = await readBody(response, attemptSignal);
-    return toHttpResponse(response.status, response.headers, body);
+    return toHttpResponse(response, body);
   } catch (error) {
     if (signal?.aborted) throw abortError(signal);
     if (deadline.signal.aborted) throw deadline.signal.reason;
@@ -623,13 +625,17 @@ function describe(error: unknown): string {
   return `${error.message}${cause}`;
 }
 
-function toHttpResponse(status: number, headers: Headers, body: Uint8Array): HttpResponse {
-  const contentType = headers.get("content-type") ?? "";
+function toHttpResponse(response: Response, body: Uint8Array): HttpResponse {
+  const contentType = (answerHeader(response, "content-type") ?? "").toLowerCase();
   let parsed: { value: unknown } | undefined;
   return {
-    status,
-    headers,
+    status: response.status,
+    // Built on first read: a transport answer makes its Headers object only when asked.
+    get headers() {
+      return response.headers;
+    },
     body,
+    contentType,
     isProtobuf: contentType.includes("application/x-protobuf"),
     text: () => decoder.decode(body),
     json: () => {

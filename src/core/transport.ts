@@ -5,8 +5,8 @@
  * (browsers, workers, Deno, Bun) has none and uses its fetch. Web standards only: this module is on
  * the main entry's path, the Node code is not.
  *
- * A runtime transport answers with a Response whose body is empty and hands the whole body over as
- * bytes beside it (`directBody`): small JSON answers then never go through a web stream.
+ * A runtime transport answers with a stand-in for a Response that carries the whole body as bytes
+ * (`transportAnswer`, `directBody`): small JSON answers then never go through a web stream.
  */
 
 export interface TransportRequest {
@@ -53,15 +53,86 @@ export function runtimeTransport(): RuntimeTransport | undefined {
 
 const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
-const directBodies = new WeakMap<Response, Promise<Uint8Array>>();
+/**
+ * A runtime transport's answer, standing in for a fetch Response: the status and headers that ky
+ * and the HTTP layer read, and the whole body as bytes beside them. A fetch Response and its
+ * Headers cost ~3 µs and a dozen short-lived objects per request, and the SDK reads one or two
+ * headers of a successful answer; here the Headers object is built only when something asks for it
+ * (an `onResponse` observer, an error's `headers`).
+ *
+ * ky takes it as a response: it accepts any object whose `toString` tag is "Response", and with no
+ * hooks, no progress callback and `throwHttpErrors: false` it reads only `ok`, `type` and `status`.
+ * The body methods are here so that the object keeps fetch's contract wherever ky might read more.
+ */
+class TransportAnswer {
+  readonly type = "basic";
+  readonly redirected = false;
+  readonly body = null;
+  readonly bodyUsed = false;
+  #headers: Headers | undefined;
 
-/** Pairs a body-less Response with the bytes of its body (a runtime transport's answer). */
-export function withDirectBody(response: Response, body: Promise<Uint8Array>): Response {
-  directBodies.set(response, body);
-  return response;
+  constructor(
+    readonly url: string,
+    readonly status: number,
+    readonly statusText: string,
+    /** Lower-case names to values, as the transport parsed them. */
+    readonly headerRecord: Readonly<Record<string, string>>,
+    readonly bytes: Promise<Uint8Array>,
+  ) {}
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  get headers(): Headers {
+    this.#headers ??= new Headers(this.headerRecord);
+    return this.#headers;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "Response";
+  }
+
+  clone(): TransportAnswer {
+    return new TransportAnswer(this.url, this.status, this.statusText, this.headerRecord, this.bytes);
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    return (await this.bytes).slice().buffer as ArrayBuffer;
+  }
+
+  async text(): Promise<string> {
+    return new TextDecoder().decode(await this.bytes);
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+}
+
+/**
+ * A runtime transport's answer (see TransportAnswer), typed as the Response that ky's `fetch` and
+ * the HTTP layer pass around. `headers` must hold lower-case names; the caller has checked that a
+ * Headers object would accept every value and that the status is one a Response can have.
+ */
+export function transportAnswer(
+  url: string,
+  status: number,
+  statusText: string,
+  headers: Readonly<Record<string, string>>,
+  body: Promise<Uint8Array>,
+): Response {
+  return new TransportAnswer(url, status, statusText, headers, body) as unknown as Response;
 }
 
 /** The body of a runtime transport's answer; undefined for any other Response. */
 export function directBody(response: Response): Promise<Uint8Array> | undefined {
-  return directBodies.get(response);
+  return response instanceof TransportAnswer ? response.bytes : undefined;
+}
+
+/** One header of an answer (a lower-case name), without building a transport answer's Headers. */
+export function answerHeader(response: Response, name: string): string | null {
+  return response instanceof TransportAnswer
+    ? (response.headerRecord[name] ?? null)
+    : response.headers.get(name);
 }

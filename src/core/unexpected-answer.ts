@@ -19,7 +19,7 @@ const MESSAGE_EXCERPT = 200;
  */
 export function checkAnswerFormat(response: HttpResponse, route: string, protobuf: boolean): void {
   if (response.body.byteLength === 0) return;
-  const type = (response.headers.get("content-type") ?? "").toLowerCase();
+  const type = response.contentType;
   if (type.includes("application/x-protobuf")) {
     if (protobuf) return;
     throw unexpected(response, route, "content_type", "a protobuf answer to a JSON route");
@@ -48,7 +48,7 @@ export function unexpected(
   kind: UnexpectedResponseKind,
   what: string,
 ): UnexpectedResponseError {
-  const type = response.headers.get("content-type");
+  const type = response.contentType;
   const excerpt = bodyExcerpt(response.text(), MESSAGE_EXCERPT);
   return new UnexpectedResponseError(
     `Unexpected answer to ${route} (status ${response.status}${type ? `, ${type}` : ""}): ${what}${excerpt ? `: ${excerpt}` : ""}`,

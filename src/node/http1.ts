@@ -13,6 +13,7 @@
  */
 import net from "node:net";
 import tls from "node:tls";
+import { isHeaderName, isHeaderValue } from "../core/header-check.js";
 
 /** What one exchange needs to know about its request; bytes are written as given. */
 export interface Http1Request {
@@ -62,6 +63,8 @@ const CRLFCRLF = Buffer.from("\r\n\r\n");
 const readBuffer = Buffer.allocUnsafe(64 * 1024);
 /** A character past ASCII: a head without one goes out in one write with a UTF-8 body. */
 const NON_ASCII = /[\u0080-\uffff]/;
+/** Binary bodies up to this size go out copied behind the head in one write (see Connection.send). */
+const COPY_BODY_BYTES = 64 * 1024;
 
 type Framing =
   | { kind: "length"; remaining: number }
@@ -145,12 +148,19 @@ class Connection {
     head += "\r\n";
     if (typeof body === "string" && !NON_ASCII.test(head)) {
       this.socket.write(head + body);
-    } else {
+    } else if (body === undefined || typeof body === "string" || body.byteLength > COPY_BODY_BYTES) {
       // Headers are bytes (latin1); one writev for head and body, as node:http does.
       this.socket.cork();
       this.socket.write(head, "latin1");
       if (body !== undefined && body.length > 0) this.socket.write(body);
       this.socket.uncork();
+    } else {
+      // A small binary body (a protobuf call) is copied behind the head: one buffer, one plain
+      // write, where cork/uncork would queue two chunks and gather them through writev.
+      const bytes = Buffer.allocUnsafe(head.length + body.byteLength);
+      bytes.write(head, 0, "latin1");
+      bytes.set(body, head.length);
+      this.socket.write(bytes);
     }
   }
 
@@ -212,6 +222,9 @@ class Connection {
         throw new ProtocolError(`a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
       const name = line.slice(0, colon);
       const value = line.slice(colon + 1).trim();
+      // What a Headers object would refuse (fetch fails such an answer too).
+      if (!isHeaderName(name) || !isHeaderValue(value))
+        throw new ProtocolError(`a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
       const lower = name.toLowerCase();
       const earlier = headers[lower];
       headers[lower] = earlier === undefined ? value : `${earlier}, ${value}`;

@@ -17,7 +17,7 @@ import zlib from "node:zlib";
 import { ValidationError } from "../core/errors.js";
 import { isHeaderName, isHeaderValue } from "../core/header-check.js";
 import type { RuntimeTransport, TransportRequest } from "../core/transport.js";
-import { withDirectBody } from "../core/transport.js";
+import { transportAnswer } from "../core/transport.js";
 import { exchange, type Http1Head } from "./http1.js";
 
 /** fetch's own words for a request that got no answer; ky and the SDK recognise it. */
@@ -84,18 +84,17 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
     head.cancel(error);
     throw error;
   }
-  let response: Response;
-  try {
-    // The record becomes the Response's Headers in one go (a Headers object given here would be
-    // copied).
-    response = new Response(null, { status: head.status, statusText: head.statusText, headers: answer });
-  } catch (error) {
-    // A header value or status that fetch would refuse too.
+  if (head.status < 200 || head.status > 599) {
+    // A status no Response can have: fetch fails such an answer too.
+    const error = new RangeError(`the answer's status ${head.status} is outside 200–599`);
     head.cancel(error);
     throw fetchFailed(error);
   }
-  return withDirectBody(
-    response,
+  return transportAnswer(
+    url,
+    head.status,
+    head.statusText,
+    answer,
     head.body.then((chunks) => decode(chunks, answer["content-encoding"] ?? "", request)),
   );
 };
