@@ -12,7 +12,7 @@
  * defaults.
  */
 import net from "node:net";
-import tls from "node:tls";
+import type tls from "node:tls";
 import { isHeaderName, isHeaderValue } from "../core/header-check.js";
 
 /** What one exchange needs to know about its request; bytes are written as given. */
@@ -108,7 +108,7 @@ class Connection {
   ) {
     const host = origin.hostname.startsWith("[") ? origin.hostname.slice(1, -1) : origin.hostname;
     if (origin.secure) {
-      this.socket = tls.connect({
+      this.socket = tlsModule!.connect({
         host,
         port: origin.port,
         servername: net.isIP(host) ? undefined : host,
@@ -368,6 +368,19 @@ class Connection {
   }
 }
 
+/**
+ * node:tls, loaded with the first https request: it brings OpenSSL's setup (~3 MB of memory, a few
+ * ms) that a process talking only to a local http backend never needs.
+ */
+let tlsModule: typeof tls | undefined;
+let tlsLoading: Promise<void> | undefined;
+function loadTls(): Promise<void> {
+  tlsLoading ??= import("node:tls").then((module) => {
+    tlsModule = module.default;
+  });
+  return tlsLoading;
+}
+
 /** Kept-alive connections by origin, most recently used last. */
 class Pool {
   private readonly idle = new Map<string, Connection[]>();
@@ -410,6 +423,7 @@ const pool = new Pool();
  */
 export function exchange(origin: Origin, request: Http1Request, fresh = false): Promise<Http1Head> {
   if (request.signal.aborted) return Promise.reject(request.signal.reason);
+  if (origin.secure && !tlsModule) return loadTls().then(() => exchange(origin, request, fresh));
   return new Promise<Http1Head>((resolve, reject) => {
     const connection = pool.checkout(origin, fresh);
     const current: Exchange = {

@@ -18,20 +18,46 @@ import { ValidationError } from "../core/errors.js";
 import { isHeaderName, isHeaderValue } from "../core/header-check.js";
 import type { RuntimeTransport, TransportRequest } from "../core/transport.js";
 import { transportAnswer } from "../core/transport.js";
-import { exchange, type Http1Head } from "./http1.js";
+import { exchange, type Http1Head, type Origin } from "./http1.js";
 
 /** fetch's own words for a request that got no answer; ky and the SDK recognise it. */
 function fetchFailed(cause: unknown): TypeError {
   return new TypeError("fetch failed", { cause });
 }
 
+/** Where a URL sends a request: the connection's origin, the Host header, the request target. */
+interface Target {
+  origin: Origin;
+  host: string;
+  path: string;
+}
+
+/** Parsed URLs: a client sends to a handful of routes, each parsed once (a URL object per request otherwise). */
+const targets = new Map<string, Target>();
+const TARGETS_KEPT = 256;
+
+function targetOf(url: string): Target {
+  let target = targets.get(url);
+  if (target) return target;
+  const parsed = new URL(url);
+  const secure = parsed.protocol === "https:";
+  if (!secure && parsed.protocol !== "http:")
+    throw fetchFailed(new Error(`unsupported protocol ${parsed.protocol}`));
+  target = {
+    origin: { secure, hostname: parsed.hostname, port: Number(parsed.port) || (secure ? 443 : 80) },
+    host: parsed.host,
+    path: `${parsed.pathname}${parsed.search}`,
+  };
+  // Query strings vary (ids, cursors): past the bound the cache starts over rather than grow.
+  if (targets.size >= TARGETS_KEPT) targets.clear();
+  targets.set(url, target);
+  return target;
+}
+
 export const nodeTransport: RuntimeTransport = async (url, request) => {
   const { signal } = request;
   if (signal.aborted) throw signal.reason;
-  const target = new URL(url);
-  const secure = target.protocol === "https:";
-  if (!secure && target.protocol !== "http:")
-    throw fetchFailed(new Error(`unsupported protocol ${target.protocol}`));
+  const target = targetOf(url);
 
   let headerLines = "";
   let acceptsEncoding = false;
@@ -61,19 +87,16 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
 
   let head: Http1Head;
   try {
-    head = await exchange(
-      { secure, hostname: target.hostname, port: Number(target.port) || (secure ? 443 : 80) },
-      {
-        method: request.method,
-        host: target.host,
-        target: `${target.pathname}${target.search}`,
-        headerLines,
-        body: request.body,
-        signal,
-        maxBodyBytes: request.maxBytes,
-        tooLarge: request.tooLarge,
-      },
-    );
+    head = await exchange(target.origin, {
+      method: request.method,
+      host: target.host,
+      target: target.path,
+      headerLines,
+      body: request.body,
+      signal,
+      maxBodyBytes: request.maxBytes,
+      tooLarge: request.tooLarge,
+    });
   } catch (error) {
     throw signal.aborted ? signal.reason : fetchFailed(error);
   }
