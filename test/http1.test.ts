@@ -7,6 +7,7 @@
  */
 import net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ValidationError } from "../src/core/errors.js";
 import { answerHeader, directBody } from "../src/core/transport.js";
 import { nodeTransport } from "../src/node/transport.js";
 
@@ -175,6 +176,25 @@ describe("the Node transport's HTTP/1.1 client", () => {
       expect((error as TypeError).message).toBe("fetch failed");
       expect(String((error as TypeError).cause)).toMatch(why);
     }
+  });
+
+  it("refuses a header a Headers object would refuse as a ValidationError, sending nothing", async () => {
+    reply = (socket) => socket.write("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    const sendWith = (headers: Record<string, string>) =>
+      nodeTransport(`${base}/h`, {
+        method: "GET",
+        headers,
+        body: undefined,
+        signal: new AbortController().signal,
+        maxBytes: 1 << 20,
+        tooLarge: () => new RangeError("too large"),
+      });
+    // The same name with a good value first: a value is checked on its own, whatever came before.
+    expect((await sendWith({ "x-api-key": "tml-good", "x-tag": "a" })).status).toBe(200);
+    for (const bad of [{ "x-api-key": "tml-\nbad" }, { "x-tag": "a\u0000" }, { "bad name": "1" }]) {
+      await expect(sendWith(bad)).rejects.toBeInstanceOf(ValidationError);
+    }
+    expect(requests).toHaveLength(1);
   });
 
   it("answers with a stand-in Response that ky accepts, building Headers only when asked", async () => {

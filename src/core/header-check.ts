@@ -16,6 +16,18 @@ export const isHeaderName = (name: string): boolean => TOKEN.test(name);
 /** Bytes only (U+0000–U+00FF), and none that would end the header early. */
 export const isHeaderValue = (value: string): boolean => !NOT_A_HEADER_BYTE.test(value);
 
+/** Headers that carry credentials: never sent to another origin (PROTOCOL.md §13.28), never cached. */
+export function isCredentialHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return (
+    lower === "x-api-key" ||
+    lower === "authorization" ||
+    lower === "cookie" ||
+    lower === "proxy-authorization" ||
+    lower.startsWith("cf-access-")
+  );
+}
+
 export function headerIssues(headers: Readonly<Record<string, unknown>>, path: string): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   for (const name of Object.keys(headers)) {

@@ -15,6 +15,7 @@ import {
   TinkerError,
   UnexpectedResponseError,
 } from "./errors.js";
+import { isCredentialHeader } from "./header-check.js";
 import { registerSecret } from "./redact.js";
 import {
   serverRetryDelayMs,
@@ -695,18 +696,6 @@ function compactQuery(query: HttpRequest["query"]): Record<string, string> | und
 function formatSeconds(ms: number): string {
   const seconds = ms / 1000;
   return Number.isInteger(seconds) ? String(seconds) : seconds.toFixed(1);
-}
-
-/** Headers that carry credentials: never sent to another origin (PROTOCOL.md §13.28). */
-function isCredentialHeader(name: string): boolean {
-  const lower = name.toLowerCase();
-  return (
-    lower === "x-api-key" ||
-    lower === "authorization" ||
-    lower === "cookie" ||
-    lower === "proxy-authorization" ||
-    lower.startsWith("cf-access-")
-  );
 }
 
 const MAX_REDIRECTS = 20;

@@ -15,7 +15,7 @@
 import { constants } from "node:buffer";
 import zlib from "node:zlib";
 import { ValidationError } from "../core/errors.js";
-import { isHeaderName, isHeaderValue } from "../core/header-check.js";
+import { isCredentialHeader, isHeaderName, isHeaderValue } from "../core/header-check.js";
 import type { RuntimeTransport, TransportRequest } from "../core/transport.js";
 import { transportAnswer } from "../core/transport.js";
 import { exchange, type Http1Head, type Origin } from "./http1.js";
@@ -54,6 +54,35 @@ function targetOf(url: string): Target {
   return target;
 }
 
+/**
+ * Checked `name: value` lines by name, then value. Most of a client's headers carry the same value on
+ * every request (platform, package, timeouts), so each is checked and formatted once; a name seen
+ * with many values (the idempotency key) stops being kept, and credentials are never kept.
+ */
+const headerLines = new Map<string, Map<string, string> | null>();
+const VALUES_KEPT_PER_NAME = 16;
+
+/** One header's line; a name or value a Headers object would refuse is a ValidationError. */
+function headerLine(lower: string, value: string): string {
+  const known = headerLines.get(lower);
+  const kept = known?.get(value);
+  if (kept !== undefined) return kept;
+  // What a Headers object refuses would end the header, or the head, early. Client options are
+  // checked when the client is made; this catches a credential that arrives later (a JWT, a
+  // credential command's output), as a typed error rather than a connection failure to retry.
+  if (!isHeaderName(lower) || !isHeaderValue(value)) {
+    throw new ValidationError([{ path: `headers.${lower}`, message: "is not a valid HTTP header" }]);
+  }
+  const line = `${lower}: ${value}\r\n`;
+  if (known === undefined) {
+    headerLines.set(lower, isCredentialHeader(lower) ? null : new Map([[value, line]]));
+  } else if (known !== null) {
+    if (known.size < VALUES_KEPT_PER_NAME) known.set(value, line);
+    else headerLines.set(lower, null);
+  }
+  return line;
+}
+
 export const nodeTransport: RuntimeTransport = async (url, request) => {
   const { signal } = request;
   if (signal.aborted) throw signal.reason;
@@ -72,13 +101,7 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
     )
       return;
     if (lower === "accept-encoding") acceptsEncoding = true;
-    // What a Headers object refuses would end the header, or the head, early. Client options are
-    // checked when the client is made; this catches a credential that arrives later (a JWT, a
-    // credential command's output), as a typed error rather than a connection failure to retry.
-    if (!isHeaderName(name) || !isHeaderValue(value)) {
-      throw new ValidationError([{ path: `headers.${name}`, message: "is not a valid HTTP header" }]);
-    }
-    headerLines += `${lower}: ${value}\r\n`;
+    headerLines += headerLine(lower, value);
   };
   const { headers } = request;
   if (headers instanceof Headers) headers.forEach(add);
