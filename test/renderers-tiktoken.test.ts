@@ -36,6 +36,13 @@ describe("tiktokenTokenizer", () => {
     expect(tokenizer.encode("hello world")).toEqual([262, 260, 114, 108, 100]);
   });
 
+  it("encodes a piece longer than a spread's argument limit (one 200,000-letter word)", async () => {
+    const tokenizer = await make();
+    const tokens = tokenizer.encode("x".repeat(200_000));
+    expect(tokens).toHaveLength(200_000);
+    expect(new Set(tokens)).toEqual(new Set([120]));
+  });
+
   it("recognises special tokens anywhere, longest first, and decodes back", async () => {
     const tokenizer = await make();
     const ids = tokenizer.encode("ab<|end|>!cd<|end|>");

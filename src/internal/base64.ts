@@ -1,11 +1,19 @@
-/** Standard base64 without `Buffer`, so it works in every runtime. */
-export function bytesToBase64(bytes: Uint8Array): string {
+/**
+ * Bytes as a binary string, one char per byte. Spread in slices: one spread of a long array
+ * exceeds the engine's argument limit (a RangeError past ~100k values on V8).
+ */
+export function bytesToBinaryString(bytes: Uint8Array): string {
   let binary = "";
   const chunk = 0x8000;
   for (let i = 0; i < bytes.length; i += chunk) {
     binary += String.fromCharCode(...bytes.subarray(i, i + chunk));
   }
-  return btoa(binary);
+  return binary;
+}
+
+/** Standard base64 without `Buffer`, so it works in every runtime. */
+export function bytesToBase64(bytes: Uint8Array): string {
+  return btoa(bytesToBinaryString(bytes));
 }
 
 export function base64ToBytes(text: string): Uint8Array {

@@ -7,6 +7,7 @@
  * `pattern` into pieces, and each piece's UTF-8 bytes are merged pairwise, lowest rank first.
  */
 
+import { bytesToBinaryString } from "../../internal/base64.js";
 import type { ChatTemplate, Tokenizer } from "../../lib/tokenizer/index.js";
 import { TokenizerError } from "../../lib/tokenizer/types.js";
 
@@ -37,7 +38,7 @@ export interface TiktokenTokenizerOptions {
 const utf8 = new TextEncoder();
 
 /** Bytes as a binary string (one char per byte): the key ranks are looked up by. */
-const binary = (bytes: Uint8Array) => String.fromCharCode(...bytes);
+const binary = bytesToBinaryString;
 
 function parseRanks(ranks: TiktokenTokenizerOptions["ranks"]): Map<string, number> {
   const out = new Map<string, number>();
