@@ -191,8 +191,13 @@ describe("the Node transport's HTTP/1.1 client", () => {
       });
     // The same name with a good value first: a value is checked on its own, whatever came before.
     expect((await sendWith({ "x-api-key": "tml-good", "x-tag": "a" })).status).toBe(200);
-    for (const bad of [{ "x-api-key": "tml-\nbad" }, { "x-tag": "a\u0000" }, { "bad name": "1" }]) {
-      await expect(sendWith(bad)).rejects.toBeInstanceOf(ValidationError);
+    const bad: Record<string, string>[] = [
+      { "x-api-key": "tml-\nbad" },
+      { "x-tag": "a\u0000" },
+      { "bad name": "1" },
+    ];
+    for (const headers of bad) {
+      await expect(sendWith(headers)).rejects.toBeInstanceOf(ValidationError);
     }
     expect(requests).toHaveLength(1);
   });
