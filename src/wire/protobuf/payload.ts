@@ -58,10 +58,11 @@ export type ValueRules = "wire" | "training";
 // ---- staging ----
 
 /**
- * Plain-array values are checked and stored into a typed array of this many elements, then copied
- * whole to the output: a typed-array store costs a fraction of a DataView write at the output's
- * unaligned offset (protobuf puts a tag and a length before each array), so two passes over a small
- * block that stays in cache beat one pass of DataView writes, about 2× on 262k tokens.
+ * Plain-array values (and Int32Array values widened to int64) are checked and stored into a typed
+ * array of this many elements, then copied whole to the output: a typed-array store costs a
+ * fraction of a DataView write at the output's unaligned offset (protobuf puts a tag and a length
+ * before each array), so two passes over a small block that stays in cache beat one pass of
+ * DataView writes, about 2× on 262k tokens (1.5× for the int64 widening).
  */
 const STAGED_VALUES = 16_384;
 
@@ -181,12 +182,28 @@ export function writeInt64s(w: SizedWriter, values: Int64Values, what: string): 
 
 /** Sign-extends each int32 to 64 bits: low word the value, high word its sign. */
 function int64sFromInt32Array(view: DataView, at: number, values: Int32Array): number {
+  if (!LITTLE_ENDIAN_HOST) {
+    let pos = at;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      view.setInt32(pos, value, true);
+      view.setInt32(pos + 4, value >> 31, true);
+      pos += 8;
+    }
+    return pos;
+  }
+  const { int32, bytes } = staging();
+  const out = bytesOf(view);
   let pos = at;
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i]!;
-    view.setInt32(pos, value, true);
-    view.setInt32(pos + 4, value >> 31, true);
-    pos += 8;
+  for (let start = 0; start < values.length; start += STAGED_VALUES) {
+    const end = Math.min(values.length, start + STAGED_VALUES);
+    for (let i = start; i < end; i++) {
+      const value = values[i]!;
+      int32[2 * (i - start)] = value;
+      int32[2 * (i - start) + 1] = value >> 31;
+    }
+    out.set(bytes.subarray(0, (end - start) * 8), pos);
+    pos += (end - start) * 8;
   }
   return pos;
 }
