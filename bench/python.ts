@@ -15,7 +15,8 @@
  *   p1  client CPU per sequential forward_backward future (tiny datum, after a warm-up as long as
  *       the measured run)                                                  goal: ≤ 1/3 of Python's
  *   p2  peak RSS of a process that launches 2,000 sample calls at once       goal: ≤ 1/2 of Python's
- *   p3  building + encoding a 64 × 4,096-token forward_backward request    goal: ≤ 1/5 of Python's
+ *   p3  building + encoding a 64 × 4,096-token forward_backward request, after ten warm-up calls
+ *       in each half (ENCODE_WARM_UP=1: a fresh process's figure)       goal: ≤ 1/5 of Python's
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";

@@ -4,6 +4,16 @@
  * way TrainingClient does before sending (validate, chunk, protobuf), median of REPEATS.
  *
  *   node --import tsx bench/peers/ts_encode.ts REPEATS
+ *
+ * Both halves time a process in its steady state, after the same ten warm-up calls
+ * (python_sdk.py's ENCODE_WARM_UP). The Python SDK is there after one call: reference counting
+ * frees each call's memory as it returns, so the next call reuses it (ten warm-up calls leave its
+ * median where it was). V8 frees a request's memory only at a garbage collection, the first of which
+ * comes about eight calls of this size into a fresh process: until then each call writes its ~7 MB
+ * (the datums' copies, the 4.2 MB request) into fresh pages, about 1,800 minor page faults a call
+ * (process.resourceUsage().minorPageFault), which on the 2-core VM doubles the figure. A training
+ * loop pays that once per process, not per step. The fresh-process figure (one warm-up call) is
+ * reported beside this one in docs/PERFORMANCE.md.
  */
 import { chunkData, DEFAULT_CHUNK_LIMITS } from "../../src/lib/chunking.js";
 import { datum, ModelInput } from "../../src/lib/model-input.js";
@@ -16,6 +26,8 @@ const BATCH = 64;
 const LENGTH = 4_096;
 const VOCAB = 151_936;
 const repeats = Number(process.argv[2] ?? 5);
+// ENCODE_WARM_UP=1 gives the fresh-process figure; the Python half reads the same variable.
+const WARM_UP = Number(process.env.ENCODE_WARM_UP ?? 10);
 
 /** The same xorshift token ids as the Python half. */
 function tokenIds(seed: number): number[] {
@@ -60,7 +72,7 @@ function buildAndEncode(): number {
   return bytes;
 }
 
-buildAndEncode(); // warm-up
+for (let i = 0; i < WARM_UP; i++) buildAndEncode();
 const times: number[] = [];
 let size = 0;
 for (let i = 0; i < repeats; i++) {
