@@ -18,7 +18,7 @@ import {
   resolveTokenizerId,
   type Tokenizer,
 } from "../lib/tokenizer/index.js";
-import { sampling } from "../wire/endpoints/index.js";
+import * as sampling from "../wire/endpoints/sampling.js";
 import type { GetSamplerResponse, UntypedAPIFuture } from "../wire/schemas.js";
 import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
 import { call, poll, send } from "./call.js";

@@ -1,6 +1,10 @@
 /**
  * Every endpoint of the protocol, declared once (see define.ts). Grouped by area; `ENDPOINTS` lists
  * them all for the local backend's router and for tests that check the declarations.
+ *
+ * The SDK's clients import an area's module (`./sampling.js`) instead of this index: a bundler that
+ * splits by file would put every area an index imports into the chunk of whoever uses the index, so
+ * the REST and training declarations would load with a sampling-only app (docs/PERFORMANCE.md (e)).
  */
 import * as auth from "./auth.js";
 import * as futures from "./futures.js";
