@@ -26,12 +26,7 @@ export {
   type SamplingClientOptions,
   ServiceClient,
 } from "./clients/service.js";
-export {
-  DEFAULT_ADAM_PARAMS,
-  type LoadStateOptions,
-  type SaveStateOptions,
-  TrainingClient,
-} from "./clients/training.js";
+export type { LoadStateOptions, SaveStateOptions } from "./clients/training.js";
 export type { ClientOptions } from "./core/config.js";
 export {
   APIConnectionError,
@@ -69,6 +64,14 @@ export type {
 } from "./core/telemetry.js";
 export { APIFuture, type ResultOptions } from "./futures/api-future.js";
 export type { FutureEvent, FutureRequestType } from "./futures/poller.js";
+// Values whose modules load on first use: see the file for why they are constants there.
+export {
+  CUSTOM_LOSS_METRIC,
+  DEFAULT_ADAM_PARAMS,
+  forwardBackwardCustom,
+  SURROGATE_LOSS_METRIC,
+  TrainingClient,
+} from "./lazy-exports.js";
 export * as autodiff from "./lib/autodiff/index.js";
 export {
   CONSOLE_BASE_URL,
@@ -78,16 +81,13 @@ export {
   sessionConsoleUrl,
   trainingRunConsoleUrl,
 } from "./lib/console-urls.js";
-export {
-  CUSTOM_LOSS_METRIC,
-  type CustomGradientFn,
-  type CustomGradientResult,
-  type CustomLoss,
-  type CustomLossFn,
-  type CustomLossResult,
-  type CustomLossTrainer,
-  forwardBackwardCustom,
-  SURROGATE_LOSS_METRIC,
+export type {
+  CustomGradientFn,
+  CustomGradientResult,
+  CustomLoss,
+  CustomLossFn,
+  CustomLossResult,
+  CustomLossTrainer,
 } from "./lib/custom-loss.js";
 export {
   datum,

@@ -28,7 +28,7 @@ import {
   DimuonParamsSchema,
   type OptimizerConfig,
 } from "../wire/endpoints/fields.js";
-import { training } from "../wire/endpoints/index.js";
+import * as training from "../wire/endpoints/training.js";
 import { encodeTrainingRequest } from "../wire/protobuf/forward-backward-request.js";
 import { encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
 import type {
