@@ -66,11 +66,18 @@ export { APIFuture, type ResultOptions } from "./futures/api-future.js";
 export type { FutureEvent, FutureRequestType } from "./futures/poller.js";
 // Values whose modules load on first use: see the file for why they are constants there.
 export {
+  BYTE_LEVEL_TOKENIZER_ID,
+  ByteLevelTokenizer,
   CUSTOM_LOSS_METRIC,
+  clearTokenizerCache,
   DEFAULT_ADAM_PARAMS,
   forwardBackwardCustom,
+  loadTokenizer,
+  resolveTokenizerId,
   SURROGATE_LOSS_METRIC,
+  TokenizerError,
   TrainingClient,
+  tokenizerFromJSON,
 } from "./lazy-exports.js";
 export * as autodiff from "./lib/autodiff/index.js";
 export {
@@ -114,22 +121,15 @@ export {
   targetPromptLogprobsTensor,
 } from "./lib/target-prompt-logprobs.js";
 export { type CheckpointType, type ParsedTinkerPath, parseTinkerPath } from "./lib/tinker-path.js";
-export {
-  BYTE_LEVEL_TOKENIZER_ID,
-  ByteLevelTokenizer,
-  type ChatTemplate,
-  clearTokenizerCache,
-  type DecodeOptions,
-  type EncodeOptions,
-  type LoadTokenizerOptions,
-  loadTokenizer,
-  resolveTokenizerId,
-  type Tokenizer,
-  TokenizerError,
-  type TokenizerFetch,
-  type TokenizerFileLoader,
-  type TokenizerInfo,
-  tokenizerFromJSON,
+export type {
+  ChatTemplate,
+  DecodeOptions,
+  EncodeOptions,
+  LoadTokenizerOptions,
+  Tokenizer,
+  TokenizerFetch,
+  TokenizerFileLoader,
+  TokenizerInfo,
 } from "./lib/tokenizer/index.js";
 export { PROTOCOL_SDK_VERSION, VERSION } from "./version.js";
 export type { SearchOwner } from "./wire/endpoints/rest.js";

@@ -1,7 +1,8 @@
 /**
  * The values of `tinker-ts` whose modules an app loads only when it uses them: `ServiceClient`
  * imports the training client with its first training client (src/clients/service.ts), and the
- * custom loss comes with it. src/index.ts exports them from here, as constants.
+ * custom loss comes with it; the clients' `getTokenizer()` imports the tokenizer loader
+ * (src/clients/tokenizer.ts). src/index.ts exports them from here, as constants.
  *
  * Why constants, not `export { TrainingClient } from "./clients/training.js"`: esbuild's code
  * splitting assigns whole files to chunks, and puts a file into an app's eager chunks when it is
@@ -25,6 +26,15 @@ import {
   forwardBackwardCustom as customStep,
   SURROGATE_LOSS_METRIC as surrogateLossMetric,
 } from "./lib/custom-loss.js";
+import {
+  ByteLevelTokenizer as ByteLevelTokenizerClass,
+  BYTE_LEVEL_TOKENIZER_ID as byteLevelTokenizerId,
+  clearTokenizerCache as clearCache,
+  tokenizerFromJSON as fromJSON,
+  loadTokenizer as load,
+  resolveTokenizerId as resolveId,
+  TokenizerError as TokenizerErrorClass,
+} from "./lib/tokenizer/index.js";
 
 /** One LoRA training run; created by `ServiceClient`'s training factories (src/clients/training.ts). */
 export const TrainingClient = TrainingClientClass;
@@ -42,3 +52,20 @@ export const CUSTOM_LOSS_METRIC = customLossMetric;
 /** Where a custom step's result keeps the server's surrogate `loss:sum` (PROTOCOL.md §T2). */
 export const SURROGATE_LOSS_METRIC = surrogateLossMetric;
 
+// Tokenizers (src/lib/tokenizer).
+
+/** Byte-level tokenizer of the local backend (`tinker-ts/byte-level`): ids 0–255 are UTF-8 bytes. */
+export const ByteLevelTokenizer = ByteLevelTokenizerClass;
+export type ByteLevelTokenizer = ByteLevelTokenizerClass;
+
+/** The id of the local backend's byte-level tokenizer. */
+export const BYTE_LEVEL_TOKENIZER_ID = byteLevelTokenizerId;
+
+/** A tokenizer could not be resolved or loaded. `cause` holds the underlying error, if any. */
+export const TokenizerError = TokenizerErrorClass;
+export type TokenizerError = TokenizerErrorClass;
+
+export const loadTokenizer = load;
+export const clearTokenizerCache = clearCache;
+export const resolveTokenizerId = resolveId;
+export const tokenizerFromJSON = fromJSON;
