@@ -281,7 +281,9 @@ export class SamplingClient {
   /** The tokenizer of this sampler's base model (resolved as the official client does). */
   async getTokenizer(options: CallOptions & LoadTokenizerOptions = {}): Promise<Tokenizer> {
     checkCall(this.#connection, "getTokenizer", options, TOKENIZER_CALL_OPTIONS_SHAPE);
-    return modelTokenizer({ model_name: await this.getBaseModel(options) }, options);
+    // getBaseModel takes the call options only; the rest are the loader's.
+    const { signal, timeout } = options;
+    return modelTokenizer({ model_name: await this.getBaseModel({ signal, timeout }) }, options);
   }
 
   /** Log-probabilities of the prompt's own tokens; the first position is null. */

@@ -414,7 +414,9 @@ export class TrainingClient {
    */
   async getTokenizer(options: GetTokenizerOptions = {}): Promise<Tokenizer> {
     checkCall(this.#connection, "getTokenizer", options, TOKENIZER_CALL_OPTIONS_SHAPE);
-    return modelTokenizer(await this.getInfo(options), options);
+    // getInfo takes the call options only; the rest are the loader's.
+    const { signal, timeout } = options;
+    return modelTokenizer(await this.getInfo({ signal, timeout }), options);
   }
 
   /** Releases the run's resources on the server; later operations on it fail. */
