@@ -12,8 +12,8 @@
 // the other modules the SDK loads on first use. The package's index reaches every module an app's
 // main chunk can hold, so with this import every lazily loaded module reaches the same ones, and
 // esbuild's code splitting keeps them in one shared chunk. Without it, it cuts them into one chunk
-// per combination of lazy modules that use them, each downloaded and gzipped on its own: 3 KB more
-// for an app that only samples, 4 KB more for the whole SDK (docs/PERFORMANCE.md (e)). In an app
+// per combination of lazy modules that use them, each downloaded and gzipped on its own: 2 KB more
+// for an app that only samples, 3 KB more for the whole SDK (docs/PERFORMANCE.md (e)). In an app
 // that imports `tinker-ts` the index is loaded already, so this evaluates nothing new.
 import "../index.js";
 
