@@ -67,7 +67,9 @@ async function bundle({ file, contents, resolveDir = root }) {
     result.outputFiles.map((f) => [relative(root, f.path).replaceAll("\\", "/"), f.contents]),
   );
   const outputs = result.metafile.outputs;
-  const entryName = Object.keys(outputs).find((name) => outputs[name].entryPoint);
+  // The app's own entry: every lazy `import()` target is an entry point of the metafile too.
+  const entryPoint = file ? relative(root, file).replaceAll("\\", "/") : "<stdin>";
+  const entryName = Object.keys(outputs).find((name) => outputs[name].entryPoint === entryPoint);
   // Eager: the entry and whatever it imports statically, transitively.
   const eager = new Set();
   const visit = (name) => {

@@ -26,12 +26,7 @@ export {
   type SamplingClientOptions,
   ServiceClient,
 } from "./clients/service.js";
-export {
-  DEFAULT_ADAM_PARAMS,
-  type LoadStateOptions,
-  type SaveStateOptions,
-  TrainingClient,
-} from "./clients/training.js";
+export type { LoadStateOptions, SaveStateOptions } from "./clients/training.js";
 export type { ClientOptions } from "./core/config.js";
 export {
   APIConnectionError,
@@ -69,6 +64,21 @@ export type {
 } from "./core/telemetry.js";
 export { APIFuture, type ResultOptions } from "./futures/api-future.js";
 export type { FutureEvent, FutureRequestType } from "./futures/poller.js";
+// Values whose modules load on first use: see the file for why they are constants there.
+export {
+  BYTE_LEVEL_TOKENIZER_ID,
+  ByteLevelTokenizer,
+  CUSTOM_LOSS_METRIC,
+  clearTokenizerCache,
+  DEFAULT_ADAM_PARAMS,
+  forwardBackwardCustom,
+  loadTokenizer,
+  resolveTokenizerId,
+  SURROGATE_LOSS_METRIC,
+  TokenizerError,
+  TrainingClient,
+  tokenizerFromJSON,
+} from "./lazy-exports.js";
 export * as autodiff from "./lib/autodiff/index.js";
 export {
   CONSOLE_BASE_URL,
@@ -78,16 +88,13 @@ export {
   sessionConsoleUrl,
   trainingRunConsoleUrl,
 } from "./lib/console-urls.js";
-export {
-  CUSTOM_LOSS_METRIC,
-  type CustomGradientFn,
-  type CustomGradientResult,
-  type CustomLoss,
-  type CustomLossFn,
-  type CustomLossResult,
-  type CustomLossTrainer,
-  forwardBackwardCustom,
-  SURROGATE_LOSS_METRIC,
+export type {
+  CustomGradientFn,
+  CustomGradientResult,
+  CustomLoss,
+  CustomLossFn,
+  CustomLossResult,
+  CustomLossTrainer,
 } from "./lib/custom-loss.js";
 export {
   datum,
@@ -114,22 +121,15 @@ export {
   targetPromptLogprobsTensor,
 } from "./lib/target-prompt-logprobs.js";
 export { type CheckpointType, type ParsedTinkerPath, parseTinkerPath } from "./lib/tinker-path.js";
-export {
-  BYTE_LEVEL_TOKENIZER_ID,
-  ByteLevelTokenizer,
-  type ChatTemplate,
-  clearTokenizerCache,
-  type DecodeOptions,
-  type EncodeOptions,
-  type LoadTokenizerOptions,
-  loadTokenizer,
-  resolveTokenizerId,
-  type Tokenizer,
-  TokenizerError,
-  type TokenizerFetch,
-  type TokenizerFileLoader,
-  type TokenizerInfo,
-  tokenizerFromJSON,
+export type {
+  ChatTemplate,
+  DecodeOptions,
+  EncodeOptions,
+  LoadTokenizerOptions,
+  Tokenizer,
+  TokenizerFetch,
+  TokenizerFileLoader,
+  TokenizerInfo,
 } from "./lib/tokenizer/index.js";
 export { PROTOCOL_SDK_VERSION, VERSION } from "./version.js";
 export type { SearchOwner } from "./wire/endpoints/rest.js";

@@ -1,5 +1,6 @@
 /** The tokenizer path end to end against the local backend: get_info / base model → id → tokenizer. */
 import { afterAll, describe, expect, it } from "vitest";
+import { ByteLevelTokenizer as PublicByteLevelTokenizer } from "../src/index.js";
 import {
   BYTE_LEVEL_TOKENIZER_ID,
   ByteLevelTokenizer,
@@ -38,5 +39,18 @@ describe("tokenizers of the local backend's models", () => {
     const tokens = response.sequences[0].tokens;
     expect(tokens.every((id) => id >= 0 && id < tokenizer.vocabSize)).toBe(true);
     expect(tokenizer.decode(tokens)).toBe(decodeTokens(tokens));
+  });
+
+  it("getTokenizer(options) of both clients takes the loader's options, and gives the class tinker-ts exports", async () => {
+    const training = await t.service.createLoraTrainingClient(BUILTIN_BASE_MODEL, { rank: 4 });
+    const sampler = await t.service.createSamplingClient({ baseModel: BUILTIN_BASE_MODEL });
+    const [fromTraining, fromSampler] = await Promise.all([
+      training.getTokenizer(noIo),
+      sampler.getTokenizer(noIo),
+    ]);
+    for (const tokenizer of [fromTraining, fromSampler]) {
+      expect(tokenizer).toBeInstanceOf(PublicByteLevelTokenizer);
+      expect(tokenizer.id).toBe(BYTE_LEVEL_TOKENIZER_ID);
+    }
   });
 });

@@ -38,7 +38,7 @@ import { sleep } from "../internal/sleep.js";
 import { unrefTimer } from "../internal/timers.js";
 import { PROTOCOL_SDK_VERSION } from "../version.js";
 import { endpoint } from "../wire/endpoints/define.js";
-import { session } from "../wire/endpoints/index.js";
+import * as session from "../wire/endpoints/session.js";
 import type {
   ClientConfigResponse,
   DynamicConfigResponse,

@@ -4,48 +4,39 @@
  * the client-config handshake. Every call goes through the generic retry loop (§5.2), as the
  * official client's do, and accepts `{ signal, timeout }`.
  *
- * Ids are inserted into paths without URL-encoding, as the official client does: run ids contain
- * `:` and checkpoint ids contain `/` (`weights/<name>`), and servers route on exactly that.
+ * `ServiceClient.createRestClient()` is synchronous (as in the official SDK), so this class is in
+ * every app that uses `ServiceClient`; most of what it does is not. It is therefore thin: the
+ * paged lists, which return a PagePromise and refuse bad options synchronously, are written here;
+ * every other method returns a promise anyway and is implemented by `RestCalls` (./rest/calls.ts),
+ * which loads with the client's first such call. Their names are listed once below (the compiler
+ * checks the list against RestCalls) and installed on the prototype, and their types and docs come
+ * from RestCalls, so no method is written twice.
  */
 
-import { APIError, NotFoundError, ResponseValidationError, ValidationError } from "../core/errors.js";
-import { withGenericRetries } from "../core/generic-retry.js";
+import * as v from "valibot";
+import { NotFoundError, ValidationError } from "../core/errors.js";
 import { describeValue } from "../internal/describe.js";
-import { sleep, untilAborted } from "../internal/sleep.js";
+import { lazyImport } from "../internal/lazy-import.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
 import { CALL_OPTION_SHAPE, optionShape } from "../lib/strict-options.js";
-import { parseTinkerPath } from "../lib/tinker-path.js";
-import { type Endpoint, parseBody, pathOf, routeName } from "../wire/endpoints/define.js";
-import { rest, sampling, training } from "../wire/endpoints/index.js";
-import { SEARCH_LIMIT, type SearchOwner } from "../wire/endpoints/rest.js";
-import {
-  AUDIT_EVENT_TYPES,
-  type AuditEventType,
-  type AuditLogResponse,
-  type BillingUsageResponse,
-  type Checkpoint,
-  type CheckpointArchiveUrlResponse,
-  type CheckpointSearchCursor,
-  type CheckpointSearchResponse,
-  type CheckpointStorageUsage,
-  type CheckpointsListResponse,
-  type CheckpointType,
-  type ExternalWeightsUploadStart,
-  type ExternalWeightsUrlsResponse,
-  type GetSessionResponse,
-  type ListSessionsResponse,
-  type TrainingRun,
-  type TrainingRunsResponse,
-  type WhoamiResponse,
+import { type Endpoint, routeName } from "../wire/endpoints/define.js";
+import type * as restEndpoints from "../wire/endpoints/rest.js";
+import { SEARCH_LIMIT, SearchCheckpointsBodySchema, type SearchOwner } from "../wire/endpoints/search.js";
+import type {
+  AuditEventType,
+  Checkpoint,
+  CheckpointSearchCursor,
+  CheckpointSearchResponse,
+  CheckpointsListResponse,
+  CheckpointType,
+  ListSessionsResponse,
+  TrainingRun,
+  TrainingRunsResponse,
 } from "../wire/rest-schemas.js";
-import type { GetSamplerResponse, WeightsInfoResponse } from "../wire/schemas.js";
-import type { LoraConfig } from "../wire/types.js";
 import { type CallInput, call } from "./call.js";
 import { type CallOptions, checkCall, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
-import { DEFAULT_BUILDING_RETRY_DELAY_MS, requestArchiveUrl } from "./rest/archive.js";
-import { auditDay, billingWindow } from "./rest/time-params.js";
-import { whoamiFromClaims } from "./rest/whoami.js";
+import type { RestCalls } from "./rest/calls.js";
 
 /** `owned`: your own runs and sessions; `accessible`: also those shared with you. */
 export type AccessScope = "owned" | "accessible";
@@ -134,10 +125,6 @@ export interface ExternalWeightsUploadOptions extends CallOptions {
 }
 
 // The keys and kinds of each options type, checked at method entry (plain JavaScript included).
-const ACCESS_SCOPE_OPTIONS_SHAPE = optionShape<AccessScopeOptions>({
-  ...CALL_OPTION_SHAPE,
-  accessScope: "string",
-});
 const LIST_OPTIONS_SHAPE = optionShape<ListOptions>({
   ...CALL_OPTION_SHAPE,
   limit: "number",
@@ -152,28 +139,6 @@ const LIST_SESSIONS_OPTIONS_SHAPE = optionShape<ListSessionsOptions>({
   ...LIST_OPTIONS_SHAPE,
   accessScope: "string",
 });
-const ARCHIVE_URL_OPTIONS_SHAPE = optionShape<ArchiveUrlOptions>({
-  ...CALL_OPTION_SHAPE,
-  buildingRetryDelayMs: "number",
-});
-const EXPORT_SESSION_TRACE_OPTIONS_SHAPE = optionShape<ExportSessionTraceOptions>({
-  ...CALL_OPTION_SHAPE,
-  pollIntervalMs: "number",
-});
-const AUDIT_LOG_OPTIONS_SHAPE = optionShape<AuditLogOptions>({
-  ...CALL_OPTION_SHAPE,
-  eventType: "string",
-  day: ["date", "string"],
-});
-const BILLING_USAGE_OPTIONS_SHAPE = optionShape<BillingUsageOptions>({
-  ...CALL_OPTION_SHAPE,
-  startingOn: ["date", "string"],
-  endingBefore: ["date", "string"],
-});
-const CHECKPOINT_STORAGE_USAGE_OPTIONS_SHAPE = optionShape<CheckpointStorageUsageOptions>({
-  ...CALL_OPTION_SHAPE,
-  projectId: "string",
-});
 // Its values are checked by the search body's declaration (searchBody), with the option names.
 const SEARCH_CHECKPOINTS_OPTIONS_SHAPE = optionShape<SearchCheckpointsOptions>({
   ...CALL_OPTION_SHAPE,
@@ -185,42 +150,94 @@ const SEARCH_CHECKPOINTS_OPTIONS_SHAPE = optionShape<SearchCheckpointsOptions>({
   limit: "any",
   cursor: "any",
 });
-const EXTERNAL_WEIGHTS_UPLOAD_OPTIONS_SHAPE = optionShape<ExternalWeightsUploadOptions>({
-  ...CALL_OPTION_SHAPE,
-  destinationProjectId: "string",
-});
 
-const DEFAULT_TRACE_POLL_MS = 5_000;
+const loadCalls = /* @__PURE__ */ lazyImport(() => import("./rest/calls.js"));
 
+/**
+ * The methods RestCalls implements, which RestClient installs: all of them, each named once (a name
+ * missing here, or one RestCalls lacks, does not compile).
+ */
+const LAZY_METHODS = /* @__PURE__ */ Object.keys({
+  getTrainingRun: 0,
+  getTrainingRunByTinkerPath: 0,
+  listCheckpoints: 0,
+  getCheckpointArchiveUrl: 0,
+  getCheckpointArchiveUrlFromTinkerPath: 0,
+  deleteCheckpoint: 0,
+  deleteCheckpointFromTinkerPath: 0,
+  publishCheckpoint: 0,
+  publishCheckpointFromTinkerPath: 0,
+  unpublishCheckpoint: 0,
+  unpublishCheckpointFromTinkerPath: 0,
+  setCheckpointTtl: 0,
+  setCheckpointTtlFromTinkerPath: 0,
+  getExternalWeightsUrls: 0,
+  externalWeightsUploadStart: 0,
+  externalWeightsUploadFinish: 0,
+  uploadExternalWeights: 0,
+  getWeightsInfoByTinkerPath: 0,
+  getSession: 0,
+  assignSessionProject: 0,
+  exportSessionTrace: 0,
+  whoami: 0,
+  getSampler: 0,
+  getAuditLog: 0,
+  getBillingUsage: 0,
+  getCurrentCheckpointStorageUsage: 0,
+} satisfies Record<keyof RestCalls, 0>) as (keyof RestCalls)[];
+
+// The lazily implemented methods, as RestCalls declares them (signatures and docs); the class
+// installs them on its prototype (its static block).
+export interface RestClient extends Pick<RestCalls, keyof RestCalls> {}
+
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the interface above.
 export class RestClient {
   readonly #connection: Connection;
+  #calls: RestCalls | undefined;
 
   /** @internal Use `ServiceClient.createRestClient`. */
   constructor(connection: Connection) {
     this.#connection = connection;
   }
 
-  // Training runs ----------------------------------------------------------------------------------
-
-  /** One training run: its model, LoRA rank, last checkpoints, metadata and `corrupted` flag. */
-  async getTrainingRun(trainingRunId: string, options: AccessScopeOptions = {}): Promise<TrainingRun> {
-    checkCall(this.#connection, "getTrainingRun", options, ACCESS_SCOPE_OPTIONS_SHAPE);
-    requireId(trainingRunId, "trainingRunId");
-    return this.#call(
-      rest.getTrainingRun,
-      { params: { run_id: trainingRunId }, query: { access_scope: scope(options) } },
-      options,
-    );
+  static {
+    for (const name of LAZY_METHODS) {
+      // A method definition, so that the function is named after the method in stack traces.
+      const { [name]: method } = {
+        async [name](this: RestClient, ...args: unknown[]): Promise<unknown> {
+          const calls = await this.#restCalls();
+          return (calls[name] as (...args: unknown[]) => Promise<unknown>).apply(calls, args);
+        },
+      };
+      Object.defineProperty(RestClient.prototype, name, {
+        value: method,
+        writable: true,
+        configurable: true,
+      });
+    }
   }
 
-  /** The training run that saved the checkpoint at `tinkerPath`. */
-  async getTrainingRunByTinkerPath(
-    tinkerPath: string,
-    options: AccessScopeOptions = {},
-  ): Promise<TrainingRun> {
-    checkCall(this.#connection, "getTrainingRunByTinkerPath", options, ACCESS_SCOPE_OPTIONS_SHAPE);
-    return this.getTrainingRun(parseTinkerPath(tinkerPath).trainingRunId, options);
+  /** This client's RestCalls, created with the first call that needs one. */
+  async #restCalls(): Promise<RestCalls> {
+    const { RestCalls } = await loadCalls();
+    this.#calls ??= new RestCalls(this.#connection);
+    return this.#calls;
   }
+
+  /**
+   * One page of a paged list. The REST declarations come with RestCalls' module, loaded with the
+   * first page (its options were checked when the list was asked for).
+   */
+  async #page<Body, Result>(
+    endpoint: (rest: typeof restEndpoints) => Endpoint<Body, Result>,
+    input: CallInput<Body>,
+    options: CallOptions,
+  ): Promise<Result> {
+    const { rest } = await loadCalls();
+    return restCall(this.#connection, endpoint(rest), input, options);
+  }
+
+  // Paged lists: their checks throw at once, so they are written here.
 
   /**
    * Training runs, 20 per page by default: await it for one page (with its cursor), or iterate it
@@ -233,8 +250,8 @@ export class RestClient {
     return new PagePromise(
       {
         fetchPage: (pageOffset) =>
-          this.#call(
-            rest.listTrainingRuns,
+          this.#page(
+            (rest) => rest.listTrainingRuns,
             {
               query: { limit, offset: pageOffset, access_scope: accessScope, project_id: options.projectId },
             },
@@ -247,15 +264,6 @@ export class RestClient {
     );
   }
 
-  // Checkpoints ------------------------------------------------------------------------------------
-
-  /** The training and sampler checkpoints of one run. */
-  async listCheckpoints(trainingRunId: string, options: CallOptions = {}): Promise<CheckpointsListResponse> {
-    checkCall(this.#connection, "listCheckpoints", options);
-    requireId(trainingRunId, "trainingRunId");
-    return this.#call(rest.listRunCheckpoints, { params: { run_id: trainingRunId } }, options);
-  }
-
   /**
    * All your checkpoints across runs, newest first, 100 per page by default: await it for one page,
    * or iterate it with `for await` for every checkpoint from `offset` on.
@@ -266,7 +274,7 @@ export class RestClient {
     return new PagePromise(
       {
         fetchPage: (pageOffset) =>
-          this.#call(rest.listUserCheckpoints, { query: { limit, offset: pageOffset } }, options),
+          this.#page((rest) => rest.listUserCheckpoints, { query: { limit, offset: pageOffset } }, options),
         items: (page) => page.checkpoints,
         nextOffset: (page) => nextOffsetFromCursor(page.cursor, page.checkpoints.length),
       },
@@ -288,269 +296,16 @@ export class RestClient {
     return new PagePromise(
       {
         fetchPage: (cursor) =>
-          this.#call(rest.searchCheckpoints, { body: { ...body, cursor: cursor ?? undefined } }, options),
+          this.#page(
+            (rest) => rest.searchCheckpoints,
+            { body: { ...body, cursor: cursor ?? undefined } },
+            options,
+          ),
         items: (page) => page.checkpoints,
         // An empty page ends the walk whatever its cursor says, so a confused server cannot loop it.
         nextOffset: (page) => (page.checkpoints.length === 0 ? undefined : (page.next_cursor ?? undefined)),
       },
       options.cursor ?? null,
-    );
-  }
-
-  /**
-   * A signed download URL of the checkpoint's archive and when it expires. The server may take a
-   * while to build the archive; the call waits for it (see ArchiveUrlOptions).
-   */
-  async getCheckpointArchiveUrl(
-    trainingRunId: string,
-    checkpointId: string,
-    options: ArchiveUrlOptions = {},
-  ): Promise<CheckpointArchiveUrlResponse> {
-    checkCall(this.#connection, "getCheckpointArchiveUrl", options, ARCHIVE_URL_OPTIONS_SHAPE);
-    // The archive answer is a redirect to read, not to follow: its own request code, the declared path.
-    const path = pathOf(rest.checkpointArchive, checkpointParams(trainingRunId, checkpointId));
-    const signal = withTimeout(options);
-    await this.#connection.clientConfig(signal);
-    const buildingRetryDelayMs = options.buildingRetryDelayMs ?? DEFAULT_BUILDING_RETRY_DELAY_MS;
-    return withGenericRetries(
-      () => requestArchiveUrl(this.#connection.http, path, { signal, buildingRetryDelayMs }),
-      { signal, billingPauseMs: this.#connection.billingPauseMs },
-    );
-  }
-
-  async getCheckpointArchiveUrlFromTinkerPath(
-    tinkerPath: string,
-    options: ArchiveUrlOptions = {},
-  ): Promise<CheckpointArchiveUrlResponse> {
-    checkCall(this.#connection, "getCheckpointArchiveUrlFromTinkerPath", options, ARCHIVE_URL_OPTIONS_SHAPE);
-    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    return this.getCheckpointArchiveUrl(trainingRunId, checkpointId, options);
-  }
-
-  async deleteCheckpoint(
-    trainingRunId: string,
-    checkpointId: string,
-    options: CallOptions = {},
-  ): Promise<void> {
-    checkCall(this.#connection, "deleteCheckpoint", options);
-    await this.#call(
-      rest.deleteCheckpoint,
-      { params: checkpointParams(trainingRunId, checkpointId) },
-      options,
-    );
-  }
-
-  async deleteCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
-    checkCall(this.#connection, "deleteCheckpointFromTinkerPath", options);
-    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    await this.deleteCheckpoint(trainingRunId, checkpointId, options);
-  }
-
-  /**
-   * Makes a checkpoint public (owner only). Note: the server answers 409 if it already is, and 409
-   * is retried by the generic loop like the official client does, so that case fails only after
-   * the retry window (5 minutes) or your `timeout`.
-   */
-  async publishCheckpoint(
-    trainingRunId: string,
-    checkpointId: string,
-    options: CallOptions = {},
-  ): Promise<void> {
-    checkCall(this.#connection, "publishCheckpoint", options);
-    await this.#call(
-      rest.publishCheckpoint,
-      { params: checkpointParams(trainingRunId, checkpointId) },
-      options,
-    );
-  }
-
-  async publishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
-    checkCall(this.#connection, "publishCheckpointFromTinkerPath", options);
-    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    await this.publishCheckpoint(trainingRunId, checkpointId, options);
-  }
-
-  /** Makes a checkpoint private again (the server answers 409 if it already is; see publish). */
-  async unpublishCheckpoint(
-    trainingRunId: string,
-    checkpointId: string,
-    options: CallOptions = {},
-  ): Promise<void> {
-    checkCall(this.#connection, "unpublishCheckpoint", options);
-    await this.#call(
-      rest.unpublishCheckpoint,
-      { params: checkpointParams(trainingRunId, checkpointId) },
-      options,
-    );
-  }
-
-  async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
-    checkCall(this.#connection, "unpublishCheckpointFromTinkerPath", options);
-    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    await this.unpublishCheckpoint(trainingRunId, checkpointId, options);
-  }
-
-  /** Expires the checkpoint `ttlSeconds` from now, or never with `null`. */
-  async setCheckpointTtl(
-    trainingRunId: string,
-    checkpointId: string,
-    ttlSeconds: number | null,
-    options: CallOptions = {},
-  ): Promise<void> {
-    checkCall(this.#connection, "setCheckpointTtl", options);
-    // An explicit null is how the protocol says "remove the expiry".
-    await this.#call(
-      rest.setCheckpointTtl,
-      { params: checkpointParams(trainingRunId, checkpointId), body: { ttl_seconds: ttlSeconds } },
-      options,
-    );
-  }
-
-  async setCheckpointTtlFromTinkerPath(
-    tinkerPath: string,
-    ttlSeconds: number | null,
-    options: CallOptions = {},
-  ): Promise<void> {
-    checkCall(this.#connection, "setCheckpointTtlFromTinkerPath", options);
-    const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    await this.setCheckpointTtl(trainingRunId, checkpointId, ttlSeconds, options);
-  }
-
-  // External weights (PROTOCOL.md §W2, §W4) ----------------------------------------------------
-
-  /**
-   * Signed download URLs of the files of an external-weights checkpoint (a Hugging Face PEFT adapter
-   * written by `TrainingClient.saveWeightsExternal`, or uploaded), by relative file path, and when
-   * they expire. Fetch them without credentials: the URL is its own. Only
-   * `tinker://<run>/external_weights/<name>` paths; any other → ValidationError.
-   */
-  async getExternalWeightsUrls(
-    tinkerPath: string,
-    options: CallOptions = {},
-  ): Promise<ExternalWeightsUrlsResponse> {
-    checkCall(this.#connection, "getExternalWeightsUrls", options);
-    const { trainingRunId, checkpointId, checkpointType } = parseTinkerPath(tinkerPath);
-    if (checkpointType !== "external") {
-      throw new ValidationError([
-        {
-          path: "tinkerPath",
-          message: `must be an external-weights checkpoint tinker://<run>/external_weights/<name>, got ${JSON.stringify(tinkerPath)}`,
-        },
-      ]);
-    }
-    return this.#call(
-      rest.externalWeightsUrls,
-      { params: checkpointParams(trainingRunId, checkpointId) },
-      options,
-    );
-  }
-
-  /**
-   * Starts an upload of a PEFT adapter for `baseModel` and `loraConfig` (experimental, 0.39): an
-   * upload id, and where to PUT each file (`url` plus the `headers` to send with it; servers before
-   * 0.40 give no headers). The files must be what `saveWeightsExternal` writes for that base model
-   * and LoRA config. `uploadExternalWeights` does the whole upload.
-   */
-  async externalWeightsUploadStart(
-    baseModel: string,
-    loraConfig: LoraConfig,
-    options: ExternalWeightsUploadOptions = {},
-  ): Promise<ExternalWeightsUploadStart> {
-    checkCall(this.#connection, "externalWeightsUploadStart", options, EXTERNAL_WEIGHTS_UPLOAD_OPTIONS_SHAPE);
-    requireId(baseModel, "baseModel");
-    return this.#call(
-      rest.externalWeightsUploadStart,
-      {
-        body: {
-          base_model: baseModel,
-          lora_config: loraConfig,
-          destination_project_id: options.destinationProjectId ?? null,
-        },
-      },
-      options,
-    );
-  }
-
-  /** Finishes an upload once every file is in; answers the new external-weights checkpoint's path. */
-  async externalWeightsUploadFinish(uploadId: string, options: CallOptions = {}): Promise<string> {
-    checkCall(this.#connection, "externalWeightsUploadFinish", options);
-    requireId(uploadId, "uploadId");
-    const answer = await this.#call(
-      rest.externalWeightsUploadFinish,
-      { body: { upload_id: uploadId } },
-      options,
-    );
-    return answer.tinker_path;
-  }
-
-  /**
-   * Uploads a PEFT adapter (`files`: file name → bytes, e.g. `adapter_config.json` and
-   * `adapter_model.safetensors`) as a new external-weights checkpoint and returns its path: starts
-   * the upload, PUTs every file the server lists to its signed URL (with that entry's headers and
-   * no credentials of this client), then finishes. A file the server lists but `files` lacks, or
-   * the other way round, is a ValidationError before anything is uploaded.
-   */
-  async uploadExternalWeights(
-    baseModel: string,
-    loraConfig: LoraConfig,
-    files: Record<string, Uint8Array>,
-    options: ExternalWeightsUploadOptions = {},
-  ): Promise<string> {
-    checkCall(this.#connection, "uploadExternalWeights", options, EXTERNAL_WEIGHTS_UPLOAD_OPTIONS_SHAPE);
-    if (typeof files !== "object" || files === null) {
-      throw new ValidationError([{ path: "files", message: "must map file names to bytes" }]);
-    }
-    const signal = withTimeout(options);
-    const started = await this.externalWeightsUploadStart(baseModel, loraConfig, {
-      destinationProjectId: options.destinationProjectId,
-      signal,
-    });
-    const listed = Object.keys(started.urls);
-    const issues = [
-      ...listed
-        .filter((name) => !(files[name] instanceof Uint8Array))
-        .map((name) => ({ path: `files.${name}`, message: "is required by the server (as a Uint8Array)" })),
-      ...Object.keys(files)
-        .filter((name) => !listed.includes(name))
-        .map((name) => ({
-          path: `files.${name}`,
-          message: `is not one of the files to upload (${listed.join(", ")})`,
-        })),
-    ];
-    if (issues.length > 0) throw new ValidationError(issues);
-    for (const [name, target] of Object.entries(started.urls)) {
-      await this.#connection.http.sendSigned({
-        method: "PUT",
-        url: target.url,
-        body: files[name],
-        headers: target.headers,
-        signal,
-      });
-    }
-    return this.externalWeightsUploadFinish(started.upload_id, { signal });
-  }
-
-  /** The base model and LoRA settings of a checkpoint; works for other users' public checkpoints. */
-  async getWeightsInfoByTinkerPath(
-    tinkerPath: string,
-    options: CallOptions = {},
-  ): Promise<WeightsInfoResponse> {
-    checkCall(this.#connection, "getWeightsInfoByTinkerPath", options);
-    // Sent as given, not parsed: other Tinker-compatible servers use other path shapes.
-    requireId(tinkerPath, "tinkerPath");
-    return this.#call(training.weightsInfo, { body: { tinker_path: tinkerPath } }, options);
-  }
-
-  // Sessions ---------------------------------------------------------------------------------------
-
-  /** The training runs and samplers a session created. */
-  async getSession(sessionId: string, options: AccessScopeOptions = {}): Promise<GetSessionResponse> {
-    checkCall(this.#connection, "getSession", options, ACCESS_SCOPE_OPTIONS_SHAPE);
-    requireId(sessionId, "sessionId");
-    return this.#call(
-      rest.getSession,
-      { params: { session_id: sessionId }, query: { access_scope: scope(options) } },
-      options,
     );
   }
 
@@ -566,8 +321,8 @@ export class RestClient {
     return new PagePromise(
       {
         fetchPage: (pageOffset) =>
-          this.#call(
-            rest.listSessions,
+          this.#page(
+            (rest) => rest.listSessions,
             { query: { limit, offset: pageOffset, access_scope: accessScope } },
             options,
           ),
@@ -577,130 +332,24 @@ export class RestClient {
       offset,
     );
   }
+}
 
-  /** Moves a session and all its runs into a project (one way). */
-  async assignSessionProject(sessionId: string, projectId: string, options: CallOptions = {}): Promise<void> {
-    checkCall(this.#connection, "assignSessionProject", options);
-    requireId(sessionId, "sessionId");
-    requireId(projectId, "projectId");
-    await this.#call(
-      rest.assignSessionProject,
-      { params: { session_id: sessionId }, body: { project_id: projectId } },
-      options,
-    );
-  }
-
-  /**
-   * Exports a timeline (Perfetto) of the session's requests and returns its signed URL. The first
-   * request starts the export; the call then polls until it is ready or has failed.
-   */
-  async exportSessionTrace(sessionId: string, options: ExportSessionTraceOptions = {}): Promise<string> {
-    checkCall(this.#connection, "exportSessionTrace", options, EXPORT_SESSION_TRACE_OPTIONS_SHAPE);
-    requireId(sessionId, "sessionId");
-    const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_TRACE_POLL_MS;
-    // One signal for the whole export, so `timeout` bounds the wait, not each poll.
-    const signal = withTimeout(options);
-    for (;;) {
-      const answer = await this.#call(
-        rest.exportSessionTrace,
-        { params: { session_id: sessionId } },
-        { signal },
-      );
-      if (answer.status === "ready") {
-        if (answer.url) return answer.url;
-        throw new ResponseValidationError("trace export", answer, [
-          { path: "url", message: 'required when status is "ready"' },
-        ]);
-      }
-      if (answer.status === "failed") {
-        throw new APIError(`Session trace export failed: ${answer.error ?? "no reason given"}`, {
-          body: answer,
-        });
-      }
-      await sleep(pollIntervalMs, signal);
-    }
-  }
-
-  // Identity, samplers, audit, billing ------------------------------------------------------------
-
-  /**
-   * Who the caller is, read from the claims (`sub`, `email`) of the identity JWT: the token of the
-   * JWT exchange when the server uses JWT auth, or an identity token given as the API key. Sends
-   * nothing beyond the start-up handshake. Fails with a ValidationError when the client
-   * authenticates with a plain `tml-` API key, which carries no identity.
-   */
-  async whoami(options: CallOptions = {}): Promise<WhoamiResponse> {
-    checkCall(this.#connection, "whoami", options);
-    const signal = withTimeout(options);
-    return whoamiFromClaims(await untilAborted(this.#connection.identity(), signal));
-  }
-
-  /** A sampler's base model and checkpoint path. */
-  async getSampler(samplerId: string, options: CallOptions = {}): Promise<GetSamplerResponse> {
-    checkCall(this.#connection, "getSampler", options);
-    requireId(samplerId, "samplerId");
-    return this.#call(sampling.getSampler, { params: { sampler_id: samplerId } }, options);
-  }
-
-  /** The organisation's audit log for one UTC day (needs an admin role). */
-  async getAuditLog(options: AuditLogOptions = {}): Promise<AuditLogResponse> {
-    checkCall(this.#connection, "getAuditLog", options, AUDIT_LOG_OPTIONS_SHAPE);
-    const eventType = options.eventType ?? "all";
-    if (!AUDIT_EVENT_TYPES.includes(eventType)) {
-      throw new ValidationError([
-        {
-          path: "eventType",
-          message: `must be one of ${AUDIT_EVENT_TYPES.map((t) => `"${t}"`).join(", ")}, got ${describeValue(eventType)}`,
-        },
-      ]);
-    }
-    const day = options.day === undefined ? undefined : auditDay(options.day);
-    return this.#call(rest.auditLog, { query: { event_type: eventType, day } }, options);
-  }
-
-  /**
-   * Hourly usage buckets (tokens, checkpoints, storage) of a window of at most 14 days, with cost
-   * estimates where the server gives them (§R3: `estimated_cost_usd`, `cost_data_through`).
-   */
-  async getBillingUsage(options: BillingUsageOptions): Promise<BillingUsageResponse> {
-    checkCall(this.#connection, "getBillingUsage", options, BILLING_USAGE_OPTIONS_SHAPE);
-    const window = billingWindow(options.startingOn, options.endingBefore);
-    return this.#call(rest.billingUsage, { query: window }, options);
-  }
-
-  /**
-   * The checkpoints stored now (§R1): count, bytes and gigabytes (10⁹ bytes) per project and
-   * owner, with the monthly cost estimate where the server knows the rate. The service's figures
-   * may lag an hour or two.
-   */
-  async getCurrentCheckpointStorageUsage(
-    options: CheckpointStorageUsageOptions = {},
-  ): Promise<CheckpointStorageUsage> {
-    checkCall(
-      this.#connection,
-      "getCurrentCheckpointStorageUsage",
-      options,
-      CHECKPOINT_STORAGE_USAGE_OPTIONS_SHAPE,
-    );
-    if (options.projectId !== undefined) requireId(options.projectId, "projectId");
-    return this.#call(rest.checkpointStorageUsage, { query: { project_id: options.projectId } }, options);
-  }
-
-  // Plumbing ---------------------------------------------------------------------------------------
-
-  /** One declared call, after the start-up handshake; `timeout` bounds it, `signal` cancels it. */
-  async #call<Body, Result>(
-    e: Endpoint<Body, Result>,
-    input: CallInput<Body>,
-    options: CallOptions,
-  ): Promise<Result> {
-    const signal = withTimeout(options);
-    await this.#connection.clientConfig(signal);
-    try {
-      return await call(this.#connection, e, { ...input, signal });
-    } catch (error) {
-      throw withRouteHint(error, e);
-    }
+/**
+ * One declared REST call, after the start-up handshake; `timeout` bounds it, `signal` cancels it.
+ * Shared by RestClient's paged lists and RestCalls.
+ */
+export async function restCall<Body, Result>(
+  connection: Connection,
+  e: Endpoint<Body, Result>,
+  input: CallInput<Body>,
+  options: CallOptions,
+): Promise<Result> {
+  const signal = withTimeout(options);
+  await connection.clientConfig(signal);
+  try {
+    return await call(connection, e, { ...input, signal });
+  } catch (error) {
+    throw withRouteHint(error, e);
   }
 }
 
@@ -722,7 +371,8 @@ function withRouteHint(error: unknown, e: Endpoint): unknown {
   );
 }
 
-function scope(options: { accessScope?: AccessScope }): AccessScope {
+/** The `accessScope` option, checked (default `owned`). */
+export function scope(options: { accessScope?: AccessScope }): AccessScope {
   const accessScope = options.accessScope ?? "owned";
   if (accessScope !== "owned" && accessScope !== "accessible") {
     throw new ValidationError([{ path: "accessScope", message: `must be "owned" or "accessible"` }]);
@@ -753,7 +403,7 @@ const SEARCH_OPTION_NAMES: Record<string, string> = {
 };
 
 /**
- * The search body without its cursor, checked now against the declaration (so bad options fail the
+ * The search body without its cursor, checked now against its declaration (so bad options fail the
  * call itself, not its first await). Null filters are left out, as the protocol wants.
  */
 function searchBody(options: SearchCheckpointsOptions): Record<string, unknown> {
@@ -774,11 +424,11 @@ function searchBody(options: SearchCheckpointsOptions): Record<string, unknown> 
     base_models: listOrOmitted(options.baseModels),
     limit,
   };
-  const parsed = parseBody(rest.searchCheckpoints, body);
-  if (!parsed.ok) {
+  const parsed = v.safeParse(SearchCheckpointsBodySchema, body);
+  if (!parsed.success) {
     throw new ValidationError(
       parsed.issues.map((issue) => {
-        const [head = "", ...tail] = issue.path.split(".");
+        const [head = "", ...tail] = (v.getDotPath(issue) ?? "").split(".");
         return { path: [SEARCH_OPTION_NAMES[head] ?? head, ...tail].join("."), message: issue.message };
       }),
     );
@@ -790,20 +440,4 @@ function searchBody(options: SearchCheckpointsOptions): Record<string, unknown> 
 function listOrOmitted(value: readonly string[] | null | undefined): unknown {
   if (value == null) return undefined;
   return Array.isArray(value) ? [...value] : value;
-}
-
-function requireId(value: string, path: string): void {
-  if (typeof value !== "string" || value === "") {
-    throw new ValidationError([{ path, message: "must be a non-empty string" }]);
-  }
-}
-
-/** The path parameters of `training_runs/<run>/checkpoints/<kind>/<name>` routes. */
-function checkpointParams(
-  trainingRunId: string,
-  checkpointId: string,
-): { run_id: string; checkpoint_id: string } {
-  requireId(trainingRunId, "trainingRunId");
-  requireId(checkpointId, "checkpointId");
-  return { run_id: trainingRunId, checkpoint_id: checkpointId };
 }

@@ -6,7 +6,7 @@
  * per client; a failed one is logged and dropped. With the flag off nothing is sent, and abandoned
  * work ends with the server's own expiry.
  */
-import { futures } from "../wire/endpoints/index.js";
+import * as futures from "../wire/endpoints/futures.js";
 import { call } from "./call.js";
 import type { Connection } from "./connection.js";
 

@@ -5,7 +5,7 @@
  * `sample_join_sampling_session`; otherwise the clone draws one at random, as clients up to 0.31 do.
  */
 import { TinkerError } from "../core/errors.js";
-import { sampling } from "../wire/endpoints/index.js";
+import * as sampling from "../wire/endpoints/sampling.js";
 import { call } from "./call.js";
 import type { Connection } from "./connection.js";
 

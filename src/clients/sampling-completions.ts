@@ -13,7 +13,7 @@
  */
 import { APIStatusError } from "../core/errors.js";
 import { abortError, sleep } from "../internal/sleep.js";
-import { futures } from "../wire/endpoints/index.js";
+import * as futures from "../wire/endpoints/futures.js";
 import { call } from "./call.js";
 import type { Connection } from "./connection.js";
 

@@ -12,13 +12,8 @@ import { RateLimitError, ValidationError } from "../core/errors.js";
 import { APIFuture } from "../futures/api-future.js";
 import { untilAborted } from "../internal/sleep.js";
 import { CALL_OPTION_SHAPE, checkOptions, optionShape } from "../lib/strict-options.js";
-import {
-  type LoadTokenizerOptions,
-  loadTokenizer,
-  resolveTokenizerId,
-  type Tokenizer,
-} from "../lib/tokenizer/index.js";
-import { sampling } from "../wire/endpoints/index.js";
+import type { LoadTokenizerOptions, Tokenizer } from "../lib/tokenizer/index.js";
+import * as sampling from "../wire/endpoints/sampling.js";
 import type { GetSamplerResponse, UntypedAPIFuture } from "../wire/schemas.js";
 import type { ModelInput, SampleResponse, SamplingParams } from "../wire/types.js";
 import { call, poll, send } from "./call.js";
@@ -40,6 +35,7 @@ import { checkRequestedOutputs, stampSequenceIds } from "./sampling-response.js"
 import { type RetryConfig, SamplingRetryHandler } from "./sampling-retry.js";
 import type { ServiceClient } from "./service.js";
 import { connectionOf } from "./service-connection.js";
+import { modelTokenizer } from "./tokenizer.js";
 
 export { samplingParamsBody };
 
@@ -285,7 +281,9 @@ export class SamplingClient {
   /** The tokenizer of this sampler's base model (resolved as the official client does). */
   async getTokenizer(options: CallOptions & LoadTokenizerOptions = {}): Promise<Tokenizer> {
     checkCall(this.#connection, "getTokenizer", options, TOKENIZER_CALL_OPTIONS_SHAPE);
-    return loadTokenizer(resolveTokenizerId({ model_name: await this.getBaseModel(options) }), options);
+    // getBaseModel takes the call options only; the rest are the loader's.
+    const { signal, timeout } = options;
+    return modelTokenizer({ model_name: await this.getBaseModel({ signal, timeout }) }, options);
   }
 
   /** Log-probabilities of the prompt's own tokens; the first position is null. */

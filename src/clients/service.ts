@@ -4,28 +4,19 @@
  * sampling client. `close(status)` finishes the session on the server (PROTOCOL.md §S1).
  */
 
-import * as v from "valibot";
 import { type ClientOptions, resolveConfig } from "../core/config.js";
-import { ValidationError, type ValidationIssue } from "../core/errors.js";
 import type { Telemetry } from "../core/telemetry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
-import { describeValue } from "../internal/describe.js";
+import { lazyImport } from "../internal/lazy-import.js";
 import { untilAborted } from "../internal/sleep.js";
 import { unrefTimer } from "../internal/timers.js";
 import { sessionConsoleUrl } from "../lib/console-urls.js";
-import { CALL_OPTION_SHAPE, optionShape } from "../lib/strict-options.js";
-import {
-  DEFAULT_OPTIMIZER_CONFIG,
-  LORA_DEFAULTS,
-  OPTIMIZER_TYPES,
-  type OptimizerConfig,
-  OptimizerConfigSchema,
-} from "../wire/endpoints/fields.js";
-import { futureEndpoint, parseBody, session as sessionEndpoints, training } from "../wire/endpoints/index.js";
+import type { OptimizerConfig } from "../wire/endpoints/fields.js";
 import type { SessionFinishStatus } from "../wire/endpoints/session.js";
+import * as sessionEndpoints from "../wire/endpoints/session.js";
 import type { GetServerCapabilitiesResponse, WeightsInfoResponse } from "../wire/schemas.js";
-import { call, poll, send } from "./call.js";
+import { call } from "./call.js";
 import { type CallOptions, checkCall, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
 import { RestClient } from "./rest.js";
@@ -36,7 +27,7 @@ import {
   type SamplingSessionOptions,
 } from "./sampling.js";
 import { connectionOf, registerConnection } from "./service-connection.js";
-import { TrainingClient } from "./training.js";
+import type { TrainingClient } from "./training.js";
 
 export type { OptimizerConfig, SessionFinishStatus };
 
@@ -88,33 +79,12 @@ export interface WeightsInfoOptions extends CallOptions {
   weightsAccessToken?: string;
 }
 
-// The keys and kinds of each options type, checked at method entry (plain JavaScript included).
-const LORA_TRAINING_OPTIONS_SHAPE = optionShape<LoraTrainingOptions>({
-  ...CALL_OPTION_SHAPE,
-  rank: "number",
-  seed: "number",
-  trainMlp: "boolean",
-  trainAttn: "boolean",
-  trainUnembed: "boolean",
-  userMetadata: "object",
-  optimizer: "object",
-});
-const FROM_STATE_OPTIONS_SHAPE = optionShape<FromStateOptions>({
-  ...CALL_OPTION_SHAPE,
-  baseModel: "string",
-  userMetadata: "object",
-  weightsAccessToken: "string",
-  optimizer: "object",
-});
-const COPY_WEIGHTS_OPTIONS_SHAPE = optionShape<CopyWeightsOptions>({
-  ...CALL_OPTION_SHAPE,
-  ttlSeconds: "number",
-  weightsAccessToken: "string",
-});
-const WEIGHTS_INFO_OPTIONS_SHAPE = optionShape<WeightsInfoOptions>({
-  ...CALL_OPTION_SHAPE,
-  weightsAccessToken: "string",
-});
+/**
+ * The training side (./service-training.ts: creating training runs, weights info, copies, with the
+ * training client) loads with the first call that needs it, so an app that only samples never
+ * downloads it. Every such call is async and awaits this (once loaded, an already settled promise).
+ */
+const loadTraining = /* @__PURE__ */ lazyImport(() => import("./service-training.js"));
 
 /** How long close() may take to finish the session (PROTOCOL.md §S1) before it stops anyway. */
 const FINISH_TIMEOUT_MS = 30_000;
@@ -154,6 +124,7 @@ export class ServiceClient {
       return new APIFuture<T>(async ({ setRequestId, emit }) => {
         setRequestId(requestId);
         await this.#connection.clientConfig(signal);
+        const { futureEndpoint } = await loadTraining();
         return pollFuture(this.#connection.http, {
           requestId,
           requestType,
@@ -185,29 +156,23 @@ export class ServiceClient {
     baseModel: string,
     options: LoraTrainingOptions = {},
   ): Promise<TrainingClient> {
-    checkCall(this.#connection, "createLoraTrainingClient", options, LORA_TRAINING_OPTIONS_SHAPE);
-    const lora_config = loraConfig(options);
-    const optimizer = optimizerConfig(options.optimizer);
-    if (typeof baseModel !== "string" || baseModel === "") {
-      throw new ValidationError([{ path: "base_model", message: "must be a non-empty string" }]);
-    }
-    return this.#createModel(baseModel, lora_config, optimizer, options.userMetadata, options);
+    return (await loadTraining()).createLoraTrainingClient(this.#connection, baseModel, options);
   }
 
   /**
    * A new training run with the weights of a training checkpoint (`tinker://…/weights/…`); the
    * optimizer starts fresh.
    */
-  createTrainingClientFromState(path: string, options: FromStateOptions = {}): Promise<TrainingClient> {
-    return this.#fromState(path, false, options);
+  async createTrainingClientFromState(path: string, options: FromStateOptions = {}): Promise<TrainingClient> {
+    return (await loadTraining()).createTrainingClientFromState(this.#connection, path, false, options);
   }
 
   /** A new training run with the weights and optimizer state of a checkpoint: an exact resume. */
-  createTrainingClientFromStateWithOptimizer(
+  async createTrainingClientFromStateWithOptimizer(
     path: string,
     options: FromStateOptions = {},
   ): Promise<TrainingClient> {
-    return this.#fromState(path, true, options);
+    return (await loadTraining()).createTrainingClientFromState(this.#connection, path, true, options);
   }
 
   /** A sampler for a saved sampler checkpoint (`modelPath`) or a base model (`baseModel`). */
@@ -227,17 +192,7 @@ export class ServiceClient {
 
   /** The base model, LoRA settings and optimizer family of a checkpoint (`POST /weights_info`). */
   async getWeightsInfo(path: string, options: WeightsInfoOptions = {}): Promise<WeightsInfoResponse> {
-    checkCall(this.#connection, "getWeightsInfo", options, WEIGHTS_INFO_OPTIONS_SHAPE);
-    return this.#weightsInfo(path, options.weightsAccessToken, withTimeout(options));
-  }
-
-  async #weightsInfo(
-    path: string,
-    credential: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<WeightsInfoResponse> {
-    await this.#connection.clientConfig(signal);
-    return call(this.#connection, training.weightsInfo, { body: { tinker_path: path }, credential, signal });
+    return (await loadTraining()).getWeightsInfo(this.#connection, path, options);
   }
 
   /**
@@ -246,24 +201,7 @@ export class ServiceClient {
    * belongs to a new run that cannot be trained in place.
    */
   async copyWeights(path: string, options: CopyWeightsOptions = {}): Promise<string> {
-    checkCall(this.#connection, "copyWeights", options, COPY_WEIGHTS_OPTIONS_SHAPE);
-    const body = (sessionId: string, modelSeqId: number) => ({
-      session_id: sessionId,
-      model_seq_id: modelSeqId,
-      source_path: path,
-      ttl_seconds: options.ttlSeconds,
-      weights_access_token: options.weightsAccessToken,
-    });
-    // Checked before the session's model counter is taken, so bad input leaves no gap in it.
-    const checked = parseBody(training.copyWeights, body("-", 0));
-    if (!checked.ok) throw new ValidationError(checked.issues);
-    const signal = withTimeout(options);
-    const sessionId = await this.#connection.session(signal);
-    const answer = await call(this.#connection, training.copyWeights, {
-      body: body(sessionId, this.#connection.nextModelSeqId()),
-      signal,
-    });
-    return answer.tinker_path;
+    return (await loadTraining()).copyWeights(this.#connection, path, options);
   }
 
   /** This session's page in the Tinker console (the sessions list before a session exists). */
@@ -319,101 +257,6 @@ export class ServiceClient {
       await this.#connection.close();
     }
   }
-
-  async #createModel(
-    baseModel: string,
-    loraConfigBody: Record<string, unknown>,
-    optimizer: OptimizerConfig,
-    userMetadata: Record<string, string> | undefined,
-    options: CallOptions,
-  ): Promise<TrainingClient> {
-    const signal = withTimeout(options);
-    const sessionId = await this.#connection.session(signal);
-    const body = {
-      session_id: sessionId,
-      model_seq_id: this.#connection.nextModelSeqId(),
-      base_model: baseModel,
-      user_metadata: userMetadata,
-      lora_config: loraConfigBody,
-      optimizer_config: optimizer,
-    };
-    const startedAt = Date.now();
-    const submitted = await send(this.#connection, training.createModel, { body, signal });
-    const created = await poll(this.#connection, training.createModel, submitted.request_id, {
-      signal,
-      roundtripSeconds: (Date.now() - startedAt) / 1000,
-    });
-    // Known context lengths let the clients reject overlong inputs before sending them.
-    await this.#connection.prefetchCapabilities();
-    return new TrainingClient(this.#connection, created.model_id, { baseModel, optimizer });
-  }
-
-  /**
-   * Both server flows of PROTOCOL.md §7.4: weights_info → create_model → load_weights (seq_id 1),
-   * or, when the server sets `create_model_via_load_weights`, one load_weights that creates the run.
-   */
-  async #fromState(path: string, withOptimizer: boolean, options: FromStateOptions): Promise<TrainingClient> {
-    const where = withOptimizer
-      ? "createTrainingClientFromStateWithOptimizer"
-      : "createTrainingClientFromState";
-    checkCall(this.#connection, where, options, FROM_STATE_OPTIONS_SHAPE);
-    if (typeof path !== "string" || !/^tinker:\/\/[^/]+\/weights\/[^/]+$/.test(path)) {
-      throw new ValidationError([
-        {
-          path: "path",
-          message: `must be a training checkpoint tinker://<run>/weights/<name>, got ${JSON.stringify(path)}`,
-        },
-      ]);
-    }
-    const requested = options.optimizer === undefined ? undefined : optimizerConfig(options.optimizer);
-    const signal = withTimeout(options);
-    const flags = await this.#connection.clientConfig(signal);
-    if (flags.create_model_via_load_weights) {
-      const sessionId = await this.#connection.session(signal);
-      const modelSeqId = this.#connection.nextModelSeqId();
-      const body = {
-        session_id: sessionId,
-        model_seq_id: modelSeqId,
-        base_model: options.baseModel,
-        user_metadata: options.userMetadata,
-        path,
-        optimizer: withOptimizer,
-        // With the optimizer state the checkpoint's family is kept (null); else the caller's.
-        optimizer_config: withOptimizer ? null : (requested ?? DEFAULT_OPTIMIZER_CONFIG),
-        weights_access_token: options.weightsAccessToken,
-      };
-      const submitted = await send(this.#connection, training.loadWeights, { body, signal });
-      await poll(this.#connection, training.loadWeights, submitted.request_id, { signal });
-      // The id is derived, as the official client does: the load was the model's request 0.
-      await this.#connection.prefetchCapabilities();
-      return new TrainingClient(this.#connection, `${sessionId}:train:${modelSeqId}`, {
-        baseModel: options.baseModel,
-        optimizer: withOptimizer ? undefined : (requested ?? DEFAULT_OPTIMIZER_CONFIG),
-      });
-    }
-    const info = await this.#weightsInfo(path, options.weightsAccessToken, signal);
-    const lora = {
-      rank: info.lora_rank ?? LORA_DEFAULTS.rank,
-      train_unembed: info.train_unembed ?? LORA_DEFAULTS.train_unembed,
-      train_mlp: info.train_mlp ?? LORA_DEFAULTS.train_mlp,
-      train_attn: info.train_attn ?? LORA_DEFAULTS.train_attn,
-    };
-    const saved = optimizerConfig((info.optimizer_config ?? DEFAULT_OPTIMIZER_CONFIG) as OptimizerConfig);
-    const optimizer = withOptimizer ? saved : (requested ?? DEFAULT_OPTIMIZER_CONFIG);
-    const client = await this.#createModel(
-      options.baseModel ?? info.base_model,
-      lora,
-      optimizer,
-      options.userMetadata,
-      { signal },
-    );
-    const loadOptions = { signal, weightsAccessToken: options.weightsAccessToken };
-    const load = withOptimizer
-      ? client.loadStateWithOptimizer(path, loadOptions)
-      : client.loadState(path, loadOptions);
-    await load;
-    return client;
-  }
 }
 
 // `await using service = new ServiceClient()` (declared in the class): installed only where the
@@ -426,51 +269,4 @@ if (asyncDispose) {
       return failure ? this.close("errored", failure.message) : this.close("success");
     },
   });
-}
-
-function optimizerConfig(value: OptimizerConfig | undefined): OptimizerConfig {
-  if (value === undefined) return DEFAULT_OPTIMIZER_CONFIG;
-  const type = (value as { type?: unknown })?.type;
-  if (!OPTIMIZER_TYPES.includes(type as (typeof OPTIMIZER_TYPES)[number])) {
-    throw new ValidationError([
-      {
-        path: "optimizer.type",
-        message: `must be one of ${OPTIMIZER_TYPES.join(", ")}, got ${describeValue(type)}`,
-      },
-    ]);
-  }
-  // The rest (Dimuon's version) by the declaration's schema, before any counter is taken.
-  const parsed = v.safeParse(OptimizerConfigSchema, value);
-  if (!parsed.success) {
-    throw new ValidationError(
-      parsed.issues.map((issue) => ({
-        path: ["optimizer", v.getDotPath(issue)].filter(Boolean).join("."),
-        message: issue.message,
-      })),
-    );
-  }
-  return parsed.output;
-}
-
-function loraConfig(options: LoraTrainingOptions): Record<string, unknown> {
-  const rank = options.rank ?? LORA_DEFAULTS.rank;
-  const issues: ValidationIssue[] = [];
-  if (!Number.isInteger(rank) || rank < 1)
-    issues.push({ path: "rank", message: `must be a positive integer, got ${describeValue(rank)}` });
-  if (options.seed !== undefined && !Number.isInteger(options.seed)) {
-    issues.push({ path: "seed", message: `must be an integer, got ${describeValue(options.seed)}` });
-  }
-  const train_unembed = options.trainUnembed ?? LORA_DEFAULTS.train_unembed;
-  const train_mlp = options.trainMlp ?? LORA_DEFAULTS.train_mlp;
-  const train_attn = options.trainAttn ?? LORA_DEFAULTS.train_attn;
-  if (!train_unembed && !train_mlp && !train_attn) {
-    issues.push({
-      path: "trainMlp",
-      message: "at least one of trainMlp, trainAttn, trainUnembed must be true",
-    });
-  }
-  if (issues.length > 0) throw new ValidationError(issues);
-  const config: Record<string, unknown> = { rank };
-  if (options.seed !== undefined) config.seed = options.seed;
-  return { ...config, train_unembed, train_mlp, train_attn };
 }

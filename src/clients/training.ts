@@ -14,12 +14,7 @@ import { chunkData, DEFAULT_CHUNK_LIMITS, mergeForwardBackwardOutputs } from "..
 import { trainingRunConsoleUrl } from "../lib/console-urls.js";
 import { type CustomLoss, forwardBackwardCustom } from "../lib/custom-loss.js";
 import { CALL_OPTION_SHAPE, checkOptions, optionShape, shapeOfSchema } from "../lib/strict-options.js";
-import {
-  type LoadTokenizerOptions,
-  loadTokenizer,
-  resolveTokenizerId,
-  type Tokenizer,
-} from "../lib/tokenizer/index.js";
+import type { LoadTokenizerOptions, Tokenizer } from "../lib/tokenizer/index.js";
 import { validateForwardBackwardInput } from "../lib/validate.js";
 import { type Endpoint, parseBody } from "../wire/endpoints/define.js";
 import {
@@ -28,7 +23,7 @@ import {
   DimuonParamsSchema,
   type OptimizerConfig,
 } from "../wire/endpoints/fields.js";
-import { training } from "../wire/endpoints/index.js";
+import * as training from "../wire/endpoints/training.js";
 import { encodeTrainingRequest } from "../wire/protobuf/forward-backward-request.js";
 import { encodeForwardBackwardRequest } from "../wire/protobuf/index.js";
 import type {
@@ -53,6 +48,7 @@ import { type CallOptions, checkCall, TOKENIZER_CALL_OPTIONS_SHAPE, withTimeout 
 import type { Connection } from "./connection.js";
 import { createSamplingSession, SamplingClient } from "./sampling.js";
 import type { RetryConfig } from "./sampling-retry.js";
+import { modelTokenizer } from "./tokenizer.js";
 
 /** The official AdamW defaults (PROTOCOL.md §3.5). */
 export const DEFAULT_ADAM_PARAMS: Required<AdamParams> = ADAM_DEFAULTS;
@@ -418,7 +414,9 @@ export class TrainingClient {
    */
   async getTokenizer(options: GetTokenizerOptions = {}): Promise<Tokenizer> {
     checkCall(this.#connection, "getTokenizer", options, TOKENIZER_CALL_OPTIONS_SHAPE);
-    return loadTokenizer(resolveTokenizerId(await this.getInfo(options)), options);
+    // getInfo takes the call options only; the rest are the loader's.
+    const { signal, timeout } = options;
+    return modelTokenizer(await this.getInfo({ signal, timeout }), options);
   }
 
   /** Releases the run's resources on the server; later operations on it fail. */

@@ -28,7 +28,10 @@ import { APIFuture } from "../futures/api-future.js";
 import type { FutureEvent } from "../futures/poller.js";
 import { abortError } from "../internal/sleep.js";
 import type { Datum, ForwardBackwardOutput, ProvenanceSpans, TensorData } from "../wire/types.js";
-import { gradients as backpropagate, Tensor, variable } from "./autodiff/index.js";
+// The autodiff's modules, not its index, which src/index.ts exports as `autodiff`: an app that
+// imports neither then loads no autodiff with the training client (src/lazy-exports.ts says why).
+import { gradients as backpropagate } from "./autodiff/gradients.js";
+import { Tensor, variable } from "./autodiff/tensor.js";
 import { sparseTensor } from "./sparse.js";
 
 /**

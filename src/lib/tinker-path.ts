@@ -5,7 +5,7 @@
  * path-based RestClient call starts here.
  */
 import { ValidationError } from "../core/errors.js";
-import { type CheckpointType, checkpointTypeOfSegment } from "../wire/rest-schemas.js";
+import { type CheckpointType, checkpointTypeOfSegment } from "../wire/checkpoint-kinds.js";
 
 export type { CheckpointType };
 

@@ -3,6 +3,17 @@
  * are `looseObject`s: unknown fields pass, missing required ones fail. Datetimes become `Date`s.
  */
 import * as v from "valibot";
+import { CHECKPOINT_TYPES, CheckpointSearchCursorSchema } from "./checkpoint-kinds.js";
+
+export {
+  CHECKPOINT_PATH_SEGMENTS,
+  CHECKPOINT_TYPES,
+  type CheckpointPathSegment,
+  type CheckpointSearchCursor,
+  CheckpointSearchCursorSchema,
+  type CheckpointType,
+  checkpointTypeOfSegment,
+} from "./checkpoint-kinds.js";
 
 const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
 
@@ -44,26 +55,6 @@ export const CursorSchema = v.looseObject({
   total_count: v.number(),
 });
 export type Cursor = v.InferOutput<typeof CursorSchema>;
-
-/**
- * The kinds of checkpoint (§W3). The literal of the external kind was not published; tinker-ts
- * uses "external" (PROTOCOL.md §W3 decision) and accepts any other string from a newer server.
- */
-export const CHECKPOINT_TYPES = ["training", "sampler", "external"] as const;
-export type CheckpointType = (typeof CHECKPOINT_TYPES)[number];
-
-/** The `tinker://<run>/<segment>/<name>` path segment of each checkpoint type (§3.9, §W2). */
-export const CHECKPOINT_PATH_SEGMENTS = {
-  training: "weights",
-  sampler: "sampler_weights",
-  external: "external_weights",
-} as const satisfies Record<CheckpointType, string>;
-export type CheckpointPathSegment = (typeof CHECKPOINT_PATH_SEGMENTS)[CheckpointType];
-
-/** The checkpoint type a path segment names; undefined for any other segment. */
-export function checkpointTypeOfSegment(segment: string): CheckpointType | undefined {
-  return CHECKPOINT_TYPES.find((type) => CHECKPOINT_PATH_SEGMENTS[type] === segment);
-}
 
 export const CheckpointSchema = v.looseObject({
   /** `weights/<name>`, `sampler_weights/<name>` or `external_weights/<name>`. */
@@ -243,13 +234,6 @@ export const ExternalWeightsUrlsResponseSchema = v.looseObject({
   expires: DateTimeSchema,
 });
 export type ExternalWeightsUrlsResponse = v.InferOutput<typeof ExternalWeightsUrlsResponseSchema>;
-
-/** §W5: where a search page ends. */
-export const CheckpointSearchCursorSchema = v.looseObject({
-  last_created_at: v.string(),
-  last_checkpoint_uuid: v.string(),
-});
-export type CheckpointSearchCursor = v.InferOutput<typeof CheckpointSearchCursorSchema>;
 
 /** §W5 (0.39, experimental): checkpoints newest first, and the cursor of the next page. */
 export const CheckpointSearchResponseSchema = v.looseObject({

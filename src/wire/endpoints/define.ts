@@ -89,6 +89,14 @@ export function endpoint<Body, Result>(spec: EndpointSpec<Body, Result>): Endpoi
 }
 
 /** The body type an endpoint accepts before defaults are applied. */
+/** The endpoints an area's module declares (its exports that are declarations). */
+export function declaredIn(module: Record<string, unknown>): Endpoint[] {
+  return Object.values(module).filter(
+    (value): value is Endpoint =>
+      typeof value === "object" && value !== null && "path" in value && "method" in value && "retry" in value,
+  );
+}
+
 export type BodyInput<E> = E extends Endpoint<infer B, unknown> ? B : never;
 /** The result type of an endpoint. */
 export type ResultOf<E> = E extends Endpoint<unknown, infer R> ? R : never;

@@ -7,9 +7,7 @@ import {
   AUDIT_EVENT_TYPES,
   AuditLogResponseSchema,
   BillingUsageResponseSchema,
-  CHECKPOINT_TYPES,
   CheckpointArchiveUrlResponseSchema,
-  CheckpointSearchCursorSchema,
   CheckpointSearchResponseSchema,
   CheckpointStorageUsageSchema,
   CheckpointsListResponseSchema,
@@ -24,13 +22,10 @@ import {
 } from "../rest-schemas.js";
 import { IgnoredResponseSchema } from "../schemas.js";
 import { endpoint } from "./define.js";
-import {
-  LoraConfigSchema,
-  nonEmptyString,
-  queryInteger,
-  TtlSecondsSchema,
-  UserMetadataSchema,
-} from "./fields.js";
+import { LoraConfigSchema, nonEmptyString, queryInteger, TtlSecondsSchema } from "./fields.js";
+import { SearchCheckpointsBodySchema } from "./search.js";
+
+export { SEARCH_LIMIT, SEARCH_OWNERS, type SearchOwner } from "./search.js";
 
 export const ACCESS_SCOPES = ["owned", "accessible"] as const;
 const accessScope = v.optional(v.picklist(ACCESS_SCOPES), "owned");
@@ -221,39 +216,15 @@ export const checkpointStorageUsage = endpoint({
   since: "0.32.0",
 });
 
-/** §W5 `SearchOwner`: the caller's own checkpoints (default) or every listable one. */
-export const SEARCH_OWNERS = ["me", "any"] as const;
-export type SearchOwner = (typeof SEARCH_OWNERS)[number];
-
-/** §W5 page sizes: 1–200, 100 unless asked (the client always sends it). */
-export const SEARCH_LIMIT = { min: 1, max: 200, default: 100 } as const;
-
 /**
  * `POST checkpoints/search` (0.39, experimental, §W5; route chosen here, upstream's unpublished).
- * The body is the request model as JSON with its null fields left out: nullable filters have no
- * default, so a client omits them; `user_metadata`, `owner` and `limit` are always sent.
+ * Its body is declared in ./search.ts.
  */
 export const searchCheckpoints = endpoint({
   name: "search_checkpoints",
   method: "POST",
   path: "checkpoints/search",
-  body: v.looseObject({
-    project_ids: v.optional(v.nullable(v.array(v.string()))),
-    user_metadata: v.optional(UserMetadataSchema, {}),
-    checkpoint_type: v.optional(v.nullable(v.picklist(CHECKPOINT_TYPES))),
-    owner: v.optional(v.picklist(SEARCH_OWNERS), "me"),
-    base_models: v.optional(v.nullable(v.array(v.string()))),
-    limit: v.optional(
-      v.pipe(
-        v.number(),
-        v.integer("must be an integer"),
-        v.minValue(SEARCH_LIMIT.min, `must be ${SEARCH_LIMIT.min}–${SEARCH_LIMIT.max}`),
-        v.maxValue(SEARCH_LIMIT.max, `must be ${SEARCH_LIMIT.min}–${SEARCH_LIMIT.max}`),
-      ),
-      SEARCH_LIMIT.default,
-    ),
-    cursor: v.optional(v.nullable(CheckpointSearchCursorSchema)),
-  }),
+  body: SearchCheckpointsBodySchema,
   result: { schema: CheckpointSearchResponseSchema },
   retry: "generic",
   since: "0.39.0",

@@ -3,7 +3,8 @@
  */
 import * as v from "valibot";
 import { SampleResponseSchema } from "../json-schemas.js";
-import { decodeSampleResponse } from "../protobuf/index.js";
+// The codec's module, not its index, which would bring the forward_backward codec along (index.ts).
+import { decodeSampleResponse } from "../protobuf/sample-response.js";
 import {
   CreateSamplingSessionResponseSchema,
   GetSamplerResponseSchema,

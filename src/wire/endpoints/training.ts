@@ -7,7 +7,9 @@
  */
 import * as v from "valibot";
 import { ForwardBackwardOutputSchema } from "../json-schemas.js";
-import { decodeForwardBackwardOutput } from "../protobuf/index.js";
+// The codec's module, not its index (see sampling.ts): the REST client, which declares weights_info
+// through this module, does not need the forward_backward request encoder.
+import { decodeForwardBackwardOutput } from "../protobuf/forward-backward-output.js";
 import {
   CopyWeightsResponseSchema,
   CreateModelResponseSchema,
