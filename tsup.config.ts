@@ -26,6 +26,20 @@ export default defineConfig([
     external: [/^node:/],
     removeNodeProtocol: false,
   },
+  // The same modules as ES modules one file each, for bundlers (browsers, workers, edge runtimes:
+  // the `browser`, `worker`, `workerd`, `edge-light` and `default` conditions). A bundle above merges
+  // modules into shared chunks, and an app's bundler keeps a whole chunk when it needs any part of
+  // it: a sample-only app built from it carried the training client that the SDK loads on first use
+  // (docs/PERFORMANCE.md (e)). Node, Bun and Deno keep the bundles, which load faster.
+  {
+    entry: ["src/**/*.ts", "!src/cli/**", "!src/node/**"],
+    outDir: "dist/esm",
+    bundle: false,
+    format: ["esm"],
+    platform: "neutral",
+    target: "es2022",
+    sourcemap: true,
+  },
   // CommonJS: ky is ESM-only and esbuild's interop breaks `require("ky")`, so it is inlined
   // (TOOLCHAIN.md §1.4). valibot ships CJS and stays external.
   {
