@@ -167,8 +167,12 @@ describe("the Node transport's HTTP/1.1 client", () => {
 
   it("refuses, as fetch does, a header a Headers object would not take and a status no Response has", async () => {
     for (const [answer, why] of [
-      ["HTTP/1.1 200 OK\r\nbad name: 1\r\ncontent-length: 0\r\n\r\n", /malformed header line/],
-      ["HTTP/1.1 200 OK\r\nx-nul: a\u0000b\r\ncontent-length: 0\r\n\r\n", /malformed header line/],
+      ["HTTP/1.1 200 OK\r\nbad name: 1\r\ncontent-length: 0\r\n\r\n", /^[^1]*malformed header name[^1]*$/],
+      // The value is not quoted (it may be a cookie): only the header's name.
+      [
+        "HTTP/1.1 200 OK\r\nx-nul: secret\u0000b\r\ncontent-length: 0\r\n\r\n",
+        /^(?!.*secret).*malformed value of header x-nul/,
+      ],
       ["HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n", /status 600 is outside 200–599/],
     ] as const) {
       reply = (socket) => socket.write(answer, "latin1");

@@ -49,7 +49,18 @@ describe("the ES module tree for bundlers", () => {
       expect(target).toMatch(/^\.\/dist\/esm\//);
       expect(existsSync(`${root}/${target}`)).toBe(true);
     }
-    expect(pkg.exports["."].import.browser).toBe(pkg.exports["."].import.default);
+  });
+
+  it("gives every entry the same conditions in the same order, so no resolver mixes two trees", () => {
+    const conditions = (entry: string) => Object.keys(pkg.exports[entry].import);
+    const tree = (entry: string, condition: string) =>
+      (pkg.exports[entry].import[condition] as string).startsWith("./dist/esm/") ? "esm" : "bundle";
+    for (const entry of ["./local", "./toolkit", "./openai"]) {
+      expect(conditions(entry)).toEqual(conditions("."));
+      for (const condition of conditions(".").filter((c) => c !== "types")) {
+        expect(tree(entry, condition), `${entry} under ${condition}`).toBe(tree(".", condition));
+      }
+    }
   });
 
   it("lets a sample-only app leave the training client, REST calls and tokenizer loader out", async () => {

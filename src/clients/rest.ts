@@ -16,7 +16,6 @@
 import * as v from "valibot";
 import { NotFoundError, ValidationError } from "../core/errors.js";
 import { describeValue } from "../internal/describe.js";
-import { lazyImport } from "../internal/lazy-import.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
 import { CALL_OPTION_SHAPE, optionShape } from "../lib/strict-options.js";
 import { type Endpoint, routeName } from "../wire/endpoints/define.js";
@@ -36,6 +35,7 @@ import type {
 import { type CallInput, call } from "./call.js";
 import { type CallOptions, checkCall, withTimeout } from "./call-options.js";
 import type { Connection } from "./connection.js";
+import { loadOnFirstUse } from "./load-on-first-use.js";
 import type { RestCalls } from "./rest/calls.js";
 
 /** `owned`: your own runs and sessions; `accessible`: also those shared with you. */
@@ -151,7 +151,7 @@ const SEARCH_CHECKPOINTS_OPTIONS_SHAPE = optionShape<SearchCheckpointsOptions>({
   cursor: "any",
 });
 
-const loadCalls = /* @__PURE__ */ lazyImport(() => import("./rest/calls.js"));
+const loadCalls = /* @__PURE__ */ loadOnFirstUse("REST methods", () => import("./rest/calls.js"));
 
 /**
  * The methods RestCalls implements, which RestClient installs: all of them, each named once (a name

@@ -8,7 +8,6 @@ import { type ClientOptions, resolveConfig } from "../core/config.js";
 import type { Telemetry } from "../core/telemetry.js";
 import { APIFuture } from "../futures/api-future.js";
 import { type FutureRequestType, pollFuture, type ResultDecoder } from "../futures/poller.js";
-import { lazyImport } from "../internal/lazy-import.js";
 import { untilAborted } from "../internal/sleep.js";
 import { unrefTimer } from "../internal/timers.js";
 import { sessionConsoleUrl } from "../lib/console-urls.js";
@@ -19,6 +18,7 @@ import type { GetServerCapabilitiesResponse, WeightsInfoResponse } from "../wire
 import { call } from "./call.js";
 import { type CallOptions, checkCall, withTimeout } from "./call-options.js";
 import { Connection } from "./connection.js";
+import { loadOnFirstUse } from "./load-on-first-use.js";
 import { RestClient } from "./rest.js";
 import {
   createSamplingSession,
@@ -84,7 +84,7 @@ export interface WeightsInfoOptions extends CallOptions {
  * training client) loads with the first call that needs it, so an app that only samples never
  * downloads it. Every such call is async and awaits this (once loaded, an already settled promise).
  */
-const loadTraining = /* @__PURE__ */ lazyImport(() => import("./service-training.js"));
+const loadTraining = /* @__PURE__ */ loadOnFirstUse("training client", () => import("./service-training.js"));
 
 /** How long close() may take to finish the session (PROTOCOL.md §S1) before it stops anyway. */
 const FINISH_TIMEOUT_MS = 30_000;
@@ -156,6 +156,8 @@ export class ServiceClient {
     baseModel: string,
     options: LoraTrainingOptions = {},
   ): Promise<TrainingClient> {
+    // A call made while the client is open is judged now, not after the module has loaded.
+    this.#connection.checkOpen("createLoraTrainingClient");
     return (await loadTraining()).createLoraTrainingClient(this.#connection, baseModel, options);
   }
 
@@ -164,6 +166,8 @@ export class ServiceClient {
    * optimizer starts fresh.
    */
   async createTrainingClientFromState(path: string, options: FromStateOptions = {}): Promise<TrainingClient> {
+    // A call made while the client is open is judged now, not after the module has loaded.
+    this.#connection.checkOpen("createTrainingClientFromState");
     return (await loadTraining()).createTrainingClientFromState(this.#connection, path, false, options);
   }
 
@@ -172,6 +176,8 @@ export class ServiceClient {
     path: string,
     options: FromStateOptions = {},
   ): Promise<TrainingClient> {
+    // A call made while the client is open is judged now, not after the module has loaded.
+    this.#connection.checkOpen("createTrainingClientFromStateWithOptimizer");
     return (await loadTraining()).createTrainingClientFromState(this.#connection, path, true, options);
   }
 
@@ -192,6 +198,8 @@ export class ServiceClient {
 
   /** The base model, LoRA settings and optimizer family of a checkpoint (`POST /weights_info`). */
   async getWeightsInfo(path: string, options: WeightsInfoOptions = {}): Promise<WeightsInfoResponse> {
+    // A call made while the client is open is judged now, not after the module has loaded.
+    this.#connection.checkOpen("getWeightsInfo");
     return (await loadTraining()).getWeightsInfo(this.#connection, path, options);
   }
 
@@ -201,6 +209,8 @@ export class ServiceClient {
    * belongs to a new run that cannot be trained in place.
    */
   async copyWeights(path: string, options: CopyWeightsOptions = {}): Promise<string> {
+    // A call made while the client is open is judged now, not after the module has loaded.
+    this.#connection.checkOpen("copyWeights");
     return (await loadTraining()).copyWeights(this.#connection, path, options);
   }
 

@@ -5,12 +5,12 @@
  * does not download them (docs/PERFORMANCE.md (e)); later calls reuse the loaded module and the
  * loader's cache.
  */
-import { lazyImport } from "../internal/lazy-import.js";
 import type { LoadTokenizerOptions } from "../lib/tokenizer/load.js";
 import type { TokenizerInfo } from "../lib/tokenizer/resolve.js";
 import type { Tokenizer } from "../lib/tokenizer/types.js";
+import { loadOnFirstUse } from "./load-on-first-use.js";
 
-const loadLoader = /* @__PURE__ */ lazyImport(() => import("./tokenizer-loader.js"));
+const loadLoader = /* @__PURE__ */ loadOnFirstUse("tokenizer loader", () => import("./tokenizer-loader.js"));
 
 /** The tokenizer of the model `info` describes (`get_info`'s answer, or just its name). */
 export async function modelTokenizer(info: TokenizerInfo, options: LoadTokenizerOptions): Promise<Tokenizer> {

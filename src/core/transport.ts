@@ -62,13 +62,16 @@ const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy
  *
  * ky takes it as a response: it accepts any object whose `toString` tag is "Response", and with no
  * hooks, no progress callback and `throwHttpErrors: false` it reads only `ok`, `type` and `status`.
- * The body methods are here so that the object keeps fetch's contract wherever ky might read more.
+ * The body can also be read as a Response's is (`bytes`, `arrayBuffer`, `text`, `json`), once each
+ * way, for code that treats it as one; `body` is null, as no stream is made.
  */
 class TransportAnswer {
   readonly type = "basic";
   readonly redirected = false;
   readonly body = null;
   readonly bodyUsed = false;
+  /** The whole body, as the transport reads it (`directBody`). */
+  readonly #bytes: Promise<Uint8Array>;
   #headers: Headers | undefined;
 
   constructor(
@@ -77,8 +80,13 @@ class TransportAnswer {
     readonly statusText: string,
     /** Lower-case names to values, as the transport parsed them. */
     readonly headerRecord: Readonly<Record<string, string>>,
-    readonly bytes: Promise<Uint8Array>,
-  ) {}
+    bytes: Promise<Uint8Array>,
+  ) {
+    this.#bytes = bytes;
+    // Nobody reads a redirect hop's body: its failure (a reset, a bad encoding) must not become an
+    // unhandled rejection. Whoever awaits the body still sees it.
+    bytes.catch(() => {});
+  }
 
   get ok(): boolean {
     return this.status >= 200 && this.status < 300;
@@ -93,16 +101,25 @@ class TransportAnswer {
     return "Response";
   }
 
+  /** The body's bytes: the transport's promise, shared by every reader of this answer. */
+  get directBody(): Promise<Uint8Array> {
+    return this.#bytes;
+  }
+
   clone(): TransportAnswer {
-    return new TransportAnswer(this.url, this.status, this.statusText, this.headerRecord, this.bytes);
+    return new TransportAnswer(this.url, this.status, this.statusText, this.headerRecord, this.#bytes);
+  }
+
+  async bytes(): Promise<Uint8Array> {
+    return (await this.#bytes).slice();
   }
 
   async arrayBuffer(): Promise<ArrayBuffer> {
-    return (await this.bytes).slice().buffer as ArrayBuffer;
+    return (await this.bytes()).buffer as ArrayBuffer;
   }
 
   async text(): Promise<string> {
-    return new TextDecoder().decode(await this.bytes);
+    return new TextDecoder().decode(await this.#bytes);
   }
 
   async json(): Promise<unknown> {
@@ -127,7 +144,7 @@ export function transportAnswer(
 
 /** The body of a runtime transport's answer; undefined for any other Response. */
 export function directBody(response: Response): Promise<Uint8Array> | undefined {
-  return response instanceof TransportAnswer ? response.bytes : undefined;
+  return response instanceof TransportAnswer ? response.directBody : undefined;
 }
 
 /** One header of an answer (a lower-case name), without building a transport answer's Headers. */

@@ -3,8 +3,9 @@
  * exceeds the engine's argument limit (a RangeError past ~100k values on V8).
  */
 export function bytesToBinaryString(bytes: Uint8Array): string {
-  let binary = "";
   const chunk = 0x8000;
+  if (bytes.length <= chunk) return String.fromCharCode(...bytes);
+  let binary = "";
   for (let i = 0; i < bytes.length; i += chunk) {
     binary += String.fromCharCode(...bytes.subarray(i, i + chunk));
   }

@@ -14,6 +14,7 @@
 import net from "node:net";
 import type tls from "node:tls";
 import { isHeaderName, isHeaderValue } from "../core/header-check.js";
+import { lazyImport } from "../internal/lazy-import.js";
 
 /** What one exchange needs to know about its request; bytes are written as given. */
 export interface Http1Request {
@@ -157,7 +158,9 @@ class Connection {
     } else {
       // A small binary body (a protobuf call) is copied behind the head: one buffer, one plain
       // write, where cork/uncork would queue two chunks and gather them through writev.
-      const bytes = Buffer.allocUnsafe(head.length + body.byteLength);
+      // Not from Node's shared pool (allocUnsafe's, for small sizes): the head holds the API key,
+      // and pooled slabs are what other Buffers, answers' bodies among them, are views into.
+      const bytes = Buffer.allocUnsafeSlow(head.length + body.byteLength);
       bytes.write(head, 0, "latin1");
       bytes.set(body, head.length);
       this.socket.write(bytes);
@@ -222,9 +225,10 @@ class Connection {
         throw new ProtocolError(`a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
       const name = line.slice(0, colon);
       const value = line.slice(colon + 1).trim();
-      // What a Headers object would refuse (fetch fails such an answer too).
-      if (!isHeaderName(name) || !isHeaderValue(value))
-        throw new ProtocolError(`a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
+      // What a Headers object would refuse (fetch fails such an answer too). Named, not quoted: the
+      // value may be a cookie, and this message reaches logs.
+      if (!isHeaderName(name)) throw new ProtocolError("a malformed header name");
+      if (!isHeaderValue(value)) throw new ProtocolError(`a malformed value of header ${name}`);
       const lower = name.toLowerCase();
       const earlier = headers[lower];
       headers[lower] = earlier === undefined ? value : `${earlier}, ${value}`;
@@ -373,13 +377,9 @@ class Connection {
  * ms) that a process talking only to a local http backend never needs.
  */
 let tlsModule: typeof tls | undefined;
-let tlsLoading: Promise<void> | undefined;
-function loadTls(): Promise<void> {
-  tlsLoading ??= import("node:tls").then((module) => {
-    tlsModule = module.default;
-  });
-  return tlsLoading;
-}
+const loadTls = lazyImport(async () => {
+  tlsModule = (await import("node:tls")).default;
+});
 
 /** Kept-alive connections by origin, most recently used last. */
 class Pool {

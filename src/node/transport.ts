@@ -15,7 +15,7 @@
 import { constants } from "node:buffer";
 import zlib from "node:zlib";
 import { ValidationError } from "../core/errors.js";
-import { isCredentialHeader, isHeaderName, isHeaderValue } from "../core/header-check.js";
+import { isHeaderName, isHeaderValue } from "../core/header-check.js";
 import type { RuntimeTransport, TransportRequest } from "../core/transport.js";
 import { transportAnswer } from "../core/transport.js";
 import { exchange, type Http1Head, type Origin } from "./http1.js";
@@ -25,47 +25,56 @@ function fetchFailed(cause: unknown): TypeError {
   return new TypeError("fetch failed", { cause });
 }
 
-/** Where a URL sends a request: the connection's origin, the Host header, the request target. */
+/** Where a URL sends a request: the connection's origin, the Host header, the request path. */
 interface Target {
   origin: Origin;
   host: string;
   path: string;
 }
 
-/** Parsed URLs: a client sends to a handful of routes, each parsed once (a URL object per request otherwise). */
+/**
+ * Parsed URLs without their query: a client sends to a handful of routes, each parsed once (a URL
+ * object per request otherwise). The query (ids, cursors, a signed URL's signature) is not kept.
+ */
 const targets = new Map<string, Target>();
 const TARGETS_KEPT = 256;
 
-function targetOf(url: string): Target {
-  let target = targets.get(url);
-  if (target) return target;
-  const parsed = new URL(url);
-  const secure = parsed.protocol === "https:";
-  if (!secure && parsed.protocol !== "http:")
-    throw fetchFailed(new Error(`unsupported protocol ${parsed.protocol}`));
-  target = {
-    origin: { secure, hostname: parsed.hostname, port: Number(parsed.port) || (secure ? 443 : 80) },
-    host: parsed.host,
-    path: `${parsed.pathname}${parsed.search}`,
-  };
-  // Query strings vary (ids, cursors): past the bound the cache starts over rather than grow.
-  if (targets.size >= TARGETS_KEPT) targets.clear();
-  targets.set(url, target);
-  return target;
+/** The origin, Host and request target (path and query) of `url`. */
+function targetOf(url: string): { target: Target; query: string } {
+  const queryAt = url.indexOf("?");
+  const base = queryAt < 0 ? url : url.slice(0, queryAt);
+  let target = targets.get(base);
+  if (!target) {
+    const parsed = new URL(base);
+    const secure = parsed.protocol === "https:";
+    if (!secure && parsed.protocol !== "http:")
+      throw fetchFailed(new Error(`unsupported protocol ${parsed.protocol}`));
+    target = {
+      origin: { secure, hostname: parsed.hostname, port: Number(parsed.port) || (secure ? 443 : 80) },
+      host: parsed.host,
+      path: parsed.pathname,
+    };
+    if (targets.size >= TARGETS_KEPT) targets.clear();
+    targets.set(base, target);
+  }
+  // The query as URL would serialize it (a lone "?" is dropped, characters percent-encoded).
+  const query = queryAt < 0 ? "" : new URL(url).search;
+  return { target, query };
 }
 
 /**
- * Checked `name: value` lines by name, then value. Most of a client's headers carry the same value on
- * every request (platform, package, timeouts), so each is checked and formatted once; a name seen
- * with many values (the idempotency key) stops being kept, and credentials are never kept.
+ * Checked `name: value` lines of the headers the SDK sets itself, by name, then value: they carry
+ * the same few values on every request (platform, package, timeouts, content types), so each line
+ * is checked and formatted once. Other headers (a caller's, credentials, the idempotency key) are
+ * checked and formatted each time and never kept.
  */
-const headerLines = new Map<string, Map<string, string> | null>();
+const keptLines = new Map<string, Map<string, string>>();
 const VALUES_KEPT_PER_NAME = 16;
+const KEPT_NAMES = /^(?:x-stainless-[a-z-]+|user-agent|accept|content-type|content-encoding)$/;
 
 /** One header's line; a name or value a Headers object would refuse is a ValidationError. */
 function headerLine(lower: string, value: string): string {
-  const known = headerLines.get(lower);
-  const kept = known?.get(value);
+  const kept = keptLines.get(lower)?.get(value);
   if (kept !== undefined) return kept;
   // What a Headers object refuses would end the header, or the head, early. Client options are
   // checked when the client is made; this catches a credential that arrives later (a JWT, a
@@ -74,11 +83,10 @@ function headerLine(lower: string, value: string): string {
     throw new ValidationError([{ path: `headers.${lower}`, message: "is not a valid HTTP header" }]);
   }
   const line = `${lower}: ${value}\r\n`;
-  if (known === undefined) {
-    headerLines.set(lower, isCredentialHeader(lower) ? null : new Map([[value, line]]));
-  } else if (known !== null) {
-    if (known.size < VALUES_KEPT_PER_NAME) known.set(value, line);
-    else headerLines.set(lower, null);
+  if (KEPT_NAMES.test(lower)) {
+    const byValue = keptLines.get(lower) ?? new Map<string, string>();
+    if (byValue.size < VALUES_KEPT_PER_NAME) byValue.set(value, line);
+    keptLines.set(lower, byValue);
   }
   return line;
 }
@@ -86,7 +94,7 @@ function headerLine(lower: string, value: string): string {
 export const nodeTransport: RuntimeTransport = async (url, request) => {
   const { signal } = request;
   if (signal.aborted) throw signal.reason;
-  const target = targetOf(url);
+  const { target, query } = targetOf(url);
 
   let headerLines = "";
   let acceptsEncoding = false;
@@ -113,7 +121,7 @@ export const nodeTransport: RuntimeTransport = async (url, request) => {
     head = await exchange(target.origin, {
       method: request.method,
       host: target.host,
-      target: target.path,
+      target: target.path + query,
       headerLines,
       body: request.body,
       signal,

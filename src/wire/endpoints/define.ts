@@ -88,7 +88,6 @@ export function endpoint<Body, Result>(spec: EndpointSpec<Body, Result>): Endpoi
   return Object.freeze(spec);
 }
 
-/** The body type an endpoint accepts before defaults are applied. */
 /** The endpoints an area's module declares (its exports that are declarations). */
 export function declaredIn(module: Record<string, unknown>): Endpoint[] {
   return Object.values(module).filter(
@@ -97,6 +96,7 @@ export function declaredIn(module: Record<string, unknown>): Endpoint[] {
   );
 }
 
+/** The body type an endpoint accepts before defaults are applied. */
 export type BodyInput<E> = E extends Endpoint<infer B, unknown> ? B : never;
 /** The result type of an endpoint. */
 export type ResultOf<E> = E extends Endpoint<unknown, infer R> ? R : never;
