@@ -11,7 +11,7 @@
  *                    `.d.cts` for `.cts` sources.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -26,6 +26,25 @@ const result = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.buil
   stdio: "inherit",
 });
 if (result.status !== 0) process.exit(result.status ?? 1);
+// src/lazy-exports.ts exports some classes and values as constants, for the browser bundle's sake
+// (its header says why); their types need not pay for it. Its declarations re-export the originals
+// instead, so users get the classes themselves: their docs, `extends` with overrides, interface
+// augmentation. Each `import { Name as alias } from "x"` of the source becomes
+// `export { Name } from "x"` (the source exports each under its own name).
+const lazySource = readFileSync(join(root, "src", "lazy-exports.ts"), "utf8");
+const reexports = [...lazySource.matchAll(/import\s*\{([^}]*)\}\s*from\s*("[^"]+");/g)].map(
+  ([, names, from]) => {
+    const originals = names
+      .split(",")
+      .map((name) => name.trim().split(/\s+as\s+/)[0])
+      .filter(Boolean);
+    return `export { ${originals.join(", ")} } from ${from};`;
+  },
+);
+writeFileSync(
+  join(dist, "types", "lazy-exports.d.ts"),
+  `// The declarations of src/lazy-exports.ts's constants: the originals (scripts/build-types.mjs).\n${reexports.join("\n")}\n`,
+);
 // Same depth as dist/types, so the maps' relative `sources` (../../src/…) still point at src/.
 cpSync(join(dist, "types"), join(dist, "types-cjs"), { recursive: true });
 writeFileSync(join(dist, "types-cjs", "package.json"), `${JSON.stringify({ type: "commonjs" })}\n`);

@@ -15,7 +15,9 @@
  * size -- --why` lists what each app holds).
  *
  * Each class is exported as a value and as its instance type, so `instanceof`, `new` and type
- * positions work as with a class.
+ * positions work as with a class. The package's declarations of this module re-export the originals
+ * (scripts/build-types.mjs), so users see the classes and constants themselves, with their docs;
+ * hence no doc comments here, and each constant is named as what it stands for.
  */
 import {
   TrainingClient as TrainingClientClass,
@@ -36,32 +38,22 @@ import {
   TokenizerError as TokenizerErrorClass,
 } from "./lib/tokenizer/index.js";
 
-/** One LoRA training run; created by `ServiceClient`'s training factories (src/clients/training.ts). */
 export const TrainingClient = TrainingClientClass;
 export type TrainingClient = TrainingClientClass;
 
-/** The official AdamW defaults (PROTOCOL.md §3.5). */
 export const DEFAULT_ADAM_PARAMS = trainingAdamDefaults;
 
-// A function keeps its own doc comment through the constant; a class or a string does not.
 export const forwardBackwardCustom = customStep;
 
-/** The metric under which a custom step's result reports the custom loss (PROTOCOL.md §T2). */
 export const CUSTOM_LOSS_METRIC = customLossMetric;
 
-/** Where a custom step's result keeps the server's surrogate `loss:sum` (PROTOCOL.md §T2). */
 export const SURROGATE_LOSS_METRIC = surrogateLossMetric;
 
-// Tokenizers (src/lib/tokenizer).
-
-/** Byte-level tokenizer of the local backend (`tinker-ts/byte-level`): ids 0–255 are UTF-8 bytes. */
 export const ByteLevelTokenizer = ByteLevelTokenizerClass;
 export type ByteLevelTokenizer = ByteLevelTokenizerClass;
 
-/** The id of the local backend's byte-level tokenizer. */
 export const BYTE_LEVEL_TOKENIZER_ID = byteLevelTokenizerId;
 
-/** A tokenizer could not be resolved or loaded. `cause` holds the underlying error, if any. */
 export const TokenizerError = TokenizerErrorClass;
 export type TokenizerError = TokenizerErrorClass;
 

@@ -79,4 +79,14 @@ describe("the ES module tree for bundlers", () => {
   it("keeps the training client eager for an app that imports it", async () => {
     expect(await eagerModules(["ServiceClient", "TrainingClient"])).toContain("dist/esm/clients/training.js");
   });
+
+  it("declares lazy-exports.ts's constants as the originals they stand for, name for name", async () => {
+    const runtime = Object.keys(await import("../src/lazy-exports.js")).sort();
+    const declared = [
+      ...readFileSync(`${root}/dist/types/lazy-exports.d.ts`, "utf8").matchAll(/\{([^}]*)\}/g),
+    ]
+      .flatMap(([, names]) => names!.split(",").map((name) => name.trim()))
+      .sort();
+    expect(declared).toEqual(runtime);
+  });
 });
