@@ -6,7 +6,8 @@
  * the main entry's path, the Node code is not.
  *
  * A runtime transport answers with a stand-in for a Response that carries the whole body as bytes
- * (`transportAnswer`, `directBody`): small JSON answers then never go through a web stream.
+ * (src/node/answer.ts, read through `directBody`): small JSON answers then never go through a web
+ * stream.
  */
 
 export interface TransportRequest {
@@ -54,102 +55,25 @@ export function runtimeTransport(): RuntimeTransport | undefined {
 const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 /**
- * A runtime transport's answer, standing in for a fetch Response: the status and headers that ky
- * and the HTTP layer read, and the whole body as bytes beside them. A fetch Response and its
- * Headers cost ~3 µs and a dozen short-lived objects per request, and the SDK reads one or two
- * headers of a successful answer; here the Headers object is built only when something asks for it
- * (an `onResponse` observer, an error's `headers`).
- *
- * ky takes it as a response: it accepts any object whose `toString` tag is "Response", and with no
- * hooks, no progress callback and `throwHttpErrors: false` it reads only `ok`, `type` and `status`.
- * The body can also be read as a Response's is (`bytes`, `arrayBuffer`, `text`, `json`), once each
- * way, for code that treats it as one; `body` is null, as no stream is made.
+ * What a runtime transport's answer carries beside a Response's members: the whole body as bytes
+ * and the headers as the record it parsed (src/node/answer.ts makes such answers; the class is not
+ * in the browser's bundle). Symbols, so nothing a caller's fetch returns can carry them.
  */
-class TransportAnswer {
-  readonly type = "basic";
-  readonly redirected = false;
-  readonly body = null;
-  readonly bodyUsed = false;
-  /** The whole body, as the transport reads it (`directBody`). */
-  readonly #bytes: Promise<Uint8Array>;
-  #headers: Headers | undefined;
+export const ANSWER_BYTES: unique symbol = Symbol("tinker-ts.answerBytes");
+export const ANSWER_HEADERS: unique symbol = Symbol("tinker-ts.answerHeaders");
 
-  constructor(
-    readonly url: string,
-    readonly status: number,
-    readonly statusText: string,
-    /** Lower-case names to values, as the transport parsed them. */
-    readonly headerRecord: Readonly<Record<string, string>>,
-    bytes: Promise<Uint8Array>,
-  ) {
-    this.#bytes = bytes;
-    // Nobody reads a redirect hop's body: its failure (a reset, a bad encoding) must not become an
-    // unhandled rejection. Whoever awaits the body still sees it.
-    bytes.catch(() => {});
-  }
-
-  get ok(): boolean {
-    return this.status >= 200 && this.status < 300;
-  }
-
-  get headers(): Headers {
-    this.#headers ??= new Headers(this.headerRecord);
-    return this.#headers;
-  }
-
-  get [Symbol.toStringTag](): string {
-    return "Response";
-  }
-
-  /** The body's bytes: the transport's promise, shared by every reader of this answer. */
-  get directBody(): Promise<Uint8Array> {
-    return this.#bytes;
-  }
-
-  clone(): TransportAnswer {
-    return new TransportAnswer(this.url, this.status, this.statusText, this.headerRecord, this.#bytes);
-  }
-
-  async bytes(): Promise<Uint8Array> {
-    return (await this.#bytes).slice();
-  }
-
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    return (await this.bytes()).buffer as ArrayBuffer;
-  }
-
-  async text(): Promise<string> {
-    return new TextDecoder().decode(await this.#bytes);
-  }
-
-  async json(): Promise<unknown> {
-    return JSON.parse(await this.text());
-  }
-}
-
-/**
- * A runtime transport's answer (see TransportAnswer), typed as the Response that ky's `fetch` and
- * the HTTP layer pass around. `headers` must hold lower-case names; the caller has checked that a
- * Headers object would accept every value and that the status is one a Response can have.
- */
-export function transportAnswer(
-  url: string,
-  status: number,
-  statusText: string,
-  headers: Readonly<Record<string, string>>,
-  body: Promise<Uint8Array>,
-): Response {
-  return new TransportAnswer(url, status, statusText, headers, body) as unknown as Response;
+interface DirectAnswer {
+  [ANSWER_BYTES]: Promise<Uint8Array>;
+  [ANSWER_HEADERS]: Readonly<Record<string, string>>;
 }
 
 /** The body of a runtime transport's answer; undefined for any other Response. */
 export function directBody(response: Response): Promise<Uint8Array> | undefined {
-  return response instanceof TransportAnswer ? response.directBody : undefined;
+  return (response as Partial<DirectAnswer>)[ANSWER_BYTES];
 }
 
 /** One header of an answer (a lower-case name), without building a transport answer's Headers. */
 export function answerHeader(response: Response, name: string): string | null {
-  return response instanceof TransportAnswer
-    ? (response.headerRecord[name] ?? null)
-    : response.headers.get(name);
+  const record = (response as Partial<DirectAnswer>)[ANSWER_HEADERS];
+  return record ? (record[name] ?? null) : response.headers.get(name);
 }

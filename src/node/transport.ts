@@ -17,7 +17,7 @@ import zlib from "node:zlib";
 import { ValidationError } from "../core/errors.js";
 import { isHeaderName, isHeaderValue } from "../core/header-check.js";
 import type { RuntimeTransport, TransportRequest } from "../core/transport.js";
-import { transportAnswer } from "../core/transport.js";
+import { transportAnswer } from "./answer.js";
 import { exchange, type Http1Head, type Origin } from "./http1.js";
 
 /** fetch's own words for a request that got no answer; ky and the SDK recognise it. */
