@@ -3,7 +3,7 @@
  * tinker-ts exports: the training client is the class `TrainingClient`, a RestClient has every
  * method before its implementation is loaded, and their errors are the exported classes.
  */
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { NotFoundError, RestClient, TrainingClient, ValidationError } from "../src/index.js";
 import { BUILTIN_BASE_MODEL } from "../src/local/index.js";
 import { localService } from "./helpers.js";
@@ -33,5 +33,15 @@ describe("clients loaded on first use", () => {
     expect(() => rest.listSessions({ limit: 0 })).toThrow(ValidationError);
     expect(t.requests).toHaveLength(sent);
     await expect(rest.getTrainingRun("no-such-run")).rejects.toThrow(NotFoundError);
+  });
+
+  it("a RestClient's composite calls go through its own methods, as before they loaded lazily", async () => {
+    const training = await t.service.createLoraTrainingClient(BUILTIN_BASE_MODEL, { rank: 2 });
+    const saved = await training.saveState("lazy-clients-composite");
+    const rest = t.service.createRestClient();
+    const getTrainingRun = vi.spyOn(rest, "getTrainingRun");
+    const run = await rest.getTrainingRunByTinkerPath(saved.path);
+    expect(getTrainingRun).toHaveBeenCalledTimes(1);
+    expect(getTrainingRun.mock.calls[0]![0]).toBe(run.training_run_id);
   });
 });

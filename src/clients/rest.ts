@@ -220,7 +220,7 @@ export class RestClient {
   /** This client's RestCalls, created with the first call that needs one. */
   async #restCalls(): Promise<RestCalls> {
     const { RestCalls } = await loadCalls();
-    this.#calls ??= new RestCalls(this.#connection);
+    this.#calls ??= new RestCalls(this.#connection, this);
     return this.#calls;
   }
 

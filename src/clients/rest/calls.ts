@@ -92,9 +92,16 @@ const DEFAULT_TRACE_POLL_MS = 5_000;
 
 export class RestCalls {
   readonly #connection: Connection;
+  /**
+   * Whose methods the composite calls (`*FromTinkerPath`, `uploadExternalWeights`) go through: the
+   * RestClient, so that what a caller wraps or spies on there is what they call, as when these
+   * methods were the RestClient's own.
+   */
+  readonly #client: Pick<RestCalls, keyof RestCalls>;
 
-  constructor(connection: Connection) {
+  constructor(connection: Connection, client?: Pick<RestCalls, keyof RestCalls>) {
     this.#connection = connection;
+    this.#client = client ?? this;
   }
 
   // Training runs ----------------------------------------------------------------------------------
@@ -116,7 +123,7 @@ export class RestCalls {
     options: AccessScopeOptions = {},
   ): Promise<TrainingRun> {
     checkCall(this.#connection, "getTrainingRunByTinkerPath", options, ACCESS_SCOPE_OPTIONS_SHAPE);
-    return this.getTrainingRun(parseTinkerPath(tinkerPath).trainingRunId, options);
+    return this.#client.getTrainingRun(parseTinkerPath(tinkerPath).trainingRunId, options);
   }
 
   // Checkpoints ------------------------------------------------------------------------------------
@@ -155,7 +162,7 @@ export class RestCalls {
   ): Promise<CheckpointArchiveUrlResponse> {
     checkCall(this.#connection, "getCheckpointArchiveUrlFromTinkerPath", options, ARCHIVE_URL_OPTIONS_SHAPE);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    return this.getCheckpointArchiveUrl(trainingRunId, checkpointId, options);
+    return this.#client.getCheckpointArchiveUrl(trainingRunId, checkpointId, options);
   }
 
   async deleteCheckpoint(
@@ -174,7 +181,7 @@ export class RestCalls {
   async deleteCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
     checkCall(this.#connection, "deleteCheckpointFromTinkerPath", options);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    await this.deleteCheckpoint(trainingRunId, checkpointId, options);
+    await this.#client.deleteCheckpoint(trainingRunId, checkpointId, options);
   }
 
   /**
@@ -198,7 +205,7 @@ export class RestCalls {
   async publishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
     checkCall(this.#connection, "publishCheckpointFromTinkerPath", options);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    await this.publishCheckpoint(trainingRunId, checkpointId, options);
+    await this.#client.publishCheckpoint(trainingRunId, checkpointId, options);
   }
 
   /** Makes a checkpoint private again (the server answers 409 if it already is; see publish). */
@@ -218,7 +225,7 @@ export class RestCalls {
   async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: CallOptions = {}): Promise<void> {
     checkCall(this.#connection, "unpublishCheckpointFromTinkerPath", options);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    await this.unpublishCheckpoint(trainingRunId, checkpointId, options);
+    await this.#client.unpublishCheckpoint(trainingRunId, checkpointId, options);
   }
 
   /** Expires the checkpoint `ttlSeconds` from now, or never with `null`. */
@@ -244,7 +251,7 @@ export class RestCalls {
   ): Promise<void> {
     checkCall(this.#connection, "setCheckpointTtlFromTinkerPath", options);
     const { trainingRunId, checkpointId } = parseTinkerPath(tinkerPath);
-    await this.setCheckpointTtl(trainingRunId, checkpointId, ttlSeconds, options);
+    await this.#client.setCheckpointTtl(trainingRunId, checkpointId, ttlSeconds, options);
   }
 
   // External weights (PROTOCOL.md §W2, §W4) ----------------------------------------------------
@@ -332,7 +339,7 @@ export class RestCalls {
       throw new ValidationError([{ path: "files", message: "must map file names to bytes" }]);
     }
     const signal = withTimeout(options);
-    const started = await this.externalWeightsUploadStart(baseModel, loraConfig, {
+    const started = await this.#client.externalWeightsUploadStart(baseModel, loraConfig, {
       destinationProjectId: options.destinationProjectId,
       signal,
     });
@@ -358,7 +365,7 @@ export class RestCalls {
         signal,
       });
     }
-    return this.externalWeightsUploadFinish(started.upload_id, { signal });
+    return this.#client.externalWeightsUploadFinish(started.upload_id, { signal });
   }
 
   /** The base model and LoRA settings of a checkpoint; works for other users' public checkpoints. */
