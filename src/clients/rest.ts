@@ -13,12 +13,11 @@
  * from RestCalls, so no method is written twice.
  */
 
-import * as v from "valibot";
 import { NotFoundError, ValidationError } from "../core/errors.js";
 import { describeValue } from "../internal/describe.js";
 import { nextOffsetByPageSize, nextOffsetFromCursor, PagePromise } from "../lib/pagination.js";
 import { CALL_OPTION_SHAPE, optionShape } from "../lib/strict-options.js";
-import { type Endpoint, routeName } from "../wire/endpoints/define.js";
+import { type Endpoint, parseWith, routeName } from "../wire/endpoints/define.js";
 import type * as restEndpoints from "../wire/endpoints/rest.js";
 import { SEARCH_LIMIT, SearchCheckpointsBodySchema, type SearchOwner } from "../wire/endpoints/search.js";
 import type {
@@ -424,12 +423,12 @@ function searchBody(options: SearchCheckpointsOptions): Record<string, unknown> 
     base_models: listOrOmitted(options.baseModels),
     limit,
   };
-  const parsed = v.safeParse(SearchCheckpointsBodySchema, body);
-  if (!parsed.success) {
+  const parsed = parseWith(SearchCheckpointsBodySchema, body);
+  if (!parsed.ok) {
     throw new ValidationError(
-      parsed.issues.map((issue) => {
-        const [head = "", ...tail] = (v.getDotPath(issue) ?? "").split(".");
-        return { path: [SEARCH_OPTION_NAMES[head] ?? head, ...tail].join("."), message: issue.message };
+      parsed.issues.map(({ path, message }) => {
+        const [head = "", ...tail] = path.split(".");
+        return { path: [SEARCH_OPTION_NAMES[head] ?? head, ...tail].join("."), message };
       }),
     );
   }

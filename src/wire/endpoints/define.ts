@@ -141,21 +141,25 @@ export interface BodyIssue {
   message: string;
 }
 
+/** Parses `value` with `schema`: its output (defaults applied), or the issues with their dot paths. */
+export function parseWith<T>(
+  schema: v.GenericSchema<unknown, T>,
+  value: unknown,
+): { ok: true; value: T } | { ok: false; issues: BodyIssue[] } {
+  const result = v.safeParse(schema, value);
+  if (result.success) return { ok: true, value: result.output };
+  return {
+    ok: false,
+    issues: result.issues.map((issue) => ({ path: v.getDotPath(issue) ?? "", message: issue.message })),
+  };
+}
+
 /** Parses a body against an endpoint's schema: the value with defaults, or the issues. */
 export function parseBody<Body>(
   e: Endpoint<Body, unknown>,
   value: unknown,
 ): { ok: true; value: Body } | { ok: false; issues: BodyIssue[] } {
-  if (!e.body) return { ok: true, value: value as Body };
-  const result = v.safeParse(e.body, value);
-  if (result.success) return { ok: true, value: result.output };
-  return {
-    ok: false,
-    issues: result.issues.map((issue) => ({
-      path: v.getDotPath(issue) ?? "",
-      message: issue.message,
-    })),
-  };
+  return e.body ? parseWith(e.body, value) : { ok: true, value: value as Body };
 }
 
 /** Parses a query (string values on the server, numbers or strings on the client). */
@@ -163,11 +167,5 @@ export function parseQuery(
   e: Endpoint,
   value: Record<string, unknown>,
 ): { ok: true; value: Record<string, unknown> } | { ok: false; issues: BodyIssue[] } {
-  if (!e.query) return { ok: true, value };
-  const result = v.safeParse(e.query, value);
-  if (result.success) return { ok: true, value: result.output };
-  return {
-    ok: false,
-    issues: result.issues.map((issue) => ({ path: v.getDotPath(issue) ?? "", message: issue.message })),
-  };
+  return e.query ? parseWith(e.query, value) : { ok: true, value };
 }
