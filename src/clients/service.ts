@@ -151,14 +151,25 @@ export class ServiceClient {
     return this.#connection.fetchCapabilities(withTimeout(options));
   }
 
+  /**
+   * The training side (src/clients/service-training.ts), loaded on first use. The client must be
+   * open when `method` is called: that is checked at once, not after the load.
+   */
+  #trainingSide(method: string): Promise<typeof import("./service-training.js")> {
+    this.#connection.checkOpen(method);
+    return loadTraining();
+  }
+
   /** Creates a new LoRA training run on `baseModel` and returns its client. */
   async createLoraTrainingClient(
     baseModel: string,
     options: LoraTrainingOptions = {},
   ): Promise<TrainingClient> {
-    // A call made while the client is open is judged now, not after the module has loaded.
-    this.#connection.checkOpen("createLoraTrainingClient");
-    return (await loadTraining()).createLoraTrainingClient(this.#connection, baseModel, options);
+    return (await this.#trainingSide("createLoraTrainingClient")).createLoraTrainingClient(
+      this.#connection,
+      baseModel,
+      options,
+    );
   }
 
   /**
@@ -166,9 +177,12 @@ export class ServiceClient {
    * optimizer starts fresh.
    */
   async createTrainingClientFromState(path: string, options: FromStateOptions = {}): Promise<TrainingClient> {
-    // A call made while the client is open is judged now, not after the module has loaded.
-    this.#connection.checkOpen("createTrainingClientFromState");
-    return (await loadTraining()).createTrainingClientFromState(this.#connection, path, false, options);
+    return (await this.#trainingSide("createTrainingClientFromState")).createTrainingClientFromState(
+      this.#connection,
+      path,
+      false,
+      options,
+    );
   }
 
   /** A new training run with the weights and optimizer state of a checkpoint: an exact resume. */
@@ -176,9 +190,9 @@ export class ServiceClient {
     path: string,
     options: FromStateOptions = {},
   ): Promise<TrainingClient> {
-    // A call made while the client is open is judged now, not after the module has loaded.
-    this.#connection.checkOpen("createTrainingClientFromStateWithOptimizer");
-    return (await loadTraining()).createTrainingClientFromState(this.#connection, path, true, options);
+    return (
+      await this.#trainingSide("createTrainingClientFromStateWithOptimizer")
+    ).createTrainingClientFromState(this.#connection, path, true, options);
   }
 
   /** A sampler for a saved sampler checkpoint (`modelPath`) or a base model (`baseModel`). */
@@ -198,9 +212,7 @@ export class ServiceClient {
 
   /** The base model, LoRA settings and optimizer family of a checkpoint (`POST /weights_info`). */
   async getWeightsInfo(path: string, options: WeightsInfoOptions = {}): Promise<WeightsInfoResponse> {
-    // A call made while the client is open is judged now, not after the module has loaded.
-    this.#connection.checkOpen("getWeightsInfo");
-    return (await loadTraining()).getWeightsInfo(this.#connection, path, options);
+    return (await this.#trainingSide("getWeightsInfo")).getWeightsInfo(this.#connection, path, options);
   }
 
   /**
@@ -209,9 +221,7 @@ export class ServiceClient {
    * belongs to a new run that cannot be trained in place.
    */
   async copyWeights(path: string, options: CopyWeightsOptions = {}): Promise<string> {
-    // A call made while the client is open is judged now, not after the module has loaded.
-    this.#connection.checkOpen("copyWeights");
-    return (await loadTraining()).copyWeights(this.#connection, path, options);
+    return (await this.#trainingSide("copyWeights")).copyWeights(this.#connection, path, options);
   }
 
   /** This session's page in the Tinker console (the sessions list before a session exists). */
